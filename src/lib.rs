@@ -1,0 +1,1 @@
+//! winapp-operator: runs Windows workloads described by `WindowsApp` resources on hybrid clusters.
