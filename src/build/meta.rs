@@ -1,0 +1,126 @@
+//! The one place that makes child names, labels, selectors and owner references.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::api::{GROUP, VERSION};
+use crate::validate::ValidatedApp;
+
+/// Value of `app.kubernetes.io/managed-by` on every child.
+pub const MANAGER: &str = "winapp-operator";
+/// Label with the owning app's name, on every child.
+pub const APP_LABEL: &str = "winapp.dev/app";
+/// Label with the owning app's namespace, on every child (cluster-scoped ones are found by it).
+pub const NAMESPACE_LABEL: &str = "winapp.dev/namespace";
+/// Pod-template annotation holding the checksum of the config files.
+pub const CONFIG_CHECKSUM: &str = "winapp.dev/config-checksum";
+/// Name of the app's container.
+pub const CONTAINER_NAME: &str = "app";
+/// Name of the pod volume that holds the config files.
+pub const CONFIG_VOLUME: &str = "winapp-config";
+/// Labels that select the pods; the escape hatch may not change them.
+pub const SELECTOR_KEYS: &[&str] = &["app.kubernetes.io/name", "app.kubernetes.io/instance"];
+
+/// Deployment, Service and (managed) ServiceAccount names.
+pub fn workload_name(app: &ValidatedApp) -> String {
+    app.name.clone()
+}
+
+/// The ConfigMap with the config files.
+pub fn config_map_name(app: &ValidatedApp) -> String {
+    format!("{}-config", app.name)
+}
+
+/// The RoleBinding that lets the service account use the credspec.
+pub fn gmsa_role_binding_name(app: &ValidatedApp) -> String {
+    format!("{}-gmsa", app.name)
+}
+
+/// Cluster-scoped names join namespace and name with dots: neither may contain one, so two apps
+/// never share a name (a `-` join would make `a-b/c` and `a/b-c` collide).
+fn cluster_scoped(namespace: &str, name: &str, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) => format!("winapp.{namespace}.{name}.{s}"),
+        None => format!("winapp.{namespace}.{name}"),
+    }
+}
+
+/// The GMSACredentialSpec the operator generates for an app.
+pub fn generated_credspec_name(namespace: &str, name: &str) -> String {
+    cluster_scoped(namespace, name, None)
+}
+
+/// The ClusterRole that allows `use` of the app's credspec.
+pub fn gmsa_cluster_role_name(app: &ValidatedApp) -> String {
+    cluster_scoped(&app.namespace, &app.name, Some("gmsa"))
+}
+
+/// The static PersistentVolume of an SMB volume.
+pub fn persistent_volume_name(app: &ValidatedApp, volume: &str) -> String {
+    cluster_scoped(&app.namespace, &app.name, Some(volume))
+}
+
+/// The claim of a volume.
+pub fn claim_name(app: &ValidatedApp, volume: &str) -> String {
+    format!("{}-{}", app.name, volume)
+}
+
+/// The CSI volumeHandle of an SMB volume: unique across the cluster.
+pub fn smb_volume_handle(app: &ValidatedApp, volume: &str) -> String {
+    format!("winapp/{}/{}/{}", app.namespace, app.name, volume)
+}
+
+/// Where a config file is mounted: `<mountPath>\<file>`.
+pub fn config_file_path(mount_path: &str, file: &str) -> String {
+    format!("{}\\{}", mount_path.trim_end_matches('\\'), file)
+}
+
+/// Labels that select the app's pods.
+pub fn selector_labels(app: &ValidatedApp) -> BTreeMap<String, String> {
+    BTreeMap::from([(SELECTOR_KEYS[0].to_owned(), app.name.clone()), (SELECTOR_KEYS[1].to_owned(), app.name.clone())])
+}
+
+/// Labels on every child (and the pods).
+pub fn labels(app: &ValidatedApp) -> BTreeMap<String, String> {
+    let mut l = selector_labels(app);
+    l.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
+    l.insert("app.kubernetes.io/part-of".into(), app.name.clone());
+    l.insert(APP_LABEL.into(), app.name.clone());
+    l.insert(NAMESPACE_LABEL.into(), app.namespace.clone());
+    l
+}
+
+/// Label selector (`k=v,...`) that finds every child of an app, namespaced or not.
+pub fn children_selector(namespace: &str, name: &str) -> String {
+    format!("app.kubernetes.io/managed-by={MANAGER},{APP_LABEL}={name},{NAMESPACE_LABEL}={namespace}")
+}
+
+/// The controller owner reference to the app, when its UID is known.
+pub fn owner_reference(app: &ValidatedApp) -> Option<OwnerReference> {
+    app.uid.as_ref().map(|uid| OwnerReference {
+        api_version: format!("{GROUP}/{VERSION}"),
+        kind: "WindowsApp".into(),
+        name: app.name.clone(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// Metadata of a namespaced child: labels and the owner reference.
+pub fn namespaced(app: &ValidatedApp, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(app.namespace.clone()),
+        labels: Some(labels(app)),
+        owner_references: owner_reference(app).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Metadata of a cluster-scoped child: labels only (a namespaced owner cannot own it; the
+/// finalizer removes it).
+pub fn cluster(app: &ValidatedApp, name: String) -> ObjectMeta {
+    ObjectMeta { name: Some(name), labels: Some(labels(app)), ..ObjectMeta::default() }
+}

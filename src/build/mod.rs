@@ -1,0 +1,107 @@
+//! Pure builders: [`ValidatedApp`] -> [`Children`], the objects the operator applies.
+//! No client, no I/O: `render` prints exactly what the controller would apply.
+
+pub mod config;
+pub mod identity;
+pub mod meta;
+pub mod service;
+pub mod storage;
+pub mod workload;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::api::DynamicObject;
+use thiserror::Error;
+
+use crate::validate::ValidatedApp;
+
+/// Errors of the builders. Validation type-checks the inputs, so these point at a bug.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error("spec.podTemplate.spec could not be merged into the pod spec ({0}); fix the field it names")]
+    PodTemplateMerge(#[source] serde_json::Error),
+    #[error("could not serialize the {kind} {name}: {source}")]
+    Serialize { kind: &'static str, name: String, source: serde_json::Error },
+}
+
+/// Every object a `WindowsApp` asks for. Destructured without `..` wherever children are
+/// applied, pruned or reported, so adding a kind fails to compile until all three handle it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Children {
+    /// The pods' ServiceAccount, unless the app names an existing one.
+    pub service_account: Option<ServiceAccount>,
+    /// gMSA: the generated GMSACredentialSpec (cluster-scoped).
+    pub credential_spec: Option<DynamicObject>,
+    /// gMSA: a ClusterRole allowing `use` of the credspec (cluster-scoped).
+    pub gmsa_cluster_role: Option<ClusterRole>,
+    /// gMSA: binds that ClusterRole to the pods' ServiceAccount in the app's namespace.
+    pub gmsa_role_binding: Option<RoleBinding>,
+    pub config_map: Option<ConfigMap>,
+    /// Static PersistentVolumes of SMB volumes (cluster-scoped).
+    pub persistent_volumes: Vec<PersistentVolume>,
+    pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    pub service: Option<Service>,
+    pub deployment: Deployment,
+}
+
+/// Builds every child of a validated app.
+pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
+    Ok(Children {
+        service_account: identity::service_account(app),
+        credential_spec: identity::credential_spec(app),
+        gmsa_cluster_role: identity::gmsa_cluster_role(app),
+        gmsa_role_binding: identity::gmsa_role_binding(app),
+        config_map: config::config_map(app),
+        persistent_volumes: storage::persistent_volumes(app),
+        persistent_volume_claims: storage::persistent_volume_claims(app),
+        service: service::service(app),
+        deployment: workload::deployment(app)?,
+    })
+}
+
+impl Children {
+    /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
+    /// checks them when pods are created), then config and storage, the Service, and the
+    /// Deployment last so that its pods find everything they reference.
+    pub fn to_ordered_json(&self) -> Result<Vec<serde_json::Value>, BuildError> {
+        let Children {
+            service_account,
+            credential_spec,
+            gmsa_cluster_role,
+            gmsa_role_binding,
+            config_map,
+            persistent_volumes,
+            persistent_volume_claims,
+            service,
+            deployment,
+        } = self;
+        let mut out = Vec::new();
+        push(&mut out, "ServiceAccount", service_account.iter())?;
+        push(&mut out, "GMSACredentialSpec", credential_spec.iter())?;
+        push(&mut out, "ClusterRole", gmsa_cluster_role.iter())?;
+        push(&mut out, "RoleBinding", gmsa_role_binding.iter())?;
+        push(&mut out, "ConfigMap", config_map.iter())?;
+        push(&mut out, "PersistentVolume", persistent_volumes.iter())?;
+        push(&mut out, "PersistentVolumeClaim", persistent_volume_claims.iter())?;
+        push(&mut out, "Service", service.iter())?;
+        push(&mut out, "Deployment", std::iter::once(deployment))?;
+        Ok(out)
+    }
+}
+
+fn push<'a, T: serde::Serialize + kube::ResourceExt + 'a>(
+    out: &mut Vec<serde_json::Value>,
+    kind: &'static str,
+    items: impl Iterator<Item = &'a T>,
+) -> Result<(), BuildError> {
+    for item in items {
+        let value = serde_json::to_value(item).map_err(|source| BuildError::Serialize {
+            kind,
+            name: item.name_any(),
+            source,
+        })?;
+        out.push(value);
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The Deployment: pods pinned to Windows nodes, with the escape hatch merged in last.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaimVolumeSource, PodOS, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount, WindowsSecurityContextOptions,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde_json::Value;
+
+use super::{BuildError, meta, service::protocol};
+use crate::api::ImagePullPolicy;
+use crate::validate::ValidatedApp;
+
+/// Node label with the OS.
+pub const OS_LABEL: &str = "kubernetes.io/os";
+/// Node label with the Windows build.
+pub const WINDOWS_BUILD_LABEL: &str = "node.kubernetes.io/windows-build";
+
+/// The app's Deployment.
+pub fn deployment(app: &ValidatedApp) -> Result<Deployment, BuildError> {
+    Ok(Deployment {
+        metadata: meta::namespaced(app, meta::workload_name(app)),
+        spec: DeploymentSpec {
+            replicas: app.replicas,
+            selector: LabelSelector { match_labels: Some(meta::selector_labels(app)), ..LabelSelector::default() },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(app.max_surge.clone()),
+                    max_unavailable: Some(app.max_unavailable.clone()),
+                }),
+            }),
+            progress_deadline_seconds: Some(app.progress_deadline_seconds),
+            template: pod_template(app)?,
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    })
+}
+
+/// The pod template: labels, annotations (config checksum, Prometheus), and the pod spec.
+pub fn pod_template(app: &ValidatedApp) -> Result<PodTemplateSpec, BuildError> {
+    let mut labels = app.pod_labels.clone();
+    labels.extend(meta::labels(app));
+    let mut annotations = app.pod_annotations.clone();
+    if let Some(config) = &app.config {
+        annotations.insert(meta::CONFIG_CHECKSUM.into(), config.checksum.clone());
+    }
+    if let Some((port, path)) = &app.prometheus {
+        annotations.insert("prometheus.io/scrape".into(), "true".into());
+        annotations.insert("prometheus.io/port".into(), port.to_string());
+        annotations.insert("prometheus.io/path".into(), path.clone());
+    }
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(with_overrides(pod_spec(app), app.pod_spec_overrides.as_ref())?),
+    })
+}
+
+fn pod_spec(app: &ValidatedApp) -> PodSpec {
+    let placement = &app.placement;
+    let mut node_selector = placement.node_selector.clone();
+    node_selector.insert(OS_LABEL.into(), "windows".into());
+    if let Some(v) = placement.version {
+        node_selector.insert(WINDOWS_BUILD_LABEL.into(), v.build().into());
+    }
+    let mut tolerations = vec![Toleration {
+        key: Some(placement.pool_taint.key.clone()),
+        operator: Some("Equal".into()),
+        value: Some(placement.pool_taint.value.clone()),
+        effect: Some("NoSchedule".into()),
+        ..Toleration::default()
+    }];
+    tolerations.extend(placement.tolerations.iter().cloned());
+
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let Some(config) = &app.config {
+        volumes.push(Volume {
+            name: meta::CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: meta::config_map_name(app),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        // One subPath mount per file, so the rest of the directory stays the image's.
+        for file in config.files.keys() {
+            mounts.push(VolumeMount {
+                name: meta::CONFIG_VOLUME.into(),
+                mount_path: meta::config_file_path(&config.mount_path, file),
+                sub_path: Some(file.clone()),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+    }
+    for v in &app.volumes {
+        volumes.push(Volume {
+            name: v.name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: meta::claim_name(app, &v.name),
+                read_only: v.read_only.then_some(true),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: v.name.clone(),
+            mount_path: v.mount_path.clone(),
+            read_only: v.read_only.then_some(true),
+            ..VolumeMount::default()
+        });
+    }
+
+    let windows_options = match (&app.gmsa, &app.host_process_user) {
+        (None, None) => None,
+        (gmsa, host) => Some(WindowsSecurityContextOptions {
+            gmsa_credential_spec_name: gmsa.as_ref().map(|g| g.credential_spec_name.clone()),
+            host_process: host.as_ref().map(|_| true),
+            run_as_user_name: host.clone(),
+            ..WindowsSecurityContextOptions::default()
+        }),
+    };
+
+    let container = Container {
+        name: meta::CONTAINER_NAME.into(),
+        image: Some(app.image.clone()),
+        image_pull_policy: app.image_pull_policy.map(|p| {
+            match p {
+                ImagePullPolicy::Always => "Always",
+                ImagePullPolicy::IfNotPresent => "IfNotPresent",
+                ImagePullPolicy::Never => "Never",
+            }
+            .into()
+        }),
+        command: non_empty(&app.command),
+        args: non_empty(&app.args),
+        env: non_empty(&app.env),
+        env_from: non_empty(&app.env_from),
+        ports: non_empty(
+            &app.ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: Some(p.name.clone()),
+                    container_port: p.container_port,
+                    protocol: p.protocol.map(|x| protocol(x).into()),
+                    ..ContainerPort::default()
+                })
+                .collect::<Vec<_>>(),
+        ),
+        resources: app.resources.clone(),
+        liveness_probe: app.probes.liveness.clone(),
+        readiness_probe: app.probes.readiness.clone(),
+        startup_probe: app.probes.startup.clone(),
+        volume_mounts: non_empty(&mounts),
+        ..Container::default()
+    };
+
+    PodSpec {
+        os: Some(PodOS { name: "windows".into() }),
+        node_selector: Some(node_selector),
+        tolerations: Some(tolerations),
+        service_account_name: Some(app.service_account.name().to_owned()),
+        image_pull_secrets: non_empty(&app.image_pull_secrets),
+        host_network: app.host_process_user.as_ref().map(|_| true),
+        security_context: windows_options
+            .map(|w| PodSecurityContext { windows_options: Some(w), ..PodSecurityContext::default() }),
+        containers: vec![container],
+        volumes: non_empty(&volumes),
+        ..PodSpec::default()
+    }
+}
+
+fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+/// Lists merged entry by entry, keyed by the named field, rather than replaced.
+const KEYED_LISTS: &[(&str, &str)] = &[
+    ("containers", "name"),
+    ("initContainers", "name"),
+    ("volumes", "name"),
+    ("imagePullSecrets", "name"),
+    ("env", "name"),
+    ("volumeMounts", "mountPath"),
+    ("ports", "containerPort"),
+    ("tolerations", "key"),
+];
+
+/// Merges the escape hatch over the generated pod spec.
+fn with_overrides(spec: PodSpec, overrides: Option<&serde_json::Map<String, Value>>) -> Result<PodSpec, BuildError> {
+    let Some(overrides) = overrides else { return Ok(spec) };
+    let mut base = serde_json::to_value(spec).map_err(BuildError::PodTemplateMerge)?;
+    merge(&mut base, &Value::Object(overrides.clone()));
+    serde_json::from_value(base).map_err(BuildError::PodTemplateMerge)
+}
+
+/// JSON merge patch (RFC 7386: objects merge, `null` deletes, other values replace), except the
+/// [`KEYED_LISTS`], whose entries merge by key and new entries are appended.
+pub fn merge(base: &mut Value, over: &Value) {
+    let (Value::Object(b), Value::Object(o)) = (&mut *base, over) else {
+        *base = over.clone();
+        return;
+    };
+    for (k, ov) in o {
+        if ov.is_null() {
+            b.remove(k);
+            continue;
+        }
+        let key_field = KEYED_LISTS.iter().find(|(list, _)| list == k).map(|(_, key)| *key);
+        match (b.get_mut(k), key_field, ov) {
+            (Some(Value::Array(items)), Some(key), Value::Array(new_items)) => {
+                for new in new_items {
+                    let existing = new.get(key).and_then(|id| items.iter_mut().find(|i| i.get(key) == Some(id)));
+                    match existing {
+                        Some(item) => merge(item, new),
+                        None => items.push(new.clone()),
+                    }
+                }
+            }
+            (Some(bv), _, _) => merge(bv, ov),
+            (None, _, _) => {
+                b.insert(k.clone(), ov.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! `WindowsApp` -> [`ValidatedApp`]: cross-field rules, resolved defaults, typed errors.
+//!
+//! The CRD schema refuses most bad input at the API server; this step checks the same rules for
+//! offline `render`, plus the ones a schema cannot express (references between fields, mount path
+//! clashes, the pod-template escape hatch). Builders accept only a [`ValidatedApp`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, PodSpec, Probe, ResourceRequirements, TCPSocketAction, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::api::{
+    AccessMode, AppPort, CredentialSpec, ImagePullPolicy, PoolTaint, Protocol, ServiceType, TrafficPolicy, WindowsApp,
+    WindowsVersion,
+};
+use crate::build::meta;
+
+/// Defaults, in one place so that the README's API reference can quote them.
+pub mod defaults {
+    pub const REPLICAS: i32 = 1;
+    pub const MAX_SURGE: &str = "25%";
+    pub const MAX_UNAVAILABLE: i32 = 0;
+    pub const PROGRESS_DEADLINE_SECONDS: i32 = 900;
+    pub const POOL_TAINT_KEY: &str = "os";
+    pub const POOL_TAINT_VALUE: &str = "windows";
+    pub const HOST_PROCESS_USER: &str = r"NT AUTHORITY\SYSTEM";
+    pub const PROMETHEUS_PORT: i32 = 9182;
+    pub const PROMETHEUS_PATH: &str = "/metrics";
+    pub const SMB_CAPACITY: &str = "100Gi";
+    pub const PORTABLE_CCG_VERSION: &str = "1";
+    /// Name of the port that gets default probes.
+    pub const PROBED_PORT: &str = "http";
+}
+
+/// One thing wrong with a `WindowsApp`, with the field and what to do.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("metadata.namespace: missing; set the namespace of the WindowsApp")]
+    MissingNamespace,
+    #[error(
+        "metadata.name: {0:?} must be a DNS-1035 label of at most 63 characters (lower-case letters, digits, '-', starting with a letter); rename the app"
+    )]
+    InvalidName(String),
+    #[error("spec.image: empty; set the container image")]
+    EmptyImage,
+    #[error(
+        "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, none of * ? : < > | / in names)"
+    )]
+    InvalidWindowsPath { field: String, path: String },
+    #[error(
+        "spec.config.files: {0:?} is not a plain file name; use letters, digits, '.', '_' and '-' only, such as Web.config"
+    )]
+    InvalidConfigKey(String),
+    #[error("spec.config.files: empty; add at least one file or remove spec.config")]
+    NoConfigFiles,
+    #[error("spec.gmsa: set exactly one of credentialSpecName and credentialSpec")]
+    GmsaOneOf,
+    #[error("spec.gmsa: hostProcess pods run as a host account and cannot use gMSA; remove gmsa or hostProcess")]
+    GmsaWithHostProcess,
+    #[error("spec.volumes[{0}]: set exactly one of smb and claim")]
+    VolumeOneOf(String),
+    #[error("spec.volumes: the name {0:?} is used twice; volume names must be unique")]
+    DuplicateVolume(String),
+    #[error(
+        "{0}: the mount path {1:?} is used twice (paths are case-insensitive on Windows); give each mount its own path"
+    )]
+    DuplicateMountPath(String, String),
+    #[error("spec.ports: the {0} {1:?} is used twice; each container port needs its own name and number")]
+    DuplicatePort(&'static str, String),
+    #[error(
+        "spec.service.ports[{port}].targetPort: no container port is named {target:?}; name one in spec.ports or give a number"
+    )]
+    UnknownTargetPort { port: String, target: String },
+    #[error("spec.service.ports: the Service has no ports and spec.ports is empty; list the ports to expose")]
+    ServiceWithoutPorts,
+    #[error(
+        "spec.service.ports[{0}].nodePort: only NodePort and LoadBalancer Services have node ports; remove nodePort or change spec.service.type"
+    )]
+    NodePortOnClusterIp(String),
+    #[error(
+        "spec.service.externalTrafficPolicy: applies only to type LoadBalancer or NodePort; remove it or change spec.service.type"
+    )]
+    TrafficPolicyOnClusterIp,
+    #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
+    ForbiddenOverride(String),
+    #[error(
+        "spec.podTemplate.spec.hostNetwork: hostProcess requires host networking; remove hostNetwork or set it to true"
+    )]
+    HostProcessWithoutHostNetwork,
+    #[error("spec.podTemplate.metadata.labels: {0:?} is a selector label owned by the operator; remove it")]
+    SelectorLabelOverride(String),
+    #[error("spec.podTemplate.spec: not a valid pod spec fragment ({0}); fix the field it names")]
+    InvalidPodSpecOverride(String),
+    #[error("spec.serviceAccountName: {0:?} is not a valid ServiceAccount name")]
+    InvalidServiceAccountName(String),
+}
+
+/// Every problem found in one `WindowsApp`, in spec order.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+/// Which ServiceAccount the pods run as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceAccountChoice {
+    /// The operator creates and owns it.
+    Managed(String),
+    /// The user's own; the operator only references (and, for gMSA, binds) it.
+    Existing(String),
+}
+
+impl ServiceAccountChoice {
+    pub fn name(&self) -> &str {
+        match self {
+            ServiceAccountChoice::Managed(n) | ServiceAccountChoice::Existing(n) => n,
+        }
+    }
+}
+
+/// Resolved probes of the container.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResolvedProbes {
+    pub liveness: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub startup: Option<Probe>,
+}
+
+/// Resolved Windows placement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub version: Option<WindowsVersion>,
+    pub pool_taint: PoolTaint,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A resolved Service port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePort {
+    pub name: String,
+    pub port: i32,
+    pub target_port: IntOrString,
+    pub node_port: Option<i32>,
+    pub protocol: Protocol,
+}
+
+/// The resolved Service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSettings {
+    pub type_: ServiceType,
+    pub ports: Vec<ServicePort>,
+    pub external_traffic_policy: Option<TrafficPolicy>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Config files and the checksum that rolls the pods when any content changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSettings {
+    pub mount_path: String,
+    pub files: BTreeMap<String, String>,
+    pub checksum: String,
+}
+
+/// Resolved gMSA settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmsaSettings {
+    /// The GMSACredentialSpec the pods use.
+    pub credential_spec_name: String,
+    /// Set when the operator generates (and owns) that credspec.
+    pub generated: Option<CredentialSpec>,
+}
+
+/// Where a volume comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeSource {
+    Smb { source: String, secret_name: String, capacity: Quantity, mount_options: Vec<String> },
+    Claim { storage_class_name: Option<String>, size: Quantity, access_modes: Vec<AccessMode> },
+}
+
+/// A resolved volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeSettings {
+    pub name: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    pub source: VolumeSource,
+}
+
+/// A `WindowsApp` that passed validation, with every default resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedApp {
+    pub name: String,
+    pub namespace: String,
+    /// UID of the WindowsApp, when it came from the API server (owner references need it).
+    pub uid: Option<String>,
+    pub suspend: bool,
+    pub image: String,
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub env_from: Vec<EnvFromSource>,
+    /// None when an HPA owns the replica count.
+    pub replicas: Option<i32>,
+    pub resources: Option<ResourceRequirements>,
+    pub ports: Vec<AppPort>,
+    pub probes: ResolvedProbes,
+    pub max_surge: IntOrString,
+    pub max_unavailable: IntOrString,
+    pub progress_deadline_seconds: i32,
+    pub service_account: ServiceAccountChoice,
+    pub placement: Placement,
+    pub service: Option<ServiceSettings>,
+    pub config: Option<ConfigSettings>,
+    pub gmsa: Option<GmsaSettings>,
+    /// The host account, when the app runs as HostProcess.
+    pub host_process_user: Option<String>,
+    pub volumes: Vec<VolumeSettings>,
+    /// Prometheus scrape port and path.
+    pub prometheus: Option<(i32, String)>,
+    pub pod_labels: BTreeMap<String, String>,
+    pub pod_annotations: BTreeMap<String, String>,
+    /// The escape hatch, type-checked as a pod spec fragment.
+    pub pod_spec_overrides: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Pod spec fields the escape hatch may not touch.
+const FORBIDDEN_OVERRIDES: &[&str] = &["os"];
+
+/// Validates a `WindowsApp` and resolves its defaults. `default_namespace` is used when the
+/// object has none (offline render of a file without one).
+pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<ValidatedApp, ValidationErrors> {
+    let mut errors = Vec::new();
+    let spec = &app.spec;
+    let name = app.name_any();
+    if !is_dns1035_label(&name) {
+        errors.push(ValidationError::InvalidName(name.clone()));
+    }
+    let namespace = match app.namespace().or_else(|| default_namespace.map(str::to_owned)) {
+        Some(ns) => ns,
+        None => {
+            errors.push(ValidationError::MissingNamespace);
+            String::new()
+        }
+    };
+    if spec.image.trim().is_empty() {
+        errors.push(ValidationError::EmptyImage);
+    }
+
+    // Ports: names and numbers unique.
+    let mut seen_names = BTreeSet::new();
+    let mut seen_numbers = BTreeSet::new();
+    for p in &spec.ports {
+        if !seen_names.insert(p.name.clone()) {
+            errors.push(ValidationError::DuplicatePort("name", p.name.clone()));
+        }
+        if !seen_numbers.insert((p.container_port, p.protocol.unwrap_or(Protocol::Tcp) == Protocol::Udp)) {
+            errors.push(ValidationError::DuplicatePort("number", p.container_port.to_string()));
+        }
+    }
+
+    let service_account = match &spec.service_account_name {
+        Some(sa) if is_dns1123_subdomain(sa) => ServiceAccountChoice::Existing(sa.clone()),
+        Some(sa) => {
+            errors.push(ValidationError::InvalidServiceAccountName(sa.clone()));
+            ServiceAccountChoice::Existing(sa.clone())
+        }
+        None => ServiceAccountChoice::Managed(name.clone()),
+    };
+
+    let placement = Placement {
+        version: spec.windows.version,
+        pool_taint: spec.windows.toleration.clone().unwrap_or_else(|| PoolTaint {
+            key: defaults::POOL_TAINT_KEY.into(),
+            value: defaults::POOL_TAINT_VALUE.into(),
+        }),
+        node_selector: spec.windows.node_selector.clone(),
+        tolerations: spec.windows.tolerations.clone(),
+    };
+
+    let service = spec.service.as_ref().and_then(|s| resolve_service(s, &spec.ports, &mut errors));
+
+    // Mount paths: each config file and each volume, compared case-insensitively.
+    let mut mounts: BTreeMap<String, String> = BTreeMap::new();
+    let mut claim_mount = |field: String, path: &str, errors: &mut Vec<ValidationError>| {
+        if mounts.insert(path.to_ascii_lowercase(), field.clone()).is_some() {
+            errors.push(ValidationError::DuplicateMountPath(field, path.to_owned()));
+        }
+    };
+
+    let config = spec.config.as_ref().map(|c| {
+        if !is_windows_path(&c.mount_path) {
+            errors.push(ValidationError::InvalidWindowsPath {
+                field: "spec.config.mountPath".into(),
+                path: c.mount_path.clone(),
+            });
+        }
+        if c.files.is_empty() {
+            errors.push(ValidationError::NoConfigFiles);
+        }
+        for key in c.files.keys() {
+            if !is_config_key(key) {
+                errors.push(ValidationError::InvalidConfigKey(key.clone()));
+            } else {
+                claim_mount(
+                    format!("spec.config.files[{key}]"),
+                    &meta::config_file_path(&c.mount_path, key),
+                    &mut errors,
+                );
+            }
+        }
+        ConfigSettings { mount_path: c.mount_path.clone(), files: c.files.clone(), checksum: checksum(&c.files) }
+    });
+
+    let gmsa = spec.gmsa.as_ref().and_then(|g| {
+        if spec.host_process.is_some() {
+            errors.push(ValidationError::GmsaWithHostProcess);
+        }
+        match (&g.credential_spec_name, &g.credential_spec) {
+            (Some(existing), None) => Some(GmsaSettings { credential_spec_name: existing.clone(), generated: None }),
+            (None, Some(generated)) => Some(GmsaSettings {
+                credential_spec_name: meta::generated_credspec_name(&namespace, &name),
+                generated: Some(generated.clone()),
+            }),
+            _ => {
+                errors.push(ValidationError::GmsaOneOf);
+                None
+            }
+        }
+    });
+
+    let mut volume_names = BTreeSet::new();
+    let mut volumes = Vec::new();
+    for v in &spec.volumes {
+        if !volume_names.insert(v.name.clone()) {
+            errors.push(ValidationError::DuplicateVolume(v.name.clone()));
+        }
+        if is_windows_path(&v.mount_path) {
+            claim_mount(format!("spec.volumes[{}].mountPath", v.name), &v.mount_path, &mut errors);
+        } else {
+            errors.push(ValidationError::InvalidWindowsPath {
+                field: format!("spec.volumes[{}].mountPath", v.name),
+                path: v.mount_path.clone(),
+            });
+        }
+        let source = match (&v.smb, &v.claim) {
+            (Some(smb), None) => VolumeSource::Smb {
+                source: smb.source.clone(),
+                secret_name: smb.secret_ref.name.clone(),
+                capacity: smb.capacity.clone().unwrap_or_else(|| Quantity(defaults::SMB_CAPACITY.into())),
+                mount_options: smb.mount_options.clone(),
+            },
+            (None, Some(claim)) => VolumeSource::Claim {
+                storage_class_name: claim.storage_class_name.clone(),
+                size: claim.size.clone(),
+                access_modes: if claim.access_modes.is_empty() {
+                    vec![AccessMode::ReadWriteMany]
+                } else {
+                    claim.access_modes.clone()
+                },
+            },
+            _ => {
+                errors.push(ValidationError::VolumeOneOf(v.name.clone()));
+                continue;
+            }
+        };
+        volumes.push(VolumeSettings {
+            name: v.name.clone(),
+            mount_path: v.mount_path.clone(),
+            read_only: v.read_only.unwrap_or(false),
+            source,
+        });
+    }
+
+    let host_process_user = spec
+        .host_process
+        .as_ref()
+        .map(|h| h.run_as_user_name.clone().unwrap_or_else(|| defaults::HOST_PROCESS_USER.into()));
+
+    let overrides = spec.pod_template.as_ref();
+    let pod_labels = overrides.and_then(|t| t.metadata.as_ref()).map(|m| m.labels.clone()).unwrap_or_default();
+    for key in pod_labels.keys() {
+        if meta::SELECTOR_KEYS.contains(&key.as_str()) {
+            errors.push(ValidationError::SelectorLabelOverride(key.clone()));
+        }
+    }
+    let pod_annotations =
+        overrides.and_then(|t| t.metadata.as_ref()).map(|m| m.annotations.clone()).unwrap_or_default();
+    let pod_spec_overrides = overrides.and_then(|t| t.spec.clone());
+    if let Some(o) = &pod_spec_overrides {
+        check_overrides(o, host_process_user.is_some(), &mut errors);
+    }
+
+    let probes = resolve_probes(spec.probes.as_ref(), &spec.ports);
+    let rollout = spec.rollout.clone().unwrap_or_default();
+
+    if !errors.is_empty() {
+        return Err(ValidationErrors(errors));
+    }
+    Ok(ValidatedApp {
+        uid: app.metadata.uid.clone(),
+        suspend: spec.suspend.unwrap_or(false),
+        image: spec.image.clone(),
+        image_pull_policy: spec.image_pull_policy,
+        image_pull_secrets: spec.image_pull_secrets.clone(),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        env_from: spec.env_from.clone(),
+        replicas: if spec.autoscaled.unwrap_or(false) {
+            None
+        } else {
+            Some(spec.replicas.unwrap_or(defaults::REPLICAS))
+        },
+        resources: spec.resources.clone(),
+        ports: spec.ports.clone(),
+        probes,
+        max_surge: rollout.max_surge.unwrap_or_else(|| IntOrString::String(defaults::MAX_SURGE.into())),
+        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(defaults::MAX_UNAVAILABLE)),
+        progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
+        service_account,
+        placement,
+        service,
+        config,
+        gmsa,
+        host_process_user,
+        volumes,
+        prometheus: spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()).map(|p| {
+            (
+                p.port.unwrap_or(defaults::PROMETHEUS_PORT),
+                p.path.clone().unwrap_or_else(|| defaults::PROMETHEUS_PATH.into()),
+            )
+        }),
+        pod_labels,
+        pod_annotations,
+        pod_spec_overrides,
+        name,
+        namespace,
+    })
+}
+
+fn resolve_service(
+    s: &crate::api::AppService,
+    container_ports: &[AppPort],
+    errors: &mut Vec<ValidationError>,
+) -> Option<ServiceSettings> {
+    let type_ = s.type_.unwrap_or(ServiceType::ClusterIP);
+    if type_ == ServiceType::ClusterIP && s.external_traffic_policy.is_some() {
+        errors.push(ValidationError::TrafficPolicyOnClusterIp);
+    }
+    let ports: Vec<ServicePort> = if s.ports.is_empty() {
+        container_ports
+            .iter()
+            .map(|p| ServicePort {
+                name: p.name.clone(),
+                port: p.container_port,
+                target_port: IntOrString::String(p.name.clone()),
+                node_port: None,
+                protocol: p.protocol.unwrap_or(Protocol::Tcp),
+            })
+            .collect()
+    } else {
+        s.ports
+            .iter()
+            .map(|p| {
+                let target_port = match &p.target_port {
+                    Some(IntOrString::String(target)) => {
+                        if !container_ports.iter().any(|c| &c.name == target) {
+                            errors.push(ValidationError::UnknownTargetPort {
+                                port: p.name.clone(),
+                                target: target.clone(),
+                            });
+                        }
+                        IntOrString::String(target.clone())
+                    }
+                    Some(IntOrString::Int(n)) => IntOrString::Int(*n),
+                    None if container_ports.iter().any(|c| c.name == p.name) => IntOrString::String(p.name.clone()),
+                    None => IntOrString::Int(p.port),
+                };
+                if type_ == ServiceType::ClusterIP && p.node_port.is_some() {
+                    errors.push(ValidationError::NodePortOnClusterIp(p.name.clone()));
+                }
+                ServicePort {
+                    name: p.name.clone(),
+                    port: p.port,
+                    target_port,
+                    node_port: p.node_port,
+                    protocol: p.protocol.unwrap_or(Protocol::Tcp),
+                }
+            })
+            .collect()
+    };
+    if ports.is_empty() {
+        errors.push(ValidationError::ServiceWithoutPorts);
+        return None;
+    }
+    Some(ServiceSettings {
+        type_,
+        ports,
+        external_traffic_policy: s.external_traffic_policy,
+        annotations: s.annotations.clone(),
+    })
+}
+
+/// Probes as given, with Windows-friendly defaults for unset ones when a port is named `http`:
+/// TCP checks (an IIS site may answer 401 or 302 at `/`), and a startup probe that allows
+/// ten minutes, since IIS and ASP.NET Framework apps are slow to start.
+fn resolve_probes(given: Option<&crate::api::Probes>, ports: &[AppPort]) -> ResolvedProbes {
+    let given = given.cloned().unwrap_or_default();
+    let use_defaults = given.defaults.unwrap_or(true) && ports.iter().any(|p| p.name == defaults::PROBED_PORT);
+    let tcp = |period: i32, failures: i32| Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(defaults::PROBED_PORT.into()), host: None }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    ResolvedProbes {
+        liveness: given.liveness.or_else(|| use_defaults.then(|| tcp(20, 3))),
+        readiness: given.readiness.or_else(|| use_defaults.then(|| tcp(10, 3))),
+        startup: given.startup.or_else(|| use_defaults.then(|| tcp(10, 60))),
+    }
+}
+
+fn check_overrides(
+    o: &serde_json::Map<String, serde_json::Value>,
+    host_process: bool,
+    errors: &mut Vec<ValidationError>,
+) {
+    for key in FORBIDDEN_OVERRIDES {
+        if o.contains_key(*key) {
+            errors.push(ValidationError::ForbiddenOverride((*key).to_owned()));
+        }
+    }
+    if host_process && o.get("hostNetwork") == Some(&serde_json::Value::Bool(false)) {
+        errors.push(ValidationError::HostProcessWithoutHostNetwork);
+    }
+    // Type-check the fragment as a pod spec: `containers` is required there, so lend it one.
+    let mut fragment = o.clone();
+    fragment.entry("containers").or_insert_with(|| serde_json::json!([]));
+    if let Some(serde_json::Value::Array(containers)) = fragment.get_mut("containers") {
+        // Merged entries need only a name; lend the rest of the required fields.
+        for c in containers.iter_mut() {
+            if let serde_json::Value::Object(c) = c {
+                c.entry("name").or_insert_with(|| serde_json::json!(meta::CONTAINER_NAME));
+            }
+        }
+    }
+    if let Err(e) = serde_json::from_value::<PodSpec>(serde_json::Value::Object(fragment)) {
+        errors.push(ValidationError::InvalidPodSpecOverride(e.to_string()));
+    }
+}
+
+/// SHA-256 over the file names and contents, as lower-case hex.
+fn checksum(files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in files {
+        h.update((k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The rule of the CRD's metadata.name check.
+pub fn is_dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_dns1123_subdomain(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The rule of [`crate::api::WINDOWS_PATH_RULE`]: `C:\` or `C:\a\b`, no trailing backslash.
+pub fn is_windows_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    if b.len() < 3 || b.len() > 240 || !b[0].is_ascii_alphabetic() || b[1] != b':' || b[2] != b'\\' {
+        return false;
+    }
+    let rest = &p[3..];
+    rest.is_empty()
+        || rest.split('\\').all(|seg| {
+            !seg.is_empty() && !seg.chars().any(|c| matches!(c, '/' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        })
+}
+
+/// The rule of the CRD's config file name check.
+pub fn is_config_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+}
