@@ -2,6 +2,12 @@
 
 pub mod api;
 pub mod build;
+pub mod conditions;
+pub mod controller;
 pub mod crd;
+pub mod lease;
+pub mod metrics;
 pub mod render;
+pub mod run;
+pub mod server;
 pub mod validate;

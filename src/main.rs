@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use winapp_operator::controller::watch::Scope;
+use winapp_operator::run::{RunConfig, run};
 use winapp_operator::{crd, render};
 
 #[derive(Parser)]
@@ -27,6 +29,42 @@ enum Command {
     },
     /// Print the WindowsApp CustomResourceDefinition.
     Crd,
+    /// Run the operator: reconcile WindowsApps until SIGTERM.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconcile only WindowsApps matching this label selector.
+    #[arg(long)]
+    selector: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "winapp-operator")]
+    lease_name: String,
+    /// Identity in the leader election (default: pod name, or host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +81,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Render { file, namespace } => render_cmd(&file, &namespace),
+        Command::Run(args) => run_cmd(args),
     }
 }
 
@@ -72,6 +111,42 @@ fn render_cmd(file: &str, namespace: &str) -> ExitCode {
             for e in errors {
                 eprintln!("error: {file}: {e}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cmd(args: RunArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let config = RunConfig {
+        scope: Scope { namespace: args.namespace, selector: args.selector },
+        http_addr: args.http_addr,
+        leader_election: args.leader_elect,
+        lease_namespace: args.lease_namespace,
+        lease_name: args.lease_name,
+        identity,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }

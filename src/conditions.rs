@@ -1,0 +1,96 @@
+//! Condition types and reasons (the vocabulary of `status.conditions`), and the rules for
+//! updating a condition list: `lastTransitionTime` moves only when `status` flips.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// True when every child is applied and the Deployment has rolled out and is available.
+pub const READY: &str = "Ready";
+/// True while work is in progress (new generation, rollout running).
+pub const RECONCILING: &str = "Reconciling";
+/// True when the app cannot progress without a change by a person.
+pub const STALLED: &str = "Stalled";
+/// Ready Windows nodes of the requested build exist.
+pub const WINDOWS_NODES: &str = "WindowsNodesAvailable";
+/// The credspec exists and the service account may use it.
+pub const GMSA_READY: &str = "GMSAReady";
+/// Every claim is bound.
+pub const STORAGE_READY: &str = "StorageReady";
+
+/// Reasons, PascalCase, one per situation a person may need to act on.
+pub mod reason {
+    pub const AVAILABLE: &str = "Available";
+    pub const RECONCILED: &str = "Reconciled";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const ROLLING_OUT: &str = "RollingOut";
+    pub const NEW_GENERATION: &str = "NewGeneration";
+    pub const SUSPENDED: &str = "Suspended";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
+    pub const NODES_FOUND: &str = "NodesFound";
+    pub const CREDSPEC_MISSING: &str = "CredentialSpecMissing";
+    pub const CREDSPEC_CRD_MISSING: &str = "CredentialSpecCRDMissing";
+    pub const CREDSPEC_FOUND: &str = "CredentialSpecFound";
+    pub const SECRET_MISSING: &str = "SecretMissing";
+    pub const CLAIM_PENDING: &str = "ClaimPending";
+    pub const CLAIMS_BOUND: &str = "ClaimsBound";
+    pub const PROGRESS_DEADLINE: &str = "ProgressDeadlineExceeded";
+    pub const CHILD_CONFLICT: &str = "ChildConflict";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    pub const NOT_REQUESTED: &str = "NotRequested";
+    pub const UNKNOWN: &str = "Unknown";
+}
+
+/// A condition before the bookkeeping fields are filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn new(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Cond { type_, status, reason, message: message.into() }
+    }
+}
+
+/// The new condition list: `wanted` in order, keeping `lastTransitionTime` of a previous
+/// condition of the same type and status, and `now` where the status flipped or is new.
+pub fn merge(previous: &[Condition], wanted: Vec<Cond>, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    wanted
+        .into_iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let last = previous
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == status)
+                .map_or_else(|| now.clone(), |p| p.last_transition_time.clone());
+            Condition {
+                type_: c.type_.to_owned(),
+                status: status.to_owned(),
+                reason: c.reason.to_owned(),
+                message: c.message,
+                observed_generation: generation,
+                last_transition_time: last,
+            }
+        })
+        .collect()
+}
+
+/// Equal but for `lastTransitionTime`: a status patch that only moves timestamps is skipped.
+pub fn eq_ignoring_time(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.type_ == y.type_
+                && x.status == y.status
+                && x.reason == y.reason
+                && x.message == y.message
+                && x.observed_generation == y.observed_generation
+        })
+}
+
+/// The condition of a type, if present.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}

@@ -1,0 +1,69 @@
+//! Errors of the reconcile, each with a bounded `category()` for metrics and event reasons.
+
+use thiserror::Error;
+
+use crate::build::BuildError;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("applying {kind} {name} failed: {source}; the operator retries with backoff")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting {kind} {name} failed: {source}; the operator retries with backoff")]
+    Delete {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("listing {kind} for cleanup failed: {source}; the operator retries with backoff")]
+    List {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing the status of the WindowsApp failed: {0}; the operator retries with backoff")]
+    Status(#[source] kube::Error),
+    #[error("checking the Secret {name} failed: {source}")]
+    SecretCheck {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("building the children failed: {0}")]
+    Build(#[from] BuildError),
+    #[error("serializing {0} failed: {1}")]
+    Serialize(&'static str, #[source] serde_json::Error),
+    #[error("the finalizer step failed: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the WindowsApp has no namespace or name")]
+    MissingMetadata,
+}
+
+impl Error {
+    /// A bounded label for metrics and the reason of Warning events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Apply { .. } => "ApplyFailed",
+            Error::Delete { .. } => "DeleteFailed",
+            Error::List { .. } => "ListFailed",
+            Error::Status(_) => "StatusFailed",
+            Error::SecretCheck { .. } => "SecretCheckFailed",
+            Error::Build(_) => "BuildFailed",
+            Error::Serialize(..) => "SerializeFailed",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.category()
+                }
+                _ => "FinalizerFailed",
+            },
+            Error::MissingMetadata => "MissingMetadata",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,260 @@
+//! Pure: what was observed + how the apply went -> the `WindowsApp` status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::WindowsAppStatus;
+use crate::conditions::{self as c, Cond, reason};
+
+/// Ready Windows nodes that the pods may land on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeCheck {
+    /// `ltsc2022 (10.0.20348)`, or `any build`.
+    pub wanted: String,
+    /// The build label value, if pinned.
+    pub build: Option<String>,
+    pub ready_matching: usize,
+}
+
+/// Whether the gMSA credspec can be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GmsaCheck {
+    Ready { credspec: String },
+    CredSpecMissing { credspec: String },
+    CrdMissing,
+}
+
+/// One claim of the app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimCheck {
+    pub claim: String,
+    pub bound: bool,
+    /// The SMB Secret the volume references, when it does not exist.
+    pub missing_secret: Option<String>,
+}
+
+/// The Deployment as the cache holds it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeploymentCheck {
+    pub up_to_date: bool,
+    pub desired: i32,
+    pub updated: i32,
+    pub available: i32,
+    pub replicas: i32,
+    pub progress_deadline_exceeded: bool,
+}
+
+/// Everything the status is computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observations {
+    pub nodes: NodeCheck,
+    pub gmsa: Option<GmsaCheck>,
+    pub claims: Vec<ClaimCheck>,
+    /// None when the Deployment is not in the cache yet.
+    pub deployment: Option<DeploymentCheck>,
+}
+
+/// How the reconcile went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every child was applied (or already matched).
+    Applied(Observations),
+    /// `spec.suspend` is true: nothing was applied.
+    Suspended,
+    /// The spec failed validation.
+    Invalid(String),
+    /// A child with our name exists and is not ours.
+    Conflict(String),
+}
+
+/// The status for `generation` after `outcome`, keeping transition times from `previous`.
+pub fn compute(
+    generation: Option<i64>,
+    windows_build: Option<String>,
+    outcome: &Outcome,
+    previous: Option<&WindowsAppStatus>,
+    now: &Time,
+) -> WindowsAppStatus {
+    let prev_conditions: &[Condition] = previous.map_or(&[], |p| &p.conditions);
+    let (wanted, replicas, available) = match outcome {
+        Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
+        Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
+        Outcome::Suspended => {
+            let msg = "spec.suspend is true: the operator applies and deletes nothing until it is false";
+            let ready = c::find(prev_conditions, c::READY).map_or_else(
+                || Cond::new(c::READY, false, reason::SUSPENDED, msg),
+                |p| Cond::new(c::READY, p.status == "True", reason::SUSPENDED, msg),
+            );
+            (
+                vec![
+                    ready,
+                    Cond::new(c::RECONCILING, false, reason::SUSPENDED, msg),
+                    Cond::new(c::STALLED, false, reason::SUSPENDED, msg),
+                ],
+                previous.and_then(|p| p.replicas),
+                previous.and_then(|p| p.available_replicas),
+            )
+        }
+        Outcome::Applied(obs) => applied(obs),
+    };
+    WindowsAppStatus {
+        observed_generation: generation,
+        windows_build,
+        replicas,
+        available_replicas: available,
+        conditions: c::merge(prev_conditions, wanted, generation, now),
+    }
+}
+
+fn stalled(r: &'static str, msg: String) -> Vec<Cond> {
+    vec![
+        Cond::new(c::READY, false, r, msg.clone()),
+        Cond::new(c::RECONCILING, false, r, msg.clone()),
+        Cond::new(c::STALLED, true, r, msg),
+    ]
+}
+
+fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
+    let mut domain = Vec::new();
+    // Problems only a person can fix, in the order a person should fix them.
+    let mut blockers: Vec<(&'static str, String)> = Vec::new();
+
+    let n = &obs.nodes;
+    if n.ready_matching == 0 {
+        let msg = format!(
+            "no Ready Windows node with {} exists{}; add such nodes or change spec.windows.version",
+            n.wanted,
+            n.build.as_ref().map(|b| format!(" (label node.kubernetes.io/windows-build={b})")).unwrap_or_default()
+        );
+        domain.push(Cond::new(c::WINDOWS_NODES, false, reason::NO_WINDOWS_NODES, msg.clone()));
+        blockers.push((reason::NO_WINDOWS_NODES, msg));
+    } else {
+        domain.push(Cond::new(
+            c::WINDOWS_NODES,
+            true,
+            reason::NODES_FOUND,
+            format!("{} Ready Windows node(s) with {}", n.ready_matching, n.wanted),
+        ));
+    }
+
+    match &obs.gmsa {
+        None => {}
+        Some(GmsaCheck::Ready { credspec }) => domain.push(Cond::new(
+            c::GMSA_READY,
+            true,
+            reason::CREDSPEC_FOUND,
+            format!("GMSACredentialSpec {credspec} exists and the pods' service account is bound to use it"),
+        )),
+        Some(GmsaCheck::CredSpecMissing { credspec }) => {
+            let msg = format!(
+                "GMSACredentialSpec {credspec} does not exist; create it or change spec.gmsa.credentialSpecName"
+            );
+            domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_MISSING, msg.clone()));
+            blockers.push((reason::CREDSPEC_MISSING, msg));
+        }
+        Some(GmsaCheck::CrdMissing) => {
+            let msg =
+                "the GMSACredentialSpec CRD (windows.k8s.io) is not installed; install the gMSA webhook and its CRD"
+                    .to_owned();
+            domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_CRD_MISSING, msg.clone()));
+            blockers.push((reason::CREDSPEC_CRD_MISSING, msg));
+        }
+    }
+
+    let mut pending_claims = Vec::new();
+    if !obs.claims.is_empty() {
+        let mut missing: Vec<String> = obs.claims.iter().filter_map(|c| c.missing_secret.clone()).collect();
+        missing.sort();
+        missing.dedup();
+        pending_claims = obs.claims.iter().filter(|c| !c.bound).map(|c| c.claim.clone()).collect();
+        pending_claims.sort();
+        if !missing.is_empty() {
+            let msg = format!(
+                "SMB credentials Secret(s) {} not found in the app's namespace; create them (keys username and password)",
+                missing.join(", ")
+            );
+            domain.push(Cond::new(c::STORAGE_READY, false, reason::SECRET_MISSING, msg.clone()));
+            blockers.push((reason::SECRET_MISSING, msg));
+        } else if !pending_claims.is_empty() {
+            domain.push(Cond::new(
+                c::STORAGE_READY,
+                false,
+                reason::CLAIM_PENDING,
+                format!("waiting for claim(s) {} to bind", pending_claims.join(", ")),
+            ));
+        } else {
+            domain.push(Cond::new(
+                c::STORAGE_READY,
+                true,
+                reason::CLAIMS_BOUND,
+                format!("{} claim(s) bound", obs.claims.len()),
+            ));
+        }
+    }
+
+    let d = obs.deployment.clone();
+    if let Some(d) = &d
+        && d.progress_deadline_exceeded
+    {
+        blockers.push((
+            reason::PROGRESS_DEADLINE,
+            format!(
+                "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available); check the pods' events (image pull, crash, probes)",
+                d.available, d.desired
+            ),
+        ));
+    }
+
+    let mut conds = Vec::new();
+    let (replicas, available) = d.as_ref().map_or((None, None), |d| (Some(d.replicas), Some(d.available)));
+    if !blockers.is_empty() {
+        let (r, _) = blockers[0];
+        let msg = blockers.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        conds.extend(stalled(r, msg));
+    } else {
+        let waiting = match &d {
+            None => {
+                Some((reason::NEW_GENERATION, "the Deployment was applied; waiting for it to be observed".to_owned()))
+            }
+            Some(d) if !d.up_to_date => {
+                Some((reason::NEW_GENERATION, "the Deployment controller has not observed the new spec yet".to_owned()))
+            }
+            Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => Some((
+                reason::ROLLING_OUT,
+                format!(
+                    "rollout in progress: {}/{} replicas updated, {}/{} available",
+                    d.updated, d.desired, d.available, d.desired
+                ),
+            )),
+            Some(_) if !pending_claims.is_empty() => {
+                Some((reason::CLAIM_PENDING, format!("waiting for claim(s) {} to bind", pending_claims.join(", "))))
+            }
+            Some(_) => None,
+        };
+        match waiting {
+            Some((r, msg)) => {
+                conds.push(Cond::new(c::READY, false, r, msg.clone()));
+                conds.push(Cond::new(c::RECONCILING, true, r, msg));
+                conds.push(Cond::new(c::STALLED, false, reason::PROGRESSING, "making progress"));
+            }
+            None => {
+                let avail = d.as_ref().map_or(0, |d| d.available);
+                let desired = d.as_ref().map_or(0, |d| d.desired);
+                let msg = format!("{avail}/{desired} replicas available on Windows nodes with {}", n.wanted);
+                conds.push(Cond::new(c::READY, true, reason::AVAILABLE, msg));
+                conds.push(Cond::new(c::RECONCILING, false, reason::RECONCILED, "the cluster matches the spec"));
+                conds.push(Cond::new(c::STALLED, false, reason::RECONCILED, "the cluster matches the spec"));
+            }
+        }
+    }
+    conds.extend(domain);
+    (conds, replicas, available)
+}
+
+/// True when two statuses differ only in condition timestamps.
+pub fn same_ignoring_time(a: &WindowsAppStatus, b: &WindowsAppStatus) -> bool {
+    a.observed_generation == b.observed_generation
+        && a.windows_build == b.windows_build
+        && a.replicas == b.replicas
+        && a.available_replicas == b.available_replicas
+        && c::eq_ignoring_time(&a.conditions, &b.conditions)
+}

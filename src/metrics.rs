@@ -1,0 +1,117 @@
+//! Prometheus metrics (prefix `winapp`): reconciles, failures by category, reconcile duration,
+//! writes to children and status, and apps by Ready state.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::api::WindowsApp;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CategoryLabel {
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabel {
+    ready: String,
+}
+
+/// The operator's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Counter,
+    failures: Family<CategoryLabel, Counter>,
+    duration: Histogram,
+    child_writes: Family<KindLabel, Counter>,
+    status_writes: Counter,
+    apps: Family<ReadyLabel, Gauge>,
+    ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("winapp");
+        let reconciles = Counter::default();
+        let failures = Family::<CategoryLabel, Counter>::default();
+        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let child_writes = Family::<KindLabel, Counter>::default();
+        let status_writes = Counter::default();
+        let apps = Family::<ReadyLabel, Gauge>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
+        registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
+        registry.register("child_writes", "Writes (apply or delete) to child objects, by kind", child_writes.clone());
+        registry.register("status_writes", "Status patches of WindowsApps", status_writes.clone());
+        registry.register("apps", "WindowsApps by the status of their Ready condition", apps.clone());
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            child_writes,
+            status_writes,
+            apps,
+            ready_by_app: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, took: Duration) {
+        self.reconciles.inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn failed(&self, category: &'static str) {
+        self.failures.get_or_create(&CategoryLabel { category: category.to_owned() }).inc();
+    }
+
+    pub fn child_written(&self, kind: &str) {
+        self.child_writes.get_or_create(&KindLabel { kind: kind.to_owned() }).inc();
+    }
+
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    /// Records the Ready status of one app (None when the app is gone) and updates the gauge.
+    pub fn set_ready(&self, app: ObjectRef<WindowsApp>, ready: Option<String>) {
+        let Ok(mut by_app) = self.ready_by_app.lock() else { return };
+        match ready {
+            Some(r) => {
+                by_app.insert(app, r);
+            }
+            None => {
+                by_app.remove(&app);
+            }
+        }
+        let mut counts: HashMap<&str, i64> = HashMap::from([("True", 0), ("False", 0), ("Unknown", 0)]);
+        for r in by_app.values() {
+            *counts.entry(r.as_str()).or_insert(0) += 1;
+        }
+        for (ready, n) in counts {
+            self.apps.get_or_create(&ReadyLabel { ready: ready.to_owned() }).set(n);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
