@@ -60,9 +60,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         info!("shutdown requested; finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let stopped = |rx: watch::Receiver<bool>| flag_set(rx);
 
     let addr = config.http_addr;
     let server = tokio::spawn(server::serve(addr, health.clone(), stopped(stop_rx.clone())));
@@ -134,7 +132,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     }
     let (ctrl, stores) = controller::watch::controller(&client, &config.scope, credspecs_installed);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
+    let (caches_tx, caches_ready) = watch::channel(false);
     let ctx = Arc::new(Context {
+        caches_ready,
         client: client.clone(),
         stores: stores.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -143,24 +143,22 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         failures: Default::default(),
     });
 
-    // Ready once every cache has synced.
+    // Ready once every cache has synced (the controller drives the watches; reconciles wait
+    // for the caches too).
     let h = health.clone();
-    let s = stores.clone();
     tokio::spawn(async move {
-        let _ = s.deployments.wait_until_ready().await;
-        let _ = s.nodes.wait_until_ready().await;
-        let _ = s.volumes.wait_until_ready().await;
+        stores.wait_until_ready().await;
+        let _ = caches_tx.send(true);
         h.ready.store(true, Ordering::Relaxed);
         info!("caches synced");
     });
 
     let shutdown = {
-        let mut stop = stop_rx.clone();
-        let mut lost = lost_rx.clone();
+        let (stop, lost) = (stop_rx.clone(), lost_rx.clone());
         async move {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => {}
-                _ = lost.wait_for(|l| *l) => {}
+                () = flag_set(stop) => {}
+                () = flag_set(lost) => {}
             }
         }
     };
@@ -198,6 +196,13 @@ async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>, addr: Sock
         Ok(Ok(())) => Ok(()),
         Ok(Err(source)) => Err(RunError::Serve { addr, source }),
         Err(_) => Ok(()),
+    }
+}
+
+/// Resolves when the flag becomes true; never, if its sender is gone without setting it.
+async fn flag_set(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|v| *v).await.is_err() {
+        futures::future::pending::<()>().await;
     }
 }
 

@@ -51,13 +51,15 @@ pub enum ValidationError {
     #[error("spec.image: empty; set the container image")]
     EmptyImage,
     #[error(
-        "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, none of * ? : < > | / in names)"
+        "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, no . or .. segments, none of * ? : < > | / in names)"
     )]
     InvalidWindowsPath { field: String, path: String },
     #[error(
         "spec.config.files: {0:?} is not a plain file name; use letters, digits, '.', '_' and '-' only, such as Web.config"
     )]
     InvalidConfigKey(String),
+    #[error("spec.config.files: the file {0:?} is listed twice; give each file its own name")]
+    DuplicateConfigFile(String),
     #[error("spec.config.files: empty; add at least one file or remove spec.config")]
     NoConfigFiles,
     #[error("spec.gmsa: set exactly one of credentialSpecName and credentialSpec")]
@@ -94,6 +96,12 @@ pub enum ValidationError {
         "spec.podTemplate.spec.hostNetwork: hostProcess requires host networking; remove hostNetwork or set it to true"
     )]
     HostProcessWithoutHostNetwork,
+    #[error("spec.podTemplate.spec.{0}: every entry needs a name (entries merge by name); add one")]
+    UnnamedOverrideEntry(&'static str),
+    #[error(
+        "spec.volumes[{0}].name: names starting with 'winapp-' are reserved for the operator's own pod volumes; rename the volume"
+    )]
+    ReservedVolumeName(String),
     #[error("spec.podTemplate.metadata.labels: {0:?} is a selector label owned by the operator; remove it")]
     SelectorLabelOverride(String),
     #[error("spec.podTemplate.spec: not a valid pod spec fragment ({0}); fix the field it names")]
@@ -312,18 +320,21 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         if c.files.is_empty() {
             errors.push(ValidationError::NoConfigFiles);
         }
-        for key in c.files.keys() {
-            if !is_config_key(key) {
-                errors.push(ValidationError::InvalidConfigKey(key.clone()));
+        let mut files = BTreeMap::new();
+        for f in &c.files {
+            if !is_config_key(&f.name) {
+                errors.push(ValidationError::InvalidConfigKey(f.name.clone()));
+            } else if files.insert(f.name.clone(), f.content.clone()).is_some() {
+                errors.push(ValidationError::DuplicateConfigFile(f.name.clone()));
             } else {
                 claim_mount(
-                    format!("spec.config.files[{key}]"),
-                    &meta::config_file_path(&c.mount_path, key),
+                    format!("spec.config.files[{}]", f.name),
+                    &meta::config_file_path(&c.mount_path, &f.name),
                     &mut errors,
                 );
             }
         }
-        ConfigSettings { mount_path: c.mount_path.clone(), files: c.files.clone(), checksum: checksum(&c.files) }
+        ConfigSettings { mount_path: c.mount_path.clone(), checksum: checksum(&files), files }
     });
 
     let gmsa = spec.gmsa.as_ref().and_then(|g| {
@@ -346,6 +357,9 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
     let mut volume_names = BTreeSet::new();
     let mut volumes = Vec::new();
     for v in &spec.volumes {
+        if v.name.starts_with(meta::RESERVED_VOLUME_PREFIX) {
+            errors.push(ValidationError::ReservedVolumeName(v.name.clone()));
+        }
         if !volume_names.insert(v.name.clone()) {
             errors.push(ValidationError::DuplicateVolume(v.name.clone()));
         }
@@ -546,8 +560,16 @@ fn check_overrides(
             errors.push(ValidationError::ForbiddenOverride((*key).to_owned()));
         }
     }
-    if host_process && o.get("hostNetwork") == Some(&serde_json::Value::Bool(false)) {
+    if host_process && o.get("hostNetwork").is_some_and(|v| v != &serde_json::Value::Bool(true)) {
         errors.push(ValidationError::HostProcessWithoutHostNetwork);
+    }
+    // Entries of lists merged by name must name what they merge into or add.
+    for list in ["containers", "initContainers", "volumes"] {
+        if let Some(serde_json::Value::Array(items)) = o.get(list)
+            && items.iter().any(|i| i.get("name").and_then(|n| n.as_str()).is_none_or(str::is_empty))
+        {
+            errors.push(ValidationError::UnnamedOverrideEntry(list));
+        }
     }
     // Type-check the fragment as a pod spec: `containers` is required there, so lend it one.
     let mut fragment = o.clone();
@@ -596,7 +618,8 @@ fn is_dns1123_subdomain(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-/// The rule of [`crate::api::WINDOWS_PATH_RULE`]: `C:\` or `C:\a\b`, no trailing backslash.
+/// The rule of [`crate::api::WINDOWS_PATH_RULE`]: `C:\` or `C:\a\b`, no trailing backslash, no
+/// `.` or `..` segments.
 pub fn is_windows_path(p: &str) -> bool {
     let b = p.as_bytes();
     if b.len() < 3 || b.len() > 240 || !b[0].is_ascii_alphabetic() || b[1] != b':' || b[2] != b'\\' {
@@ -605,7 +628,10 @@ pub fn is_windows_path(p: &str) -> bool {
     let rest = &p[3..];
     rest.is_empty()
         || rest.split('\\').all(|seg| {
-            !seg.is_empty() && !seg.chars().any(|c| matches!(c, '/' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.chars().any(|c| matches!(c, '/' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
         })
 }
 

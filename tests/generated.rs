@@ -32,6 +32,7 @@ fn check(path: &Path, actual: &str) {
 fn committed_crd_is_current() {
     let yaml = crd::crd_yaml().expect("CRD serializes");
     check(&root().join(crd::CRD_PATH), &yaml);
+    check(&root().join("config/crd/windowsapps.winapp.dev.yaml"), &yaml);
 }
 
 fn examples() -> Vec<PathBuf> {

@@ -116,7 +116,7 @@ pub struct WindowsAppSpec {
     /// An existing ServiceAccount for the pods. Default: the operator creates one named
     /// after the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && self.size() <= 253").message("serviceAccountName must be a DNS subdomain name"))]
+    #[schemars(length(max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub service_account_name: Option<String>,
 
     /// Windows node placement.
@@ -141,7 +141,9 @@ pub struct WindowsAppSpec {
     pub host_process: Option<HostProcess>,
 
     /// Volumes: SMB shares through the smb.csi.k8s.io driver, or claims from a StorageClass.
+    /// At most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<AppVolume>,
 
@@ -349,19 +351,28 @@ pub struct AppServicePort {
 pub struct ConfigFiles {
     /// Windows directory, for example `C:\inetpub\wwwroot`.
     #[x_kube(validation = Rule::new(WINDOWS_PATH_RULE).message(WINDOWS_PATH_MESSAGE))]
+    #[schemars(length(max = 240))]
     pub mount_path: String,
-    /// File name -> content. Names are plain file names (letters, digits, '.', '_', '-').
-    #[x_kube(validation = Rule::new("self.all(k, k.size() <= 253 && k.matches('^[A-Za-z0-9_][-._A-Za-z0-9]*$'))")
-        .message("config file names must be plain file names such as Web.config (letters, digits, '.', '_', '-'; no path separators)"))]
-    #[schemars(extend("minProperties" = 1))]
-    pub files: BTreeMap<String, String>,
+    /// The files, at most 32, together under 1 MiB (the ConfigMap limit).
+    #[schemars(length(min = 1, max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub files: Vec<ConfigFile>,
+}
+
+/// One configuration file.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+pub struct ConfigFile {
+    /// A plain file name such as `Web.config`: letters, digits, '.', '_', '-', no path separators.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9_][-._A-Za-z0-9]*$"))]
+    pub name: String,
+    /// The file's content.
+    pub content: String,
 }
 
 /// CEL rule for an absolute Windows path on a drive, without characters Windows forbids.
-pub const WINDOWS_PATH_RULE: &str =
-    r#"self.size() <= 240 && self.matches('^[A-Za-z]:\\\\([^\\\\/:*?"<>|]+(\\\\[^\\\\/:*?"<>|]+)*)?$')"#;
+pub const WINDOWS_PATH_RULE: &str = r#"!self.matches('(^|\\\\)\\.\\.?(\\\\|$)') && self.matches('^[A-Za-z]:\\\\([^\\\\/:*?"<>|]+(\\\\[^\\\\/:*?"<>|]+)*)?$')"#;
 /// Message of [`WINDOWS_PATH_RULE`].
-pub const WINDOWS_PATH_MESSAGE: &str = r"must be an absolute Windows path such as C:\inetpub\wwwroot (a drive letter, backslashes, no trailing backslash, none of * ? : < > | / in names)";
+pub const WINDOWS_PATH_MESSAGE: &str = r"must be an absolute Windows path such as C:\inetpub\wwwroot (a drive letter, backslashes, no trailing backslash, no . or .. segments, none of * ? : < > | / in names)";
 
 /// gMSA identity: exactly one of `credentialSpecName` and `credentialSpec`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -444,11 +455,14 @@ pub struct HostProcess {
 #[x_kube(validation = Rule::new("has(self.smb) != has(self.claim)")
     .message("a volume needs exactly one of smb and claim"))]
 pub struct AppVolume {
-    /// Volume name, a DNS label of at most 40 characters; names the claim `<app>-<name>`.
+    /// Volume name, a DNS label of at most 40 characters not starting with `winapp-`; names the
+    /// claim `<app>.<name>`.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('winapp-')").message("volume names starting with 'winapp-' are reserved for the operator"))]
     pub name: String,
     /// Windows directory to mount at, for example `C:\data`.
     #[x_kube(validation = Rule::new(WINDOWS_PATH_RULE).message(WINDOWS_PATH_MESSAGE))]
+    #[schemars(length(max = 240))]
     pub mount_path: String,
     /// Mount read-only. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]

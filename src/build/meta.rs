@@ -17,6 +17,8 @@ pub const NAMESPACE_LABEL: &str = "winapp.dev/namespace";
 pub const CONFIG_CHECKSUM: &str = "winapp.dev/config-checksum";
 /// Name of the app's container.
 pub const CONTAINER_NAME: &str = "app";
+/// Prefix of pod volume names the operator reserves for itself.
+pub const RESERVED_VOLUME_PREFIX: &str = "winapp-";
 /// Name of the pod volume that holds the config files.
 pub const CONFIG_VOLUME: &str = "winapp-config";
 /// Labels that select the pods; the escape hatch may not change them.
@@ -61,9 +63,10 @@ pub fn persistent_volume_name(app: &ValidatedApp, volume: &str) -> String {
     cluster_scoped(&app.namespace, &app.name, Some(volume))
 }
 
-/// The claim of a volume.
+/// The claim of a volume: `<app>.<volume>`. Neither part may contain a dot, so apps `a` with
+/// volume `b-c` and `a-b` with volume `c` never share a claim.
 pub fn claim_name(app: &ValidatedApp, volume: &str) -> String {
-    format!("{}-{}", app.name, volume)
+    format!("{}.{}", app.name, volume)
 }
 
 /// The CSI volumeHandle of an SMB volume: unique across the cluster.

@@ -36,7 +36,6 @@ pub fn persistent_volumes(app: &ValidatedApp) -> Vec<PersistentVolume> {
                     capacity: Some(BTreeMap::from([("storage".to_owned(), capacity.clone())])),
                     access_modes: Some(vec![access_mode(AccessMode::ReadWriteMany)]),
                     persistent_volume_reclaim_policy: Some("Retain".into()),
-                    storage_class_name: Some(String::new()),
                     mount_options: (!mount_options.is_empty()).then(|| mount_options.clone()),
                     claim_ref: Some(ObjectReference {
                         namespace: Some(app.namespace.clone()),

@@ -51,13 +51,20 @@ fn with_hash<K: Resource + Serialize>(desired: &mut K, kind: &'static str) -> Re
     serde_json::to_value(&*desired).map_err(|e| Error::Serialize(kind, e))
 }
 
-/// True when every field of `want` is in `have` with the same value. Lists match element by
-/// element and `have` may be longer (admission may append to lists we do not own).
-pub fn is_subset(want: &Value, have: &Value) -> bool {
+/// The path of the first field of `want` that `have` lacks or holds with another value; None
+/// when `want` is a subset of `have`. Lists match element by element and `have` may be longer
+/// (admission may append to lists we do not own).
+pub fn first_difference(want: &Value, have: &Value) -> Option<String> {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
-        (Value::Array(w), Value::Array(h)) => w.len() <= h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b)),
-        (w, h) => w == h,
+        (Value::Object(w), Value::Object(h)) => w.iter().find_map(|(k, v)| match h.get(k) {
+            Some(hv) => first_difference(v, hv).map(|p| format!(".{k}{p}")),
+            None => Some(format!(".{k}")),
+        }),
+        (Value::Array(w), Value::Array(h)) if w.len() <= h.len() => {
+            w.iter().zip(h).enumerate().find_map(|(i, (a, b))| first_difference(a, b).map(|p| format!("[{i}]{p}")))
+        }
+        (w, h) if w == h => None,
+        _ => Some(String::new()),
     }
 }
 
@@ -86,8 +93,9 @@ where
             return Ok(Err(Foreign { kind, name }));
         }
         let have = serde_json::to_value(current.as_ref()).map_err(|e| Error::Serialize(kind, e))?;
-        if is_subset(&want, &have) {
-            return Ok(Ok(Applied::Unchanged));
+        match first_difference(&want, &have) {
+            None => return Ok(Ok(Applied::Unchanged)),
+            Some(path) => tracing::debug!(kind, name, path, "child differs from the desired state"),
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();

@@ -52,6 +52,25 @@ pub struct Stores {
     pub nodes: Store<Node>,
 }
 
+impl Stores {
+    /// Waits until every cache has its first full list. Call it from one task only: a store's
+    /// readiness wakes a single waiter; others should wait on [`Context::caches_ready`].
+    pub async fn wait_until_ready(&self) {
+        let _ = self.deployments.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.config_maps.wait_until_ready().await;
+        let _ = self.service_accounts.wait_until_ready().await;
+        let _ = self.role_bindings.wait_until_ready().await;
+        let _ = self.claims.wait_until_ready().await;
+        let _ = self.volumes.wait_until_ready().await;
+        let _ = self.cluster_roles.wait_until_ready().await;
+        let _ = self.nodes.wait_until_ready().await;
+        if let Some(c) = &self.credspecs {
+            let _ = c.wait_until_ready().await;
+        }
+    }
+}
+
 /// Shared state of the reconciles.
 pub struct Context {
     pub client: Client,
@@ -59,6 +78,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub credspec_resource: ApiResource,
+    /// Becomes true once every cache has synced.
+    pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per app, for exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<WindowsApp>, u32>>,
 }
@@ -71,6 +92,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Entry point of one reconcile.
 #[instrument(skip_all, fields(namespace = app.namespace().unwrap_or_default(), name = app.name_any()))]
 pub async fn reconcile(app: Arc<WindowsApp>, ctx: Arc<Context>) -> Result<Action> {
+    // A reconcile against a cache that is still filling would re-apply every child.
+    let _ = ctx.caches_ready.clone().wait_for(|r| *r).await;
     let started = Instant::now();
     let ns = app.namespace().ok_or(Error::MissingMetadata)?;
     let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), &ns);
