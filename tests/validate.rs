@@ -1,0 +1,1025 @@
+//! Unit tests of the validate step: one test per `ValidationError` variant, resolved defaults,
+//! probes, the config checksum, error aggregation and the helper predicates.
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use winapp_operator::api::{AccessMode, PoolTaint, Protocol, ServiceType, WindowsApp, WindowsAppSpec, WindowsVersion};
+use winapp_operator::validate::{
+    self, ServiceAccountChoice, ServicePort, ValidatedApp, ValidationError, ValidationErrors, VolumeSource, defaults,
+    is_config_key, is_dns1035_label, is_windows_path,
+};
+
+const NAME: &str = "web";
+const NS: &str = "shop";
+
+/// A WindowsApp `shop/web` with the given spec (YAML).
+fn app(yaml_spec: &str) -> WindowsApp {
+    let spec: WindowsAppSpec = serde_saphyr::from_str(yaml_spec).expect("spec YAML parses");
+    let mut app = WindowsApp::new(NAME, spec);
+    app.metadata.namespace = Some(NS.into());
+    app
+}
+
+fn valid(yaml_spec: &str) -> ValidatedApp {
+    validate::validate(&app(yaml_spec), None).unwrap_or_else(|e| panic!("expected a valid app, got: {e}"))
+}
+
+fn errors_of(app: &WindowsApp, default_namespace: Option<&str>) -> Vec<ValidationError> {
+    validate::validate(app, default_namespace).expect_err("expected validation errors").0
+}
+
+/// The variant's name. Exhaustive without a wildcard: adding a variant fails to compile here
+/// until a test for it is added below.
+fn variant(e: &ValidationError) -> &'static str {
+    match e {
+        ValidationError::MissingNamespace => "MissingNamespace",
+        ValidationError::InvalidName(_) => "InvalidName",
+        ValidationError::EmptyImage => "EmptyImage",
+        ValidationError::InvalidWindowsPath { .. } => "InvalidWindowsPath",
+        ValidationError::InvalidConfigKey(_) => "InvalidConfigKey",
+        ValidationError::DuplicateConfigFile(_) => "DuplicateConfigFile",
+        ValidationError::NoConfigFiles => "NoConfigFiles",
+        ValidationError::GmsaOneOf => "GmsaOneOf",
+        ValidationError::GmsaWithHostProcess => "GmsaWithHostProcess",
+        ValidationError::VolumeOneOf(_) => "VolumeOneOf",
+        ValidationError::DuplicateVolume(_) => "DuplicateVolume",
+        ValidationError::DuplicateMountPath(..) => "DuplicateMountPath",
+        ValidationError::DuplicatePort(..) => "DuplicatePort",
+        ValidationError::UnknownTargetPort { .. } => "UnknownTargetPort",
+        ValidationError::ServiceWithoutPorts => "ServiceWithoutPorts",
+        ValidationError::NodePortOnClusterIp(_) => "NodePortOnClusterIp",
+        ValidationError::TrafficPolicyOnClusterIp => "TrafficPolicyOnClusterIp",
+        ValidationError::ForbiddenOverride(_) => "ForbiddenOverride",
+        ValidationError::HostProcessWithoutHostNetwork => "HostProcessWithoutHostNetwork",
+        ValidationError::SelectorLabelOverride(_) => "SelectorLabelOverride",
+        ValidationError::InvalidPodSpecOverride(_) => "InvalidPodSpecOverride",
+        ValidationError::InvalidServiceAccountName(_) => "InvalidServiceAccountName",
+        ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
+        ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
+    }
+}
+
+/// Validates `app`, expects exactly one error of the named variant whose message starts with
+/// `field`, and returns it.
+fn only_error_of(app: &WindowsApp, expected_variant: &str, field: &str) -> ValidationError {
+    let errors = errors_of(app, None);
+    assert_eq!(errors.len(), 1, "expected exactly one error, got {errors:?}");
+    let e = errors.into_iter().next().expect("one error");
+    assert_eq!(variant(&e), expected_variant, "wrong variant: {e:?}");
+    let message = e.to_string();
+    assert!(message.starts_with(field), "message should start with {field:?}: {message}");
+    e
+}
+
+fn only_error(yaml_spec: &str, expected_variant: &str, field: &str) -> ValidationError {
+    only_error_of(&app(yaml_spec), expected_variant, field)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test per ValidationError variant.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_namespace() {
+    let mut a = app("image: iis:ltsc2022");
+    a.metadata.namespace = None;
+    let e = only_error_of(&a, "MissingNamespace", "metadata.namespace");
+    assert_eq!(e, ValidationError::MissingNamespace);
+
+    // The default namespace fills the gap; the object's own namespace wins over it.
+    let v = validate::validate(&a, Some("fallback")).expect("valid with a default namespace");
+    assert_eq!(v.namespace, "fallback");
+    let v = validate::validate(&app("image: iis:ltsc2022"), Some("fallback")).expect("valid");
+    assert_eq!(v.namespace, NS);
+}
+
+#[test]
+fn invalid_name() {
+    let mut a = app("image: iis:ltsc2022");
+    a.metadata.name = Some("Web_App".into());
+    let e = only_error_of(&a, "InvalidName", "metadata.name");
+    assert_eq!(e, ValidationError::InvalidName("Web_App".into()));
+    assert!(e.to_string().contains("\"Web_App\""), "{e}");
+
+    a.metadata.name = Some("a".repeat(64));
+    assert_eq!(only_error_of(&a, "InvalidName", "metadata.name"), ValidationError::InvalidName("a".repeat(64)));
+
+    a.metadata.name = None;
+    assert_eq!(only_error_of(&a, "InvalidName", "metadata.name"), ValidationError::InvalidName(String::new()));
+}
+
+#[test]
+fn empty_image() {
+    assert_eq!(only_error("image: ''", "EmptyImage", "spec.image"), ValidationError::EmptyImage);
+    assert_eq!(only_error("image: '   '", "EmptyImage", "spec.image"), ValidationError::EmptyImage);
+}
+
+#[test]
+fn invalid_windows_path_of_config() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: /inetpub/wwwroot
+  files: [{name: Web.config, content: "<configuration/>"}]
+"#,
+        "InvalidWindowsPath",
+        "spec.config.mountPath",
+    );
+    assert_eq!(
+        e,
+        ValidationError::InvalidWindowsPath { field: "spec.config.mountPath".into(), path: "/inetpub/wwwroot".into() }
+    );
+}
+
+#[test]
+fn invalid_windows_path_of_volume() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - name: data
+    mountPath: 'C:\data\'
+    claim: {size: 1Gi}
+"#,
+        "InvalidWindowsPath",
+        "spec.volumes[data].mountPath",
+    );
+    assert_eq!(
+        e,
+        ValidationError::InvalidWindowsPath { field: "spec.volumes[data].mountPath".into(), path: r"C:\data\".into() }
+    );
+}
+
+#[test]
+fn invalid_config_key() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: 'C:\inetpub\wwwroot'
+  files:
+    - {name: Web.config, content: "<configuration/>"}
+    - {name: 'conf\app.json', content: "{}"}
+"#,
+        "InvalidConfigKey",
+        "spec.config.files",
+    );
+    assert_eq!(e, ValidationError::InvalidConfigKey(r"conf\app.json".into()));
+}
+
+#[test]
+fn duplicate_config_file() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: 'C:\inetpub\wwwroot'
+  files:
+    - {name: Web.config, content: "<configuration/>"}
+    - {name: app.json, content: "{}"}
+    - {name: Web.config, content: "<configuration />"}
+"#,
+        "DuplicateConfigFile",
+        "spec.config.files",
+    );
+    assert_eq!(e, ValidationError::DuplicateConfigFile("Web.config".into()));
+}
+
+#[test]
+fn unnamed_override_entry() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+podTemplate:
+  spec:
+    volumes: [{emptyDir: {}}]
+"#,
+        "UnnamedOverrideEntry",
+        "spec.podTemplate.spec.volumes",
+    );
+    assert_eq!(e, ValidationError::UnnamedOverrideEntry("volumes"));
+}
+
+#[test]
+fn reserved_volume_name() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - {name: winapp-data, mountPath: 'D:\data', claim: {size: 1Gi}}
+"#,
+        "ReservedVolumeName",
+        "spec.volumes[winapp-data].name",
+    );
+    assert_eq!(e, ValidationError::ReservedVolumeName("winapp-data".into()));
+}
+
+#[test]
+fn no_config_files() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: 'C:\inetpub\wwwroot'
+  files: []
+"#,
+        "NoConfigFiles",
+        "spec.config.files",
+    );
+    assert_eq!(e, ValidationError::NoConfigFiles);
+}
+
+const CREDSPEC: &str = r#"
+      account: WebSvc
+      domain:
+        dnsName: contoso.com
+        netBiosName: CONTOSO
+        sid: S-1-5-21-1-2-3
+        guid: 244818ae-87ac-4fcd-92ec-e79e5252348a
+"#;
+
+#[test]
+fn gmsa_one_of_neither() {
+    let e = only_error("image: iis:ltsc2022\ngmsa: {}\n", "GmsaOneOf", "spec.gmsa");
+    assert_eq!(e, ValidationError::GmsaOneOf);
+}
+
+#[test]
+fn gmsa_one_of_both() {
+    let yaml = format!("image: iis:ltsc2022\ngmsa:\n  credentialSpecName: existing\n  credentialSpec:{CREDSPEC}");
+    assert_eq!(only_error(&yaml, "GmsaOneOf", "spec.gmsa"), ValidationError::GmsaOneOf);
+}
+
+#[test]
+fn gmsa_with_host_process() {
+    let e = only_error(
+        "image: agent:1\ngmsa: {credentialSpecName: existing}\nhostProcess: {}\n",
+        "GmsaWithHostProcess",
+        "spec.gmsa",
+    );
+    assert_eq!(e, ValidationError::GmsaWithHostProcess);
+}
+
+#[test]
+fn volume_one_of_neither() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - {name: data, mountPath: 'C:\data'}
+"#,
+        "VolumeOneOf",
+        "spec.volumes[data]",
+    );
+    assert_eq!(e, ValidationError::VolumeOneOf("data".into()));
+}
+
+#[test]
+fn volume_one_of_both() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - name: data
+    mountPath: 'C:\data'
+    claim: {size: 1Gi}
+    smb: {source: //server/share, secretRef: {name: creds}}
+"#,
+        "VolumeOneOf",
+        "spec.volumes[data]",
+    );
+    assert_eq!(e, ValidationError::VolumeOneOf("data".into()));
+}
+
+#[test]
+fn duplicate_volume() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - {name: data, mountPath: 'C:\data', claim: {size: 1Gi}}
+  - {name: data, mountPath: 'D:\data', claim: {size: 1Gi}}
+"#,
+        "DuplicateVolume",
+        "spec.volumes",
+    );
+    assert_eq!(e, ValidationError::DuplicateVolume("data".into()));
+}
+
+#[test]
+fn duplicate_mount_path_between_volumes_is_case_insensitive() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+volumes:
+  - {name: a, mountPath: 'C:\Data', claim: {size: 1Gi}}
+  - {name: b, mountPath: 'c:\DATA', claim: {size: 1Gi}}
+"#,
+        "DuplicateMountPath",
+        "spec.volumes[b].mountPath",
+    );
+    assert_eq!(e, ValidationError::DuplicateMountPath("spec.volumes[b].mountPath".into(), r"c:\DATA".into()));
+}
+
+#[test]
+fn duplicate_mount_path_between_config_file_and_volume() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: 'C:\app'
+  files: [{name: data, content: x}]
+volumes:
+  - {name: data, mountPath: 'C:\app\data', claim: {size: 1Gi}}
+"#,
+        "DuplicateMountPath",
+        "spec.volumes[data].mountPath",
+    );
+    assert_eq!(e, ValidationError::DuplicateMountPath("spec.volumes[data].mountPath".into(), r"C:\app\data".into()));
+}
+
+#[test]
+fn duplicate_mount_path_between_config_files_differing_in_case() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+config:
+  mountPath: 'C:\app'
+  files: [{name: Web.config, content: a}, {name: web.config, content: b}]
+"#,
+        "DuplicateMountPath",
+        "spec.config.files[web.config]",
+    );
+    assert_eq!(
+        e,
+        ValidationError::DuplicateMountPath("spec.config.files[web.config]".into(), r"C:\app\web.config".into())
+    );
+}
+
+#[test]
+fn duplicate_port_name() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+ports:
+  - {name: http, containerPort: 80}
+  - {name: http, containerPort: 8080}
+"#,
+        "DuplicatePort",
+        "spec.ports",
+    );
+    assert_eq!(e, ValidationError::DuplicatePort("name", "http".into()));
+}
+
+#[test]
+fn duplicate_port_number() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+ports:
+  - {name: http, containerPort: 80}
+  - {name: alt, containerPort: 80, protocol: TCP}
+"#,
+        "DuplicatePort",
+        "spec.ports",
+    );
+    assert_eq!(e, ValidationError::DuplicatePort("number", "80".into()));
+
+    // The same number with another protocol is a different port.
+    let v = valid(
+        r#"
+image: dns:1
+ports:
+  - {name: dns-tcp, containerPort: 53}
+  - {name: dns-udp, containerPort: 53, protocol: UDP}
+"#,
+    );
+    assert_eq!(v.ports.len(), 2);
+}
+
+#[test]
+fn unknown_target_port() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+ports: [{name: http, containerPort: 80}]
+service:
+  ports: [{name: web, port: 80, targetPort: https}]
+"#,
+        "UnknownTargetPort",
+        "spec.service.ports[web].targetPort",
+    );
+    assert_eq!(e, ValidationError::UnknownTargetPort { port: "web".into(), target: "https".into() });
+}
+
+#[test]
+fn service_without_ports() {
+    let e = only_error("image: iis:ltsc2022\nservice: {}\n", "ServiceWithoutPorts", "spec.service.ports");
+    assert_eq!(e, ValidationError::ServiceWithoutPorts);
+}
+
+#[test]
+fn node_port_on_cluster_ip() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+ports: [{name: http, containerPort: 80}]
+service:
+  ports: [{name: http, port: 80, nodePort: 30080}]
+"#,
+        "NodePortOnClusterIp",
+        "spec.service.ports[http].nodePort",
+    );
+    assert_eq!(e, ValidationError::NodePortOnClusterIp("http".into()));
+
+    // Explicit ClusterIP is the same; NodePort and LoadBalancer accept node ports.
+    let yaml = |t: &str| {
+        format!(
+            "image: iis:ltsc2022\nports: [{{name: http, containerPort: 80}}]\nservice:\n  type: {t}\n  ports: [{{name: http, port: 80, nodePort: 30080}}]\n"
+        )
+    };
+    only_error(&yaml("ClusterIP"), "NodePortOnClusterIp", "spec.service.ports[http].nodePort");
+    assert_eq!(valid(&yaml("NodePort")).service.expect("service").ports[0].node_port, Some(30080));
+    assert_eq!(valid(&yaml("LoadBalancer")).service.expect("service").ports[0].node_port, Some(30080));
+}
+
+#[test]
+fn traffic_policy_on_cluster_ip() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+ports: [{name: http, containerPort: 80}]
+service: {externalTrafficPolicy: Local}
+"#,
+        "TrafficPolicyOnClusterIp",
+        "spec.service.externalTrafficPolicy",
+    );
+    assert_eq!(e, ValidationError::TrafficPolicyOnClusterIp);
+}
+
+#[test]
+fn forbidden_override() {
+    let e = only_error(
+        "image: iis:ltsc2022\npodTemplate:\n  spec:\n    os: {name: linux}\n",
+        "ForbiddenOverride",
+        "spec.podTemplate.spec.os",
+    );
+    assert_eq!(e, ValidationError::ForbiddenOverride("os".into()));
+    // Deleting it with null is overriding it too.
+    let e = only_error(
+        "image: iis:ltsc2022\npodTemplate:\n  spec:\n    os: null\n",
+        "ForbiddenOverride",
+        "spec.podTemplate.spec.os",
+    );
+    assert_eq!(e, ValidationError::ForbiddenOverride("os".into()));
+}
+
+#[test]
+fn host_process_without_host_network() {
+    let e = only_error(
+        "image: agent:1\nhostProcess: {}\npodTemplate:\n  spec:\n    hostNetwork: false\n",
+        "HostProcessWithoutHostNetwork",
+        "spec.podTemplate.spec.hostNetwork",
+    );
+    assert_eq!(e, ValidationError::HostProcessWithoutHostNetwork);
+    // Without hostProcess, hostNetwork false is allowed.
+    valid("image: agent:1\npodTemplate:\n  spec:\n    hostNetwork: false\n");
+}
+
+#[test]
+fn selector_label_override() {
+    let e = only_error(
+        r#"
+image: iis:ltsc2022
+podTemplate:
+  metadata:
+    labels: {app.kubernetes.io/instance: other, team: payments}
+"#,
+        "SelectorLabelOverride",
+        "spec.podTemplate.metadata.labels",
+    );
+    assert_eq!(e, ValidationError::SelectorLabelOverride("app.kubernetes.io/instance".into()));
+    let e = only_error(
+        "image: iis:ltsc2022\npodTemplate:\n  metadata:\n    labels: {app.kubernetes.io/name: other}\n",
+        "SelectorLabelOverride",
+        "spec.podTemplate.metadata.labels",
+    );
+    assert_eq!(e, ValidationError::SelectorLabelOverride("app.kubernetes.io/name".into()));
+}
+
+#[test]
+fn invalid_pod_spec_override() {
+    let e = only_error(
+        "image: iis:ltsc2022\npodTemplate:\n  spec:\n    terminationGracePeriodSeconds: soon\n",
+        "InvalidPodSpecOverride",
+        "spec.podTemplate.spec",
+    );
+    let ValidationError::InvalidPodSpecOverride(detail) = e else { unreachable!("variant checked above") };
+    assert!(!detail.is_empty());
+
+    // A sidecar that is not a container object is refused too.
+    only_error(
+        "image: iis:ltsc2022\npodTemplate:\n  spec:\n    containers: [{name: sidecar, ports: 80}]\n",
+        "InvalidPodSpecOverride",
+        "spec.podTemplate.spec",
+    );
+}
+
+#[test]
+fn invalid_service_account_name() {
+    let e = only_error(
+        "image: iis:ltsc2022\nserviceAccountName: Web_Runner\n",
+        "InvalidServiceAccountName",
+        "spec.serviceAccountName",
+    );
+    assert_eq!(e, ValidationError::InvalidServiceAccountName("Web_Runner".into()));
+    only_error("image: x\nserviceAccountName: runner-\n", "InvalidServiceAccountName", "spec.serviceAccountName");
+    only_error("image: x\nserviceAccountName: ''\n", "InvalidServiceAccountName", "spec.serviceAccountName");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid apps and resolved defaults.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn minimal_app_is_valid() {
+    let v = valid("image: mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022");
+    assert_eq!(v.name, NAME);
+    assert_eq!(v.namespace, NS);
+    assert_eq!(v.uid, None);
+    assert!(!v.suspend);
+    assert_eq!(v.image, "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022");
+    assert_eq!(v.service_account, ServiceAccountChoice::Managed(NAME.into()));
+    assert_eq!(v.service_account.name(), NAME);
+    assert_eq!(v.service, None);
+    assert_eq!(v.config, None);
+    assert_eq!(v.gmsa, None);
+    assert_eq!(v.host_process_user, None);
+    assert_eq!(v.prometheus, None);
+    assert!(v.volumes.is_empty());
+    assert_eq!(v.placement.version, None);
+    assert!(v.placement.node_selector.is_empty());
+    assert!(v.placement.tolerations.is_empty());
+    assert_eq!(v.pod_spec_overrides, None);
+}
+
+#[test]
+fn uid_and_suspend_are_carried() {
+    let mut a = app("image: x\nsuspend: true\n");
+    a.metadata.uid = Some("0b5c6f1e-uid".into());
+    let v = validate::validate(&a, None).expect("valid");
+    assert_eq!(v.uid.as_deref(), Some("0b5c6f1e-uid"));
+    assert!(v.suspend);
+}
+
+#[test]
+fn defaults_are_resolved() {
+    let v = valid(
+        r#"
+image: agent:1
+hostProcess: {}
+monitoring: {prometheus: {}}
+volumes:
+  - name: share
+    mountPath: 'D:\share'
+    smb: {source: //server/share, secretRef: {name: creds}}
+  - name: files
+    mountPath: 'D:\files'
+    claim: {size: 5Gi}
+"#,
+    );
+    assert_eq!(v.replicas, Some(1));
+    assert_eq!(v.replicas, Some(defaults::REPLICAS));
+    assert_eq!(v.max_surge, IntOrString::String("25%".into()));
+    assert_eq!(v.max_unavailable, IntOrString::Int(0));
+    assert_eq!(v.progress_deadline_seconds, 900);
+    assert_eq!(v.placement.pool_taint, PoolTaint { key: "os".into(), value: "windows".into() });
+    assert_eq!(v.host_process_user.as_deref(), Some(r"NT AUTHORITY\SYSTEM"));
+    assert_eq!(v.prometheus, Some((9182, "/metrics".into())));
+    assert_eq!(v.volumes.len(), 2);
+    assert!(!v.volumes[0].read_only);
+    match &v.volumes[0].source {
+        VolumeSource::Smb { source, secret_name, capacity, mount_options } => {
+            assert_eq!(source, "//server/share");
+            assert_eq!(secret_name, "creds");
+            assert_eq!(capacity, &Quantity("100Gi".into()));
+            assert!(mount_options.is_empty());
+        }
+        other => panic!("expected an SMB volume, got {other:?}"),
+    }
+    match &v.volumes[1].source {
+        VolumeSource::Claim { storage_class_name, size, access_modes } => {
+            assert_eq!(storage_class_name, &None);
+            assert_eq!(size, &Quantity("5Gi".into()));
+            assert_eq!(access_modes, &vec![AccessMode::ReadWriteMany]);
+        }
+        other => panic!("expected a claim volume, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_values_replace_defaults() {
+    let v = valid(
+        r#"
+image: agent:1
+replicas: 3
+rollout: {maxSurge: 1, maxUnavailable: "10%", progressDeadlineSeconds: 1800}
+windows:
+  version: ltsc2025
+  toleration: {key: pool, value: win}
+hostProcess: {runAsUserName: 'NT AUTHORITY\LOCAL SERVICE'}
+monitoring: {prometheus: {port: 9100, path: /stats}}
+serviceAccountName: runner
+volumes:
+  - name: share
+    mountPath: 'D:\share'
+    readOnly: true
+    smb: {source: //server/share, secretRef: {name: creds}, capacity: 2Ti, mountOptions: [vers=3.0]}
+  - name: files
+    mountPath: 'D:\files'
+    claim: {size: 5Gi, storageClassName: azurefile, accessModes: [ReadWriteOnce, ReadOnlyMany]}
+"#,
+    );
+    assert_eq!(v.replicas, Some(3));
+    assert_eq!(v.max_surge, IntOrString::Int(1));
+    assert_eq!(v.max_unavailable, IntOrString::String("10%".into()));
+    assert_eq!(v.progress_deadline_seconds, 1800);
+    assert_eq!(v.placement.version, Some(WindowsVersion::Ltsc2025));
+    assert_eq!(v.placement.pool_taint, PoolTaint { key: "pool".into(), value: "win".into() });
+    assert_eq!(v.host_process_user.as_deref(), Some(r"NT AUTHORITY\LOCAL SERVICE"));
+    assert_eq!(v.prometheus, Some((9100, "/stats".into())));
+    assert_eq!(v.service_account, ServiceAccountChoice::Existing("runner".into()));
+    assert!(v.volumes[0].read_only);
+    assert_eq!(
+        v.volumes[0].source,
+        VolumeSource::Smb {
+            source: "//server/share".into(),
+            secret_name: "creds".into(),
+            capacity: Quantity("2Ti".into()),
+            mount_options: vec!["vers=3.0".into()],
+        }
+    );
+    assert_eq!(
+        v.volumes[1].source,
+        VolumeSource::Claim {
+            storage_class_name: Some("azurefile".into()),
+            size: Quantity("5Gi".into()),
+            access_modes: vec![AccessMode::ReadWriteOnce, AccessMode::ReadOnlyMany],
+        }
+    );
+}
+
+#[test]
+fn autoscaled_leaves_replicas_to_the_hpa() {
+    assert_eq!(valid("image: x\nautoscaled: true\n").replicas, None);
+    assert_eq!(valid("image: x\nautoscaled: true\nreplicas: 4\n").replicas, None);
+    assert_eq!(valid("image: x\nautoscaled: false\nreplicas: 4\n").replicas, Some(4));
+    assert_eq!(valid("image: x\nreplicas: 0\n").replicas, Some(0));
+}
+
+#[test]
+fn gmsa_generated_and_existing() {
+    let v = valid(&format!("image: x\ngmsa:\n  credentialSpec:{CREDSPEC}"));
+    let g = v.gmsa.expect("gmsa");
+    assert_eq!(g.credential_spec_name, "winapp.shop.web");
+    let generated = g.generated.expect("generated credspec");
+    assert_eq!(generated.account, "WebSvc");
+    assert_eq!(generated.domain.net_bios_name, "CONTOSO");
+
+    let v = valid("image: x\ngmsa: {credentialSpecName: webapp1}\n");
+    let g = v.gmsa.expect("gmsa");
+    assert_eq!(g.credential_spec_name, "webapp1");
+    assert_eq!(g.generated, None);
+}
+
+#[test]
+fn service_ports_are_resolved() {
+    let v = valid(
+        r#"
+image: x
+ports:
+  - {name: http, containerPort: 80}
+  - {name: syslog, containerPort: 514, protocol: UDP}
+service: {}
+"#,
+    );
+    let s = v.service.expect("service");
+    assert_eq!(s.type_, ServiceType::ClusterIP);
+    assert_eq!(
+        s.ports,
+        vec![
+            ServicePort {
+                name: "http".into(),
+                port: 80,
+                target_port: IntOrString::String("http".into()),
+                node_port: None,
+                protocol: Protocol::Tcp,
+            },
+            ServicePort {
+                name: "syslog".into(),
+                port: 514,
+                target_port: IntOrString::String("syslog".into()),
+                node_port: None,
+                protocol: Protocol::Udp,
+            },
+        ]
+    );
+
+    let v = valid(
+        r#"
+image: x
+ports: [{name: http, containerPort: 8080}]
+service:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  ports:
+    - {name: http, port: 80}
+    - {name: admin, port: 9000}
+    - {name: alt, port: 81, targetPort: 8081}
+    - {name: named, port: 82, targetPort: http}
+"#,
+    );
+    let s = v.service.expect("service");
+    assert_eq!(s.type_, ServiceType::LoadBalancer);
+    let targets: Vec<_> = s.ports.iter().map(|p| p.target_port.clone()).collect();
+    assert_eq!(
+        targets,
+        vec![
+            IntOrString::String("http".into()),
+            IntOrString::Int(9000),
+            IntOrString::Int(8081),
+            IntOrString::String("http".into()),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probes.
+// ---------------------------------------------------------------------------------------------
+
+fn tcp_port(p: &k8s_openapi::api::core::v1::Probe) -> IntOrString {
+    p.tcp_socket.as_ref().expect("a TCP probe").port.clone()
+}
+
+#[test]
+fn default_probes_when_a_port_is_named_http() {
+    let v = valid("image: x\nports: [{name: http, containerPort: 80}]\n");
+    let liveness = v.probes.liveness.expect("default liveness probe");
+    let readiness = v.probes.readiness.expect("default readiness probe");
+    let startup = v.probes.startup.expect("default startup probe");
+    for p in [&liveness, &readiness, &startup] {
+        assert_eq!(tcp_port(p), IntOrString::String("http".into()));
+        assert_eq!(p.http_get, None);
+        assert_eq!(p.timeout_seconds, Some(5));
+    }
+    assert_eq!((liveness.period_seconds, liveness.failure_threshold), (Some(20), Some(3)));
+    assert_eq!((readiness.period_seconds, readiness.failure_threshold), (Some(10), Some(3)));
+    // Ten minutes for IIS to start.
+    assert_eq!((startup.period_seconds, startup.failure_threshold), (Some(10), Some(60)));
+}
+
+#[test]
+fn no_default_probes_without_an_http_port() {
+    let v = valid("image: x\nports: [{name: web, containerPort: 80}]\n");
+    assert_eq!((v.probes.liveness, v.probes.readiness, v.probes.startup), (None, None, None));
+    let v = valid("image: x\n");
+    assert_eq!((v.probes.liveness, v.probes.readiness, v.probes.startup), (None, None, None));
+}
+
+#[test]
+fn no_default_probes_when_defaults_false() {
+    let v = valid("image: x\nports: [{name: http, containerPort: 80}]\nprobes: {defaults: false}\n");
+    assert_eq!((v.probes.liveness, v.probes.readiness, v.probes.startup), (None, None, None));
+}
+
+#[test]
+fn given_probes_are_kept() {
+    let v = valid(
+        r#"
+image: x
+ports: [{name: http, containerPort: 80}]
+probes:
+  liveness:
+    httpGet: {path: /healthz, port: 80}
+    periodSeconds: 7
+"#,
+    );
+    let liveness = v.probes.liveness.expect("liveness");
+    assert_eq!(liveness.http_get.as_ref().map(|h| h.path.as_deref()), Some(Some("/healthz")));
+    assert_eq!(liveness.period_seconds, Some(7));
+    assert_eq!(liveness.tcp_socket, None);
+    // The unset ones still get defaults.
+    assert_eq!(tcp_port(&v.probes.readiness.expect("readiness")), IntOrString::String("http".into()));
+    assert_eq!(v.probes.startup.expect("startup").failure_threshold, Some(60));
+
+    // defaults: false keeps the given ones and adds nothing.
+    let v = valid(
+        r#"
+image: x
+ports: [{name: http, containerPort: 80}]
+probes:
+  defaults: false
+  readiness: {tcpSocket: {port: 8080}}
+"#,
+    );
+    assert_eq!(v.probes.liveness, None);
+    assert_eq!(v.probes.startup, None);
+    assert_eq!(tcp_port(&v.probes.readiness.expect("readiness")), IntOrString::Int(8080));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config checksum.
+// ---------------------------------------------------------------------------------------------
+
+/// `config.files` as YAML: a flow list of `{name, content}` (JSON strings are YAML scalars).
+fn files_yaml(files: &[(&str, &str)]) -> String {
+    let q = |s: &str| serde_json::to_string(s).expect("string serializes");
+    let items: Vec<String> =
+        files.iter().map(|(name, content)| format!("{{name: {}, content: {}}}", q(name), q(content))).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn checksum(files: &[(&str, &str)]) -> String {
+    let files_yaml = files_yaml(files);
+    valid(&format!("image: x\nconfig:\n  mountPath: 'C:\\inetpub\\wwwroot'\n  files: {files_yaml}\n"))
+        .config
+        .expect("config")
+        .checksum
+}
+
+#[test]
+fn config_checksum_tracks_content() {
+    let base = checksum(&[("Web.config", "<configuration/>"), ("app.json", "{}")]);
+    assert_eq!(base.len(), 64, "SHA-256 hex: {base}");
+    assert!(base.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{base}");
+    // Stable: the same files (listed in another order) give the same checksum.
+    assert_eq!(base, checksum(&[("Web.config", "<configuration/>"), ("app.json", "{}")]));
+    assert_eq!(base, checksum(&[("app.json", "{}"), ("Web.config", "<configuration/>")]));
+    // Any content change, rename, or added file changes it.
+    assert_ne!(base, checksum(&[("Web.config", "<configuration />"), ("app.json", "{}")]));
+    assert_ne!(base, checksum(&[("Web.config", "<configuration/>"), ("app.json", "{ }")]));
+    assert_ne!(base, checksum(&[("web.config", "<configuration/>"), ("app.json", "{}")]));
+    assert_ne!(base, checksum(&[("Web.config", "<configuration/>"), ("app.json", "{}"), ("x.txt", "")]));
+    // Moving bytes between name and content is a change too.
+    assert_ne!(checksum(&[("ab", "c")]), checksum(&[("a", "bc")]));
+}
+
+#[test]
+fn config_settings_are_carried() {
+    let v = valid("image: x\nconfig:\n  mountPath: 'C:\\app'\n  files: [{name: Web.config, content: \"<c/>\"}]\n");
+    let c = v.config.expect("config");
+    assert_eq!(c.mount_path, r"C:\app");
+    assert_eq!(c.files.get("Web.config").map(String::as_str), Some("<c/>"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several errors at once.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_error_is_reported_in_spec_order() {
+    let mut a = app(r#"
+image: ''
+ports:
+  - {name: http, containerPort: 80}
+  - {name: http, containerPort: 81}
+serviceAccountName: Bad_Name
+config:
+  mountPath: 'C:\app'
+  files: [{name: 'a/b', content: x}]
+gmsa: {}
+volumes:
+  - {name: data, mountPath: 'data'}
+podTemplate:
+  metadata:
+    labels: {app.kubernetes.io/name: x}
+  spec:
+    os: {name: windows}
+"#);
+    a.metadata.namespace = None;
+    let errors = errors_of(&a, None);
+    assert_eq!(
+        errors,
+        vec![
+            ValidationError::MissingNamespace,
+            ValidationError::EmptyImage,
+            ValidationError::DuplicatePort("name", "http".into()),
+            ValidationError::InvalidServiceAccountName("Bad_Name".into()),
+            ValidationError::InvalidConfigKey("a/b".into()),
+            ValidationError::GmsaOneOf,
+            ValidationError::InvalidWindowsPath { field: "spec.volumes[data].mountPath".into(), path: "data".into() },
+            ValidationError::VolumeOneOf("data".into()),
+            ValidationError::SelectorLabelOverride("app.kubernetes.io/name".into()),
+            ValidationError::ForbiddenOverride("os".into()),
+        ]
+    );
+    let message = ValidationErrors(errors.clone()).to_string();
+    let joined: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(message, joined.join("; "));
+    assert!(message.starts_with("metadata.namespace: missing"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helper predicates.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn windows_paths() {
+    let long_ok = format!(r"C:\{}", "a".repeat(237));
+    let too_long = format!(r"C:\{}", "a".repeat(238));
+    assert_eq!(long_ok.len(), 240);
+    let cases: &[(&str, bool)] = &[
+        (r"C:\", true),
+        (r"C:\inetpub\wwwroot", true),
+        (r"c:\data", true),
+        (r"D:\shared", true),
+        (r"C:\Program Files\My App", true),
+        (r"C:\app\Web.config", true),
+        // `.` and `..` segments would let two spellings name one directory.
+        (r"C:\..", false),
+        (r"C:\app\..\data", false),
+        (r"C:\app\.\data", false),
+        (r"C:\app\.hidden", true),
+        (&long_ok, true),
+        (&too_long, false),
+        ("", false),
+        ("C", false),
+        ("C:", false),
+        (r"C:inetpub", false),
+        (r"C:\inetpub\", false),
+        (r"C:\inetpub\wwwroot\", false),
+        (r"C:\\", false),
+        (r"C:\a\\b", false),
+        ("C:/inetpub", false),
+        ("C:/", false),
+        (r"C:\inetpub/wwwroot", false),
+        ("/var/www", false),
+        (r"\inetpub", false),
+        (r"\\server\share", false),
+        (r"1:\data", false),
+        (r"CC:\data", false),
+        (r"C:\a:b", false),
+        (r"C:\a*b", false),
+        (r"C:\a?b", false),
+        (r#"C:\a"b"#, false),
+        (r"C:\a<b", false),
+        (r"C:\a>b", false),
+        (r"C:\a|b", false),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(is_windows_path(path), *expected, "is_windows_path({path:?})");
+    }
+}
+
+#[test]
+fn config_keys() {
+    let cases: &[(&str, bool)] = &[
+        ("Web.config", true),
+        ("appsettings.Production.json", true),
+        ("_secret", true),
+        ("a-b_c.d", true),
+        ("1.txt", true),
+        ("a..b", true),
+        (&"a".repeat(253), true),
+        (&"a".repeat(254), false),
+        ("", false),
+        (".hidden", false),
+        ("..", false),
+        ("-x", false),
+        ("a/b", false),
+        (r"a\b", false),
+        ("../Web.config", false),
+        ("a b", false),
+        ("a:b", false),
+        ("Wéb.config", false),
+    ];
+    for (key, expected) in cases {
+        assert_eq!(is_config_key(key), *expected, "is_config_key({key:?})");
+    }
+}
+
+#[test]
+fn dns1035_labels() {
+    let cases: &[(&str, bool)] = &[
+        ("web", true),
+        ("a", true),
+        ("web-1", true),
+        ("a-b-c", true),
+        ("a--b", true),
+        (&"a".repeat(63), true),
+        (&"a".repeat(64), false),
+        ("", false),
+        ("1web", false),
+        ("Web", false),
+        ("weB", false),
+        ("web-", false),
+        ("-web", false),
+        ("web.app", false),
+        ("web_app", false),
+        ("web app", false),
+    ];
+    for (label, expected) in cases {
+        assert_eq!(is_dns1035_label(label), *expected, "is_dns1035_label({label:?})");
+    }
+}
