@@ -59,6 +59,9 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Shut down when the parent process exits (for tests and scripts that start the operator).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -135,6 +138,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         lease_namespace: args.lease_namespace,
         lease_name: args.lease_name,
         identity,
+        exit_with_parent: args.exit_with_parent,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

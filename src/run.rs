@@ -30,6 +30,8 @@ pub struct RunConfig {
     pub lease_namespace: String,
     pub lease_name: String,
     pub identity: String,
+    /// Shut down gracefully once the parent process is gone.
+    pub exit_with_parent: bool,
 }
 
 /// Why the operator stopped.
@@ -55,8 +57,12 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let health = Arc::new(Health { metrics: metrics.clone(), ready: false.into() });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let exit_with_parent = config.exit_with_parent;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = parent_gone(exit_with_parent) => info!("parent process exited"),
+        }
         info!("shutdown requested; finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
@@ -204,6 +210,22 @@ async fn flag_set(mut rx: watch::Receiver<bool>) {
     if rx.wait_for(|v| *v).await.is_err() {
         futures::future::pending::<()>().await;
     }
+}
+
+/// Resolves when the parent process has exited (the process is re-parented); never when
+/// `enabled` is false or on platforms without parent ids.
+async fn parent_gone(enabled: bool) {
+    #[cfg(unix)]
+    if enabled {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    }
+    futures::future::pending::<()>().await;
 }
 
 async fn shutdown_signal() {

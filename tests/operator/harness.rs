@@ -1,0 +1,199 @@
+//! Starts the operator as a real process under the RBAC that `config/rbac` ships (a token of
+//! the winapp-system/winapp-operator ServiceAccount, not admin), and helpers around it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+/// Label that sends a test's WindowsApps to a dedicated operator instead of the shared one.
+pub const GROUP_LABEL: &str = "winapp.dev/test-group";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs kubectl (the matching v1.37 client that `scripts/dev-cluster env` puts first on PATH).
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("kubectl {}: {}{}", args.join(" "), stdout, String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    kubectl(args, stdin).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Installs the CRDs and the operator's RBAC (once per test process) and writes a kubeconfig
+/// that authenticates as the operator's ServiceAccount.
+pub fn setup() -> &'static Path {
+    static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
+    KUBECONFIG.get_or_init(|| {
+        let root = repo();
+        kubectl_ok(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None);
+        let gmsa_crd = root.join("../shared/third-party/gmsacredentialspecs.windows.k8s.io.yaml");
+        kubectl_ok(&["apply", "--server-side", "-f", &gmsa_crd.to_string_lossy()], None);
+        kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/windowsapps.winapp.dev",
+                "crd/gmsacredentialspecs.windows.k8s.io",
+            ],
+            None,
+        );
+        let _ = kubectl(&["create", "namespace", "winapp-system"], None);
+        kubectl_ok(&["apply", "--server-side", "-k", &root.join("config/rbac").to_string_lossy()], None);
+        let token = kubectl_ok(&["create", "token", "winapp-operator", "-n", "winapp-system", "--duration=3h"], None);
+        let admin = kubectl_ok(&["config", "view", "--raw", "--minify", "-o", "json"], None);
+        let admin: serde_json::Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
+        let cluster = admin["clusters"][0]["cluster"].clone();
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "dev", "cluster": cluster}],
+            "users": [{"name": "winapp-operator", "user": {"token": token.trim()}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "dev", "user": "winapp-operator"}}],
+            "current-context": "operator",
+        });
+        let dir = root.join("target/test-operator");
+        std::fs::create_dir_all(&dir).expect("create target/test-operator");
+        let path = dir.join(format!("kubeconfig-{}", std::process::id()));
+        std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("write kubeconfig");
+        path
+    })
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One operator process.
+pub struct Operator {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `winapp-operator run` with the operator's own credentials.
+    pub fn start(name: &str, lease: &str, selector: &str) -> Operator {
+        let kubeconfig = setup();
+        let port = free_port();
+        let log = repo().join("target/test-operator").join(format!("{name}-{}-{port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("create operator log");
+        let err = file.try_clone().expect("clone log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_winapp-operator"))
+            .args(["run", "--exit-with-parent", "--lease-namespace", "winapp-system", "--lease-name", lease])
+            .args(["--selector", selector, "--http-addr", &format!("127.0.0.1:{port}"), "--identity", name])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,winapp_operator=debug")
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("start the operator");
+        Operator { child: Some(child), port, log }
+    }
+
+    /// The value of a metric (summed over its label sets), or None while the endpoint is down.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let body = http_get(self.port, "/metrics").await?;
+        Some(
+            body.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter(|l| l.split([' ', '{']).next() == Some(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
+    pub async fn ready(&self) -> bool {
+        http_get(self.port, "/readyz").await.is_some_and(|b| b.trim() == "ok")
+    }
+
+    /// Waits until `/readyz` answers ok.
+    pub async fn wait_ready(&self) {
+        for _ in 0..120 {
+            if self.ready().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("operator on port {} never became ready; log:\n{}", self.port, self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no graceful shutdown, the Lease is not released.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tiny HTTP/1.0 GET on loopback, enough for /metrics and /readyz.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?;
+    (code == "200").then(|| body.to_owned())
+}
+
+/// The operator shared by the tests that need no operator of their own: it reconciles every
+/// WindowsApp without the group label. Kept for the life of the test process (it exits with it).
+pub async fn shared() -> &'static Operator {
+    static SHARED: OnceCell<Operator> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let op = Operator::start("shared", "winapp-test-shared", &format!("!{GROUP_LABEL}"));
+            op.wait_ready().await;
+            op
+        })
+        .await
+}
