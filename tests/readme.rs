@@ -1,0 +1,54 @@
+//! The README's API reference cannot go stale: every field of the CRD schema (down to where a
+//! core Kubernetes type begins) must be named in it.
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+use winapp_operator::api::WindowsApp;
+
+/// Fields whose schema is a core Kubernetes type, documented upstream: not descended into.
+const CORE: &[&str] = &[
+    "spec.env",
+    "spec.envFrom",
+    "spec.resources",
+    "spec.imagePullSecrets",
+    "spec.probes.liveness",
+    "spec.probes.readiness",
+    "spec.probes.startup",
+    "spec.windows.tolerations",
+    "spec.podTemplate.spec",
+    "spec.volumes.smb.secretRef",
+    "status.conditions",
+];
+
+fn fields(schema: &Value, path: &str, out: &mut Vec<String>) {
+    let schema = schema.get("items").unwrap_or(schema);
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+    for (name, sub) in props {
+        let p = format!("{path}.{name}");
+        out.push(p.clone());
+        if !CORE.contains(&p.as_str()) {
+            fields(sub, &p, out);
+        }
+    }
+}
+
+#[test]
+fn every_crd_field_is_in_the_readme_api_reference() {
+    let crd = serde_json::to_value(WindowsApp::crd()).expect("CRD as JSON");
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let mut all = Vec::new();
+    fields(&root["spec"], "spec", &mut all);
+    fields(&root["status"], "status", &mut all);
+    assert!(all.len() > 40, "expected the whole schema, found {} fields", all.len());
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|p| {
+            let depth = p.matches('.').count();
+            let last = p.rsplit('.').next().unwrap_or_default();
+            // Top-level fields by their full path; nested ones by name.
+            if depth == 1 { !readme.contains(&format!("`{p}`")) } else { !readme.contains(&format!("`{last}`")) }
+        })
+        .collect();
+    assert!(missing.is_empty(), "README.md's API reference does not mention: {missing:?}");
+}
