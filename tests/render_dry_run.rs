@@ -36,8 +36,16 @@ async fn the_crd_and_every_rendered_example_are_accepted_by_the_api_server() {
     let gmsa = root.join("../shared/third-party/gmsacredentialspecs.windows.k8s.io.yaml");
     kubectl(&["apply", "--server-side", "-f", &gmsa.to_string_lossy()], None)
         .unwrap_or_else(|e| panic!("cannot install the GMSACredentialSpec CRD: {e}"));
-    kubectl(&["wait", "--for=condition=Established", "crd/windowsapps.winapp.dev", "crd/gmsacredentialspecs.windows.k8s.io"], None)
-        .unwrap_or_else(|e| panic!("CRDs not established: {e}"));
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/windowsapps.winapp.dev",
+            "crd/gmsacredentialspecs.windows.k8s.io",
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("CRDs not established: {e}"));
 
     let ns = TestNamespace::new(&client, "render").await;
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("examples"))
