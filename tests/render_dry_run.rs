@@ -5,27 +5,9 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use support::TestNamespace;
+use support::{TestNamespace, kubectl};
 use winapp_operator::render;
-
-fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run kubectl: {e}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() { Ok(text) } else { Err(text) }
-}
 
 #[tokio::test]
 async fn the_crd_and_every_rendered_example_are_accepted_by_the_api_server() {

@@ -88,6 +88,16 @@ where
     }
     let want = with_hash(&mut desired, kind)?;
     let cached = store.get(&key);
+    if cached.is_none() {
+        // The caches hold only labelled objects: an unlabelled one of the same name is someone
+        // else's, and a forced apply would take it over. A cache miss is rare (creation), so
+        // ask the API server.
+        let existing =
+            api.get_metadata_opt(&name).await.map_err(|source| Error::Apply { kind, name: name.clone(), source })?;
+        if existing.is_some_and(|m| !is_ours(m.labels(), owner.0, owner.1)) {
+            return Ok(Err(Foreign { kind, name }));
+        }
+    }
     if let Some(current) = &cached {
         if !is_ours(current.labels(), owner.0, owner.1) {
             return Ok(Err(Foreign { kind, name }));

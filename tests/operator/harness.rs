@@ -2,7 +2,7 @@
 //! the winapp-system/winapp-operator ServiceAccount, not admin), and helpers around it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -15,27 +15,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs kubectl (the matching v1.37 client that `scripts/dev-cluster env` puts first on PATH).
-pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run kubectl: {e}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!("kubectl {}: {}{}", args.join(" "), stdout, String::from_utf8_lossy(&out.stderr)))
-    }
-}
+pub use crate::support::kubectl;
 
 pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     kubectl(args, stdin).unwrap_or_else(|e| panic!("{e}"))

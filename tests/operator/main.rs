@@ -643,3 +643,54 @@ spec:
     assert!(!op.log_text().contains(&canary), "operator log");
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn suspend_leaves_children_alone_and_says_so() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "suspend").await;
+    apply(ns.name(), WEB);
+    let apps: Api<WindowsApp> = ns.api();
+    wait_for(&apps, "web", "Ready", SLOW, ready_now).await;
+    apply(ns.name(), &WEB.replace("  replicas: 2\n", "  replicas: 2\n  suspend: true\n").replace(">v1<", ">v9<"));
+    let app = wait_for(&apps, "web", "Suspended", SLOW, |a: Option<&WindowsApp>| {
+        a.is_some_and(|a| {
+            cond(a, "Reconciling").is_some_and(|c| c.reason == "Suspended")
+                && a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation
+        })
+    })
+    .await
+    .expect("app");
+    assert!(is(&app, "Stalled", "False"));
+    // Nothing is applied or re-created while suspended.
+    let cm: ConfigMap = ns.api().get("web-config").await.expect("configmap");
+    assert!(cm.data.and_then(|d| d.get("Web.config").cloned()).is_some_and(|c| c.contains(">v1<")));
+    let services: Api<Service> = ns.api();
+    services.delete("web", &DeleteParams::default()).await.expect("delete service");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(services.get_opt("web").await.expect("get").is_none(), "a suspended app's Service was re-created");
+    // Resuming applies the pending change and re-creates the Service.
+    apply(ns.name(), &WEB.replace(">v1<", ">v9<"));
+    wait_for(&apps, "web", "Ready after resume", SLOW, ready_now).await;
+    assert!(services.get_opt("web").await.expect("get").is_some());
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_foreign_object_in_the_way_stalls_with_its_name() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "foreign").await;
+    apply(ns.name(), "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n");
+    apply(ns.name(), WEB);
+    let apps: Api<WindowsApp> = ns.api();
+    let app = wait_for(&apps, "web", "Stalled", SLOW, stalled_with("ChildConflict")).await.expect("app");
+    let msg = &cond(&app, "Stalled").expect("Stalled").message;
+    assert!(msg.contains("Service web"), "{msg}");
+    let svc: Service = ns.api().get("web").await.expect("service");
+    assert!(svc.labels().get(meta::APP_LABEL).is_none(), "the operator must not take over a foreign Service");
+    // Removing it lets the app converge.
+    kubectl_ok(&["delete", "service", "web", "-n", ns.name()], None);
+    wait_for(&apps, "web", "Ready", SLOW, ready_now).await;
+    ns.cleanup().await;
+}

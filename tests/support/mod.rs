@@ -404,3 +404,27 @@ where
         .unwrap_or_else(|e| panic!("cannot list ({label_selector}): {e}"))
         .items
 }
+
+/// Runs kubectl (the matching v1.37 client that `scripts/dev-cluster env` puts first on PATH).
+#[allow(dead_code)]
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("kubectl {}: {}{}", args.join(" "), stdout, String::from_utf8_lossy(&out.stderr)))
+    }
+}

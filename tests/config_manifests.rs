@@ -1,0 +1,131 @@
+//! `config/` as a platform team installs it: the whole kustomization passes server-side
+//! dry-run, the manager's pod is admitted under Pod Security `restricted`, and the operator's
+//! RBAC grants nothing beyond an explicit allow-list.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use support::{TestNamespace, kubectl};
+
+const SA: &str = "system:serviceaccount:winapp-system:winapp-operator";
+
+fn root() -> String {
+    env!("CARGO_MANIFEST_DIR").to_owned()
+}
+
+fn ensure_operator_namespace() {
+    let _ = kubectl(&["create", "namespace", "winapp-system"], None);
+}
+
+#[tokio::test]
+async fn config_default_passes_server_side_dry_run() {
+    support::client().await;
+    ensure_operator_namespace();
+    let out = kubectl(&["apply", "--dry-run=server", "-k", &format!("{}/config/default", root())], None)
+        .unwrap_or_else(|e| panic!("config/default refused: {e}"));
+    for kind in [
+        "customresourcedefinition",
+        "clusterrole",
+        "deployment.apps/winapp-operator",
+        "service/winapp-operator-metrics",
+    ] {
+        assert!(out.contains(kind), "{kind} missing from:\n{out}");
+    }
+    kubectl(&["apply", "--dry-run=server", "-k", &format!("{}/config/samples", root())], None)
+        .unwrap_or_else(|e| panic!("config/samples refused: {e}"));
+}
+
+#[tokio::test]
+async fn the_manager_pod_is_admitted_under_pod_security_restricted() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "psa").await;
+    kubectl(&["label", "namespace", ns.name(), "pod-security.kubernetes.io/enforce=restricted"], None).expect("label");
+    kubectl(&["create", "serviceaccount", "winapp-operator", "-n", ns.name()], None).expect("service account");
+    let manifests = kubectl(&["kustomize", &format!("{}/config/manager", root())], None).expect("kustomize");
+    let deployment =
+        manifests.split("\n---\n").find(|d| d.contains("kind: Deployment")).expect("the manager Deployment");
+    let deployment: serde_json::Value = serde_saphyr::from_str(deployment).expect("YAML");
+    let template = &deployment["spec"]["template"];
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "manager", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    });
+    let pod = serde_json::to_string(&pod).expect("json");
+    kubectl(&["create", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&pod))
+        .unwrap_or_else(|e| panic!("the manager pod is refused under restricted: {e}"));
+    // The namespace really enforces: the same pod allowed to escalate privileges is refused.
+    let bad = pod.replace("\"allowPrivilegeEscalation\":false", "\"allowPrivilegeEscalation\":true");
+    assert_ne!(bad, pod);
+    let err = kubectl(&["create", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&bad)).expect_err("admitted");
+    assert!(err.contains("violates PodSecurity \"restricted"), "{err}");
+    ns.cleanup().await;
+}
+
+/// What the operator may do: resource -> (resource names, verbs). Anything else is a finding.
+fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str])> {
+    let rw: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
+    BTreeMap::from([
+        ("windowsapps.winapp.dev", ("", &["get", "list", "patch", "watch"][..])),
+        ("windowsapps.winapp.dev/status", ("", &["patch"][..])),
+        ("windowsapps.winapp.dev/finalizers", ("", &["update"][..])),
+        ("deployments.apps", ("", rw)),
+        ("services", ("", rw)),
+        ("configmaps", ("", rw)),
+        ("serviceaccounts", ("", rw)),
+        ("persistentvolumeclaims", ("", rw)),
+        ("rolebindings.rbac.authorization.k8s.io", ("", rw)),
+        ("persistentvolumes", ("", rw)),
+        ("clusterroles.rbac.authorization.k8s.io", ("", rw)),
+        ("gmsacredentialspecs.windows.k8s.io", ("", &["create", "delete", "get", "list", "patch", "use", "watch"][..])),
+        ("nodes", ("", &["get", "list", "watch"][..])),
+        ("secrets", ("", &["get"][..])),
+        ("customresourcedefinitions.apiextensions.k8s.io", ("[gmsacredentialspecs.windows.k8s.io]", &["get"][..])),
+        ("events.events.k8s.io", ("", &["create", "patch"][..])),
+        ("leases.coordination.k8s.io", ("", &["create", "get", "update"][..])),
+        // Granted to every authenticated user by Kubernetes' defaults.
+        ("selfsubjectreviews.authentication.k8s.io", ("", &["create"][..])),
+        ("selfsubjectaccessreviews.authorization.k8s.io", ("", &["create"][..])),
+        ("selfsubjectrulesreviews.authorization.k8s.io", ("", &["create"][..])),
+        ("clustertrustbundles.certificates.k8s.io", ("", &["get", "list", "watch"][..])),
+    ])
+}
+
+#[tokio::test]
+async fn the_operator_rbac_grants_nothing_beyond_the_allow_list() {
+    support::client().await;
+    ensure_operator_namespace();
+    kubectl(&["apply", "--server-side", "-k", &format!("{}/config/rbac", root())], None).expect("apply config/rbac");
+    let out = kubectl(&["auth", "can-i", "--list", "--as", SA, "-n", "winapp-system"], None).expect("can-i --list");
+    let allowed = allow_list();
+    let mut seen = BTreeSet::new();
+    for line in out.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.is_empty() || cols[0].starts_with('[') {
+            continue; // non-resource URLs (discovery, health), granted to everyone
+        }
+        // Resources, Non-Resource URLs ([]), Resource Names ([...]), Verbs ([...]).
+        let resource = cols[0];
+        let rest = line[line.find(resource).unwrap_or(0) + resource.len()..].trim();
+        let groups: Vec<&str> = rest.split(']').map(|s| s.trim().trim_start_matches('[')).collect();
+        let names = groups.get(1).copied().unwrap_or("");
+        let verbs: BTreeSet<&str> = groups.get(2).copied().unwrap_or("").split_whitespace().collect();
+        assert!(!resource.contains('*') && !verbs.contains("*"), "wildcard grant: {line}");
+        let (allowed_names, allowed_verbs) =
+            allowed.get(resource).unwrap_or_else(|| panic!("not on the allow-list: {line}"));
+        let names = if names.is_empty() { String::new() } else { format!("[{names}]") };
+        assert_eq!(&names.as_str(), allowed_names, "resource names of {resource}: {line}");
+        for v in &verbs {
+            assert!(allowed_verbs.contains(v), "verb {v} on {resource} is not on the allow-list: {line}");
+        }
+        seen.insert(resource.to_owned());
+    }
+    // And the allow-list is what the operator actually gets (a test that can fail both ways).
+    for must in
+        ["deployments.apps", "persistentvolumes", "gmsacredentialspecs.windows.k8s.io", "leases.coordination.k8s.io"]
+    {
+        assert!(seen.contains(must), "{must} missing from the grants:\n{out}");
+    }
+    assert!(!seen.contains("pods"), "the operator needs no access to pods");
+}
