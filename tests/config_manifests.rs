@@ -129,3 +129,14 @@ async fn the_operator_rbac_grants_nothing_beyond_the_allow_list() {
     }
     assert!(!seen.contains("pods"), "the operator needs no access to pods");
 }
+
+#[test]
+fn the_argocd_configmap_snippet_inlines_the_tested_health_check() {
+    let out = std::process::Command::new("lua5.4")
+        .arg(format!("{}/hack/argocd/run-health.lua", root()))
+        .args(["--check-cm", &format!("{}/config/argocd/health.lua", root())])
+        .arg(format!("{}/config/argocd/argocd-cm-patch.yaml", root()))
+        .output()
+        .expect("run lua5.4 (scripts/test installs it)");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

@@ -177,3 +177,40 @@ pub async fn shared() -> &'static Operator {
         })
         .await
 }
+
+/// kstatus (sigs.k8s.io/cli-utils) on a live object, as Flux reads it: InProgress, Current, Failed.
+pub fn kstatus<T: serde::Serialize>(obj: &T) -> String {
+    static BIN: OnceLock<String> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let out = Command::new(repo().join("hack/kstatus/build.sh")).output().expect("run hack/kstatus/build.sh");
+        assert!(out.status.success(), "kstatus build failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().expect("binary path").trim().to_owned()
+    });
+    let json = serde_json::to_string(obj).expect("json");
+    let out = run_with_stdin(Command::new(bin), &json);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("kstatus said {out:?}: {e}"));
+    v["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The Argo CD health check of config/argocd on a live object: Healthy, Progressing, Degraded, Suspended.
+pub fn argocd_health<T: serde::Serialize>(obj: &T) -> String {
+    let mut cmd = Command::new("lua5.4");
+    cmd.arg(repo().join("hack/argocd/run-health.lua")).arg(repo().join("config/argocd/health.lua"));
+    let out = run_with_stdin(cmd, &serde_json::to_string(obj).expect("json"));
+    out.split('\t').next().unwrap_or_default().trim().to_owned()
+}
+
+fn run_with_stdin(mut cmd: Command, input: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (scripts/test installs lua5.4)"));
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

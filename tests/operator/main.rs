@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use harness::{GROUP_LABEL, Operator, kubectl, kubectl_ok, repo, shared};
+use harness::{GROUP_LABEL, Operator, argocd_health, kstatus, kubectl, kubectl_ok, repo, shared};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
@@ -106,6 +106,8 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
     assert!(names.len() >= 11, "expected every example's WindowsApp, got {names:?}");
     for name in &names {
         let app = wait_for(&apps, name, "Ready", SLOW, ready_now).await.expect("app exists");
+        assert_eq!(kstatus(&app), "Current", "{name}: kstatus (Flux)");
+        assert_eq!(argocd_health(&app), "Healthy", "{name}: Argo CD health");
         let status = app.status.clone().expect("status");
         let pods = list_all(&ns.api::<Pod>(), &format!("app.kubernetes.io/instance={name}")).await;
         let want = app.spec.replicas.unwrap_or(1) as usize;
@@ -161,18 +163,22 @@ spec:
     files: [{name: Web.config, content: "<configuration>v1</configuration>"}]
 "#;
 
-/// Collects (Ready, Reconciling, observedGeneration) as the watch sees them.
-fn record_states(apps: Api<WindowsApp>, name: &str) -> tokio::task::JoinHandle<Vec<(String, String, i64)>> {
+/// (Ready, Reconciling, observedGeneration) of each update the watch saw, and the objects.
+type Recorded = (Vec<(String, String, i64)>, Vec<WindowsApp>);
+
+/// Collects the states of an app as the watch sees them.
+fn record_states(apps: Api<WindowsApp>, name: &str) -> tokio::task::JoinHandle<Recorded> {
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
     tokio::spawn(async move {
         let mut seen = Vec::new();
+        let mut objects = Vec::new();
         let stream = watcher(apps, cfg).applied_objects().default_backoff();
         futures::pin_mut!(stream);
         let deadline = tokio::time::sleep(SLOW);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                () = &mut deadline => return seen,
+                () = &mut deadline => return (seen, objects),
                 next = stream.next() => match next {
                     Some(Ok(a)) => {
                         let r = cond(&a, "Ready").map(|c| c.status.clone()).unwrap_or_default();
@@ -181,10 +187,11 @@ fn record_states(apps: Api<WindowsApp>, name: &str) -> tokio::task::JoinHandle<V
                         let done = r == "True" && Some(og) == a.metadata.generation && a.metadata.generation > Some(1)
                             && seen.iter().any(|(_, rec, _): &(String, String, i64)| rec == "True");
                         seen.push((r, g, og));
-                        if done { return seen; }
+                        objects.push(a);
+                        if done { return (seen, objects); }
                     }
                     Some(Err(_)) => {}
-                    None => return seen,
+                    None => return (seen, objects),
                 }
             }
         }
@@ -205,13 +212,18 @@ async fn image_and_config_changes_roll_the_pods_and_report_reconciling_then_read
     // A new image: a new ReplicaSet, and the status passes through Reconciling to Ready.
     let states = record_states(apps.clone(), "web");
     apply(ns.name(), &WEB.replace("windowsservercore-ltsc2022", "windowsservercore-ltsc2022-20261101"));
-    let seen = states.await.expect("recorder");
+    let (seen, objects) = states.await.expect("recorder");
     let gen2 = seen.iter().position(|(_, rec, og)| rec == "True" && *og == 2);
     let ready2 = seen.iter().rposition(|(r, _, og)| r == "True" && *og == 2);
     assert!(
         matches!((gen2, ready2), (Some(a), Some(b)) if a < b),
         "expected Reconciling then Ready for generation 2, saw {seen:?}"
     );
+    if let (Some(a), Some(b)) = (gen2, ready2) {
+        assert_eq!(kstatus(&objects[a]), "InProgress", "kstatus (Flux) while rolling out");
+        assert_eq!(argocd_health(&objects[a]), "Progressing", "Argo CD health while rolling out");
+        assert_eq!(kstatus(&objects[b]), "Current");
+    }
     let after = deployments.get("web").await.expect("deployment");
     let image = |d: &Deployment| d.spec.template.spec.as_ref().and_then(|s| s.containers[0].image.clone());
     assert_eq!(
@@ -413,6 +425,8 @@ async fn a_missing_windows_build_stalls_until_such_a_node_exists() {
     let msg = &cond(&app, "Stalled").expect("Stalled").message;
     assert!(msg.contains("10.0.26100") && msg.contains("ltsc2025"), "message should name the build: {msg}");
     assert!(is(&app, "Ready", "False") && is(&app, "WindowsNodesAvailable", "False"));
+    assert_eq!(kstatus(&app), "Failed", "kstatus (Flux) of a stalled app");
+    assert_eq!(argocd_health(&app), "Degraded", "Argo CD health of a stalled app");
 
     let script = repo().join("scripts/dev-cluster");
     let out = std::process::Command::new(&script)
@@ -422,6 +436,7 @@ async fn a_missing_windows_build_stalls_until_such_a_node_exists() {
     assert!(out.status.success(), "add-node failed: {}", String::from_utf8_lossy(&out.stderr));
     let app = wait_for(&apps, "next", "Ready", SLOW, ready_now).await.expect("app");
     assert!(is(&app, "WindowsNodesAvailable", "True") && is(&app, "Stalled", "False"));
+    assert_eq!((kstatus(&app).as_str(), argocd_health(&app).as_str()), ("Current", "Healthy"));
     ns.cleanup().await;
     let _ = nodes.delete(node, &DeleteParams::default()).await;
 }
@@ -662,6 +677,7 @@ async fn suspend_leaves_children_alone_and_says_so() {
     .await
     .expect("app");
     assert!(is(&app, "Stalled", "False"));
+    assert_eq!(argocd_health(&app), "Suspended", "Argo CD health of a suspended app");
     // Nothing is applied or re-created while suspended.
     let cm: ConfigMap = ns.api().get("web-config").await.expect("configmap");
     assert!(cm.data.and_then(|d| d.get("Web.config").cloned()).is_some_and(|c| c.contains(">v1<")));
