@@ -383,6 +383,7 @@ async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
         publish(ctx, app, EventType::Normal, "CleanedUp", format!("deleted {deleted} cluster-scoped child object(s)"))
             .await;
     }
+    ctx.metrics.set_ready(ObjectRef::from_obj(app), None);
     info!(deleted, "cleaned up cluster-scoped children");
     Ok(Action::await_change())
 }
@@ -415,6 +416,7 @@ async fn write_status(
 ) -> Result<WindowsAppStatus> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = status::compute(generation, windows_build, outcome, previous, &now);
+    ctx.metrics.set_ready(ObjectRef::from_obj(app), c::find(&new.conditions, c::READY).map(|r| r.status.clone()));
     if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) {
         return Ok(new);
     }
@@ -426,7 +428,6 @@ async fn write_status(
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_written();
-    ctx.metrics.set_ready(ObjectRef::from_obj(app), c::find(&new.conditions, c::READY).map(|r| r.status.clone()));
     Ok(new)
 }
 

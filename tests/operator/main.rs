@@ -581,6 +581,7 @@ async fn restarting_on_converged_apps_writes_nothing() {
         second.log_text()
     );
     assert_eq!(second.metric("winapp_status_writes_total").await, Some(0.0), "status writes after a restart");
+    assert_eq!(second.metric("winapp_apps").await, Some(3.0), "every app counted in the apps-by-Ready gauge");
     ns.cleanup().await;
 }
 
