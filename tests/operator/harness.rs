@@ -41,6 +41,9 @@ pub fn setup() -> &'static Path {
         );
         let _ = kubectl(&["create", "namespace", "winapp-system"], None);
         kubectl_ok(&["apply", "--server-side", "-k", &root.join("config/rbac").to_string_lossy()], None);
+        // The optional Secret-existence check, so that a missing SMB Secret can be reported.
+        let secret_check = root.join("config/components/secret-check/rbac.yaml");
+        kubectl_ok(&["apply", "--server-side", "-f", &secret_check.to_string_lossy()], None);
         let token = kubectl_ok(&["create", "token", "winapp-operator", "-n", "winapp-system", "--duration=3h"], None);
         let admin = kubectl_ok(&["config", "view", "--raw", "--minify", "-o", "json"], None);
         let admin: serde_json::Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
