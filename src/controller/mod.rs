@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -81,7 +84,7 @@ pub struct Context {
     /// Becomes true once every cache has synced.
     pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per app, for exponential backoff.
-    pub failures: Mutex<HashMap<ObjectRef<WindowsApp>, u32>>,
+    pub failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
 }
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
@@ -89,11 +92,33 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// Requeue interval while waiting (rollout, claims, a missing Secret that has no watch).
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The watched object: a WindowsApp, or one that could not be decoded (which then must not
+/// stop the watch for every other app).
+pub type Watched = DeserializeGuard<WindowsApp>;
+
 /// Entry point of one reconcile.
-#[instrument(skip_all, fields(namespace = app.namespace().unwrap_or_default(), name = app.name_any()))]
-pub async fn reconcile(app: Arc<WindowsApp>, ctx: Arc<Context>) -> Result<Action> {
+#[instrument(skip_all, fields(namespace = guard.namespace().unwrap_or_default(), name = guard.name_any()))]
+pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
     // A reconcile against a cache that is still filling would re-apply every child.
     let _ = ctx.caches_ready.clone().wait_for(|r| *r).await;
+    let app = match &guard.0 {
+        Ok(app) => Arc::new(app.clone()),
+        Err(invalid) => {
+            warn!("cannot decode this WindowsApp, leaving it alone until it changes: {}", invalid.error);
+            let reference = ObjectReference {
+                api_version: Some(format!("{GROUP}/{VERSION}")),
+                kind: Some("WindowsApp".into()),
+                name: invalid.metadata.name.clone(),
+                namespace: invalid.metadata.namespace.clone(),
+                uid: invalid.metadata.uid.clone(),
+                ..ObjectReference::default()
+            };
+            let note =
+                format!("the object does not match the WindowsApp schema: {}; fix or re-apply it", invalid.error);
+            publish_to(ctx.as_ref(), &reference, EventType::Warning, "InvalidObject", note).await;
+            return Ok(Action::await_change());
+        }
+    };
     let started = Instant::now();
     let ns = app.namespace().ok_or(Error::MissingMetadata)?;
     let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), &ns);
@@ -109,13 +134,13 @@ pub async fn reconcile(app: Arc<WindowsApp>, ctx: Arc<Context>) -> Result<Action
     if result.is_ok()
         && let Ok(mut f) = ctx.failures.lock()
     {
-        f.remove(&ObjectRef::from_obj(app.as_ref()));
+        f.remove(&ObjectRef::from_obj(guard.as_ref()));
     }
     result
 }
 
 /// Transient errors requeue with per-object exponential backoff (5 s doubling to 5 min).
-pub fn error_policy(app: Arc<WindowsApp>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(app: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.category());
     let n = ctx
         .failures
@@ -458,6 +483,10 @@ async fn transition_events(
 
 /// Publishes an event on the app; a failure is logged, never fails the reconcile.
 async fn publish(ctx: &Context, app: &WindowsApp, type_: EventType, reason: &str, note: String) {
+    publish_to(ctx, &app.object_ref(&()), type_, reason, note).await;
+}
+
+async fn publish_to(ctx: &Context, reference: &ObjectReference, type_: EventType, reason: &str, note: String) {
     let ev = Event {
         type_,
         reason: reason.to_owned(),
@@ -465,7 +494,7 @@ async fn publish(ctx: &Context, app: &WindowsApp, type_: EventType, reason: &str
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &app.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, reference).await {
         warn!("could not publish event {reason}: {e}");
     }
 }

@@ -16,7 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::Stores;
-use crate::api::WindowsApp;
+use super::Watched;
 use crate::build::{identity, meta};
 
 /// Where the operator looks.
@@ -53,7 +53,7 @@ where
 }
 
 /// The app a cluster-scoped child belongs to, from its labels.
-fn owner_of<K: Resource>(obj: &K) -> Option<ObjectRef<WindowsApp>> {
+fn owner_of<K: Resource>(obj: &K) -> Option<ObjectRef<Watched>> {
     let labels = obj.meta().labels.as_ref()?;
     if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(meta::MANAGER) {
         return None;
@@ -84,12 +84,12 @@ fn node_signature(node: &Node) -> Option<u64> {
 
 /// Builds the controller and the caches. `credspecs_installed` says whether the
 /// GMSACredentialSpec CRD exists (without it that watch would fail forever).
-pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> (Controller<WindowsApp>, Stores) {
+pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> (Controller<Watched>, Stores) {
     let mut app_config = watcher::Config::default().any_semantic();
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
     }
-    let apps: Api<WindowsApp> = api(client, scope);
+    let apps: Api<Watched> = api(client, scope);
     let (deployments, deployment_events) = cached::<Deployment>(api(client, scope), children_config());
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
     let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
@@ -133,7 +133,8 @@ pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> 
                     .state()
                     .iter()
                     .filter(|a| {
-                        a.spec.gmsa.as_ref().and_then(|g| g.credential_spec_name.as_deref()) == Some(name.as_str())
+                        a.0.as_ref().ok().and_then(|a| a.spec.gmsa.as_ref()?.credential_spec_name.as_deref())
+                            == Some(name.as_str())
                     })
                     .map(|a| ObjectRef::from_obj(a.as_ref()))
                     .chain(owner_of(&cs))
