@@ -32,6 +32,9 @@ async fn config_default_passes_server_side_dry_run() {
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }
+    // A dry run persists nothing: the samples need the CRD for real.
+    kubectl(&["apply", "--server-side", "-k", &format!("{}/config/crd", root())], None).expect("install the CRD");
+    kubectl(&["wait", "--for=condition=Established", "crd/windowsapps.winapp.dev"], None).expect("CRD established");
     kubectl(&["apply", "--dry-run=server", "-k", &format!("{}/config/samples", root())], None)
         .unwrap_or_else(|e| panic!("config/samples refused: {e}"));
 }
