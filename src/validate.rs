@@ -574,14 +574,6 @@ fn check_overrides(
     // Type-check the fragment as a pod spec: `containers` is required there, so lend it one.
     let mut fragment = o.clone();
     fragment.entry("containers").or_insert_with(|| serde_json::json!([]));
-    if let Some(serde_json::Value::Array(containers)) = fragment.get_mut("containers") {
-        // Merged entries need only a name; lend the rest of the required fields.
-        for c in containers.iter_mut() {
-            if let serde_json::Value::Object(c) = c {
-                c.entry("name").or_insert_with(|| serde_json::json!(meta::CONTAINER_NAME));
-            }
-        }
-    }
     if let Err(e) = serde_json::from_value::<PodSpec>(serde_json::Value::Object(fragment)) {
         errors.push(ValidationError::InvalidPodSpecOverride(e.to_string()));
     }

@@ -67,6 +67,15 @@ fn credspec_api(client: &Client) -> Api<DynamicObject> {
     )
 }
 
+/// Waits (with a watch) until no object of a kind matches the selector.
+async fn wait_gone<K>(api: &Api<K>, selector: &str, secs: u64)
+where
+    K: Clone + std::fmt::Debug + Send + serde::Serialize + serde::de::DeserializeOwned + kube::Resource + 'static,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    support::wait_for_list(api, selector, "gone", Duration::from_secs(secs), |l: &[K]| l.is_empty()).await;
+}
+
 /// Polls until no GMSACredentialSpec matches the selector (a dynamic kind: no typed watch).
 async fn wait_no_credspecs(api: &Api<DynamicObject>, selector: &str) {
     for _ in 0..60 {
@@ -341,44 +350,16 @@ spec:
     let without_gmsa = full.replace("  gmsa:\n    credentialSpec:\n      account: FilesSvc\n      domain: {dnsName: contoso.com, netBiosName: CONTOSO, sid: S-1-5-21-1-2-3, guid: 244818ae-87ac-4fcd-92ec-e79e5252348a}\n", "");
     apply(ns.name(), &without_gmsa);
     wait_no_credspecs(&credspecs, &selector).await;
-    support::wait_for_list(
-        &Api::<ClusterRole>::all(client.clone()),
-        &selector,
-        "gone",
-        Duration::from_secs(30),
-        |l: &[ClusterRole]| l.is_empty(),
-    )
-    .await;
-    support::wait_for_list(
-        &ns.api::<RoleBinding>(),
-        &selector,
-        "gone",
-        Duration::from_secs(30),
-        |l: &[RoleBinding]| l.is_empty(),
-    )
-    .await;
+    wait_gone(&Api::<ClusterRole>::all(client.clone()), &selector, 30).await;
+    wait_gone(&ns.api::<RoleBinding>(), &selector, 30).await;
     let app = wait_for(&apps, "files", "Ready without gMSA", SLOW, ready_now).await.expect("app");
     assert!(cond(&app, "GMSAReady").is_none(), "GMSAReady is reported only when gMSA is asked for");
 
     // Storage off: PV and PVC go.
     let bare = without_gmsa.split("  volumes:").next().expect("spec head").to_owned();
     apply(ns.name(), &bare);
-    support::wait_for_list(
-        &Api::<PersistentVolume>::all(client.clone()),
-        &selector,
-        "gone",
-        Duration::from_secs(60),
-        |l: &[PersistentVolume]| l.is_empty(),
-    )
-    .await;
-    support::wait_for_list(
-        &ns.api::<PersistentVolumeClaim>(),
-        &selector,
-        "gone",
-        Duration::from_secs(60),
-        |l: &[PersistentVolumeClaim]| l.is_empty(),
-    )
-    .await;
+    wait_gone(&Api::<PersistentVolume>::all(client.clone()), &selector, 60).await;
+    wait_gone(&ns.api::<PersistentVolumeClaim>(), &selector, 60).await;
 
     // Everything back on, then delete the app: nothing of it may remain, cluster-scoped included.
     apply(ns.name(), full);
@@ -387,23 +368,9 @@ spec:
     let uid = apps.get("files").await.expect("app").uid().expect("uid");
     apps.delete("files", &DeleteParams::foreground()).await.expect("delete app");
     wait_for(&apps, "files", "deleted", SLOW, kube::runtime::wait::conditions::is_deleted(&uid)).await;
-    support::wait_for_list(
-        &Api::<PersistentVolume>::all(client.clone()),
-        &selector,
-        "gone",
-        Duration::from_secs(60),
-        |l: &[PersistentVolume]| l.is_empty(),
-    )
-    .await;
+    wait_gone(&Api::<PersistentVolume>::all(client.clone()), &selector, 60).await;
     assert_eq!(count_cluster().await, (0, 0, 0), "cluster-scoped children left behind");
-    support::wait_for_list(
-        &ns.api::<Deployment>(),
-        &selector,
-        "gone",
-        Duration::from_secs(60),
-        |l: &[Deployment]| l.is_empty(),
-    )
-    .await;
+    wait_gone(&ns.api::<Deployment>(), &selector, 60).await;
     ns.cleanup().await;
 }
 
