@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# cargo deny check (advisories, licenses, bans, sources) without network access: the RustSec
-# advisory database comes from the snapshot in ../shared/rustsec-advisory-db, laid out where
-# cargo-deny looks for its default database (deny.toml's db-path) as a one-commit git repo.
+# cargo deny check: advisories, licenses, bans, sources.
+#
+# The RustSec advisory database comes from, in order:
+#   1. $RUSTSEC_SNAPSHOT, or ../shared/rustsec-advisory-db when present: an offline snapshot, laid
+#      out where cargo-deny looks for its default database (deny.toml's db-path) as a one-commit
+#      git repository (cargo-deny reads HEAD's time as the database's age);
+#   2. otherwise cargo-deny fetches the database itself (a machine with internet access).
+# Only when neither works does it fail, saying how to provide a snapshot.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -10,19 +15,36 @@ if ! cargo deny --version 2>/dev/null | grep -q "$version"; then
   echo "[deny] installing cargo-deny $version (a few minutes, once)" >&2
   cargo install --locked --quiet cargo-deny --version "$version"
 fi
-snapshot=${RUSTSEC_SNAPSHOT:-$repo/../shared/rustsec-advisory-db}
-[ -d "$snapshot" ] || { echo "[deny] no advisory snapshot at $snapshot (set RUSTSEC_SNAPSHOT)" >&2; exit 1; }
 db=$repo/target/advisory-db/advisory-db-3157b0e258782691
-stamp=$(cat "$snapshot/SNAPSHOT" 2>/dev/null | head -c 200)
-if [ ! -f "$db/.snapshot" ] || [ "$(cat "$db/.snapshot")" != "$stamp" ]; then
-  rm -rf "$db"
-  mkdir -p "$db"
-  cp -r "$snapshot"/. "$db"/
-  chmod -R u+w "$db"
-  git -C "$db" init -q
-  git -C "$db" add -A
-  git -C "$db" -c user.name=snapshot -c user.email=snapshot@localhost commit -qm "RustSec snapshot"
-  echo "$stamp" > "$db/.snapshot"
-fi
+checks=(advisories licenses bans sources)
 cargo fetch --quiet
-cargo deny --offline check --hide-inclusion-graph advisories licenses bans sources
+
+snapshot=${RUSTSEC_SNAPSHOT:-$repo/../shared/rustsec-advisory-db}
+if [ -d "$snapshot" ]; then
+  stamp=$(head -c 200 "$snapshot/SNAPSHOT" 2>/dev/null || echo "no SNAPSHOT file")
+  if [ ! -f "$db/.snapshot" ] || [ "$(cat "$db/.snapshot")" != "$stamp" ]; then
+    rm -rf "$db"
+    mkdir -p "$db"
+    cp -r "$snapshot"/. "$db"/
+    chmod -R u+w "$db"
+    git -C "$db" init -q
+    git -C "$db" add -A
+    git -C "$db" -c user.name=snapshot -c user.email=snapshot@localhost commit -qm "RustSec snapshot"
+    echo "$stamp" >"$db/.snapshot"
+  fi
+  echo "[deny] advisories from the snapshot at $snapshot" >&2
+  exec cargo deny --offline check --hide-inclusion-graph "${checks[@]}"
+fi
+
+# No snapshot: a database laid out from one earlier is not a clone cargo-deny can update.
+[ -f "$db/.snapshot" ] && rm -rf "$db"
+echo "[deny] no advisory snapshot; fetching the RustSec database" >&2
+if ! cargo deny fetch db; then
+  cat >&2 <<MSG
+[deny] error: cannot fetch the RustSec advisory database, and there is no offline snapshot.
+[deny] Either allow access to the advisory database, or point RUSTSEC_SNAPSHOT at a copy of it
+[deny] (a checkout of rustsec/advisory-db with a SNAPSHOT file naming its commit), then run again.
+MSG
+  exit 1
+fi
+exec cargo deny check --disable-fetch --hide-inclusion-graph "${checks[@]}"

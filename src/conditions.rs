@@ -15,6 +15,8 @@ pub const WINDOWS_NODES: &str = "WindowsNodesAvailable";
 pub const GMSA_READY: &str = "GMSAReady";
 /// Every claim is bound.
 pub const STORAGE_READY: &str = "StorageReady";
+/// Present (False) only when the API server stores a child with other values than applied.
+pub const SPEC_APPLIED: &str = "SpecApplied";
 
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
@@ -36,8 +38,7 @@ pub mod reason {
     pub const PROGRESS_DEADLINE: &str = "ProgressDeadlineExceeded";
     pub const CHILD_CONFLICT: &str = "ChildConflict";
     pub const APPLY_FAILED: &str = "ApplyFailed";
-    pub const NOT_REQUESTED: &str = "NotRequested";
-    pub const UNKNOWN: &str = "Unknown";
+    pub const REWRITTEN_BY_ADMISSION: &str = "RewrittenByAdmission";
 }
 
 /// A condition before the bookkeeping fields are filled in.

@@ -56,6 +56,9 @@ struct RunArgs {
     /// Identity in the leader election (default: pod name, or host name and process id).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Reconciles that may run at once (each app is reconciled by one at a time).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -139,6 +142,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         lease_name: args.lease_name,
         identity,
         exit_with_parent: args.exit_with_parent,
+        concurrency: args.concurrency,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

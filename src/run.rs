@@ -3,13 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -17,9 +14,9 @@ use tracing::{error, info, warn};
 
 use crate::build::identity;
 use crate::controller::{self, Context, watch::Scope};
-use crate::lease::LeaseLock;
+use crate::lease::{Attempt, LeaseLock, Timing, renew_budget};
 use crate::metrics::Metrics;
-use crate::server::{self, Health};
+use crate::server::{self, Health, Role};
 
 /// Settings of `run`.
 #[derive(Debug, Clone)]
@@ -32,6 +29,8 @@ pub struct RunConfig {
     pub identity: String,
     /// Shut down gracefully once the parent process is gone.
     pub exit_with_parent: bool,
+    /// Reconciles that may run at once.
+    pub concurrency: u16,
 }
 
 /// Why the operator stopped.
@@ -43,18 +42,17 @@ pub enum RunError {
     Serve { addr: SocketAddr, source: std::io::Error },
     #[error("leader election on Lease {namespace}/{name} failed: {source}; check the RBAC for leases")]
     Lease { namespace: String, name: String, source: kube::Error },
-    #[error("lost the leader Lease (not renewed within {0:?}); exiting so that a single leader reconciles")]
+    #[error(
+        "lost the leader Lease (not renewed within {0:?}, or another replica took it); exiting so that a single leader reconciles"
+    )]
     LostLease(Duration),
 }
-
-const LEASE_DURATION: Duration = Duration::from_secs(15);
-const LEASE_RENEW: Duration = Duration::from_secs(2);
 
 /// Runs until SIGTERM/SIGINT, or until the Lease is lost.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let metrics = Arc::new(Metrics::default());
-    let health = Arc::new(Health { metrics: metrics.clone(), ready: false.into() });
+    let health = Arc::new(Health::new(metrics.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let exit_with_parent = config.exit_with_parent;
@@ -66,77 +64,38 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         info!("shutdown requested; finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
-    let stopped = |rx: watch::Receiver<bool>| flag_set(rx);
 
     let addr = config.http_addr;
-    let server = tokio::spawn(server::serve(addr, health.clone(), stopped(stop_rx.clone())));
+    let server = tokio::spawn(server::serve(addr, health.clone(), flag_set(stop_rx.clone())));
 
     let lock = config.leader_election.then(|| {
-        LeaseLock::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity, LEASE_DURATION)
+        LeaseLock::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity, Timing::default())
     });
     let lease_err =
         |source| RunError::Lease { namespace: config.lease_namespace.clone(), name: config.lease_name.clone(), source };
 
-    // Stand by until we lead (or are asked to stop).
+    // 1. Stand by until we lead (or are asked to stop).
     if let Some(lock) = &lock {
-        health.ready.store(true, Ordering::Relaxed);
         info!(identity = lock.identity(), lease = %config.lease_name, "waiting to become leader");
-        loop {
-            if *stop_rx.borrow() {
-                return finish(server, addr).await;
-            }
-            match lock.try_acquire_or_renew().await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => warn!("leader election attempt failed: {e}"),
-            }
-            let mut rx = stop_rx.clone();
-            tokio::select! {
-                () = tokio::time::sleep(LEASE_RENEW) => {}
-                _ = rx.changed() => {}
-            }
+        if !stand_by(lock, &health, stop_rx.clone()).await {
+            health.set(Role::Stopping);
+            return finish(server, addr).await;
         }
         info!(identity = lock.identity(), "became leader");
-        health.ready.store(false, Ordering::Relaxed);
     }
+    health.set(Role::Syncing);
 
-    // Renew while leading; losing the Lease stops the controller.
+    // 2. Renew while leading; failing to renew within the deadline stops the controller at once.
     let (lost_tx, lost_rx) = watch::channel(false);
     let renewer = lock.map(|lock| {
         let lock = Arc::new(lock);
-        let l = lock.clone();
-        let handle = tokio::spawn(async move {
-            let mut last_ok = tokio::time::Instant::now();
-            loop {
-                tokio::time::sleep(LEASE_RENEW).await;
-                match l.try_acquire_or_renew().await {
-                    Ok(true) => last_ok = tokio::time::Instant::now(),
-                    Ok(false) => {
-                        error!("another replica holds the Lease");
-                        let _ = lost_tx.send(true);
-                        return;
-                    }
-                    Err(e) => warn!("renewing the Lease failed: {e}"),
-                }
-                if last_ok.elapsed() > LEASE_DURATION - LEASE_RENEW {
-                    let _ = lost_tx.send(true);
-                    return;
-                }
-            }
-        });
+        let handle = tokio::spawn(keep_leading(lock.clone(), lost_tx));
         (lock, handle)
     });
 
-    let credspecs_installed = Api::<CustomResourceDefinition>::all(client.clone())
-        .get_opt(&format!("gmsacredentialspecs.{}", identity::CREDSPEC_GROUP))
-        .await
-        .map(|c| c.is_some())
-        // Not allowed to read CRDs: assume installed; the watch reports if it is not.
-        .unwrap_or(true);
-    if !credspecs_installed {
-        warn!("the GMSACredentialSpec CRD is not installed: gMSA apps will report GMSAReady=False");
-    }
-    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, credspecs_installed);
+    // 3. The controller and its caches. The GMSACredentialSpec CRD is followed while running:
+    //    installed or removed later, it is noticed without a restart.
+    let (ctrl, stores) = controller::watch::controller(&client, &config.scope);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
     let ctx = Arc::new(Context {
@@ -147,28 +106,19 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         metrics: metrics.clone(),
         credspec_resource: identity::credspec_resource(),
         failures: Default::default(),
+        applied: Default::default(),
     });
-
-    // Ready once every cache has synced (the controller drives the watches; reconciles wait
-    // for the caches too).
     let h = health.clone();
     tokio::spawn(async move {
         stores.wait_until_ready().await;
         let _ = caches_tx.send(true);
-        h.ready.store(true, Ordering::Relaxed);
+        h.set(Role::Leading);
         info!("caches synced");
     });
 
-    let shutdown = {
-        let (stop, lost) = (stop_rx.clone(), lost_rx.clone());
-        async move {
-            tokio::select! {
-                () = flag_set(stop) => {}
-                () = flag_set(lost) => {}
-            }
-        }
-    };
-    ctrl.graceful_shutdown_on(shutdown)
+    let controller = ctrl
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(flag_set(stop_rx.clone()))
         .run(controller::reconcile, controller::error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -178,23 +128,85 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 }
                 Err(e) => warn!("controller: {e}"),
             }
-        })
-        .await;
-    info!("controller stopped");
+        });
+    tokio::select! {
+        () = controller => info!("controller stopped"),
+        () = flag_set(lost_rx.clone()) => {
+            // Dropping the controller cancels in-flight reconciles: a replica that may no longer
+            // lead must not write.
+            health.set(Role::Stopping);
+            let _ = finish(server, addr).await;
+            return Err(RunError::LostLease(Timing::default().renew_deadline));
+        }
+    }
+    health.set(Role::Stopping);
 
     if let Some((lock, handle)) = renewer {
         handle.abort();
-        if *lost_rx.borrow() {
-            let _ = finish(server, addr).await;
-            return Err(RunError::LostLease(LEASE_DURATION));
-        }
-        if let Err(e) = lock.release().await {
-            warn!("{}", lease_err(e));
-        } else {
-            info!("released the Lease");
+        match tokio::time::timeout(lock.timing().renew_deadline, lock.release()).await {
+            Ok(Ok(())) => info!("released the Lease"),
+            Ok(Err(e)) => warn!("{}", lease_err(e)),
+            Err(_) => warn!("releasing the Lease timed out; a standby takes over when it expires"),
         }
     }
     finish(server, addr).await
+}
+
+/// Tries for the Lease every retry period until we hold it (true) or are asked to stop (false).
+/// Each attempt is bounded in time; the role turns Standby once the API server answered.
+async fn stand_by(lock: &LeaseLock, health: &Health, stop: watch::Receiver<bool>) -> bool {
+    let timing = lock.timing();
+    let mut last_holder = String::new();
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        match tokio::time::timeout(timing.renew_deadline, lock.try_acquire_or_renew()).await {
+            Ok(Ok(Attempt::Leading)) => return true,
+            Ok(Ok(Attempt::HeldBy(holder))) => {
+                health.set(Role::Standby);
+                if holder != last_holder {
+                    info!(leader = %holder, "another replica leads; standing by");
+                    last_holder = holder;
+                }
+            }
+            Ok(Ok(Attempt::Conflict)) => health.set(Role::Standby),
+            Ok(Err(e)) => warn!("leader election attempt failed: {e}"),
+            Err(_) => warn!("leader election attempt timed out after {:?}", timing.renew_deadline),
+        }
+        let mut rx = stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(timing.retry_period) => {}
+            _ = rx.changed() => {}
+        }
+    }
+}
+
+/// Renews the Lease every retry period; sets `lost` once it has not been renewed within the
+/// renew deadline, or another replica holds it.
+async fn keep_leading(lock: Arc<LeaseLock>, lost: watch::Sender<bool>) {
+    let timing = lock.timing();
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(timing.retry_period).await;
+        let Some(budget) = renew_budget(last_ok, tokio::time::Instant::now(), timing.renew_deadline) else { break };
+        match tokio::time::timeout(budget, lock.try_acquire_or_renew()).await {
+            Ok(Ok(Attempt::Leading)) => last_ok = tokio::time::Instant::now(),
+            Ok(Ok(Attempt::HeldBy(holder))) => {
+                error!(leader = %holder, "another replica holds the Lease; stopping");
+                let _ = lost.send(true);
+                return;
+            }
+            Ok(Ok(Attempt::Conflict)) => tracing::debug!("the Lease changed while renewing it; retrying"),
+            Ok(Err(e)) => warn!("renewing the Lease failed: {e}"),
+            Err(_) => warn!("renewing the Lease timed out"),
+        }
+        if renew_budget(last_ok, tokio::time::Instant::now(), timing.renew_deadline).is_none() {
+            break;
+        }
+    }
+    error!("could not renew the Lease within {:?}; stopping so that a single leader reconciles", timing.renew_deadline);
+    let _ = lost.send(true);
 }
 
 async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>, addr: SocketAddr) -> Result<(), RunError> {

@@ -224,6 +224,9 @@ pub struct ValidatedApp {
     pub env_from: Vec<EnvFromSource>,
     /// None when an HPA owns the replica count.
     pub replicas: Option<i32>,
+    /// Whether `spec.replicas` was given (when not, and `autoscaled` was just turned off, the
+    /// running count is kept rather than reset to the default).
+    pub replicas_explicit: bool,
     pub resources: Option<ResourceRequirements>,
     pub ports: Vec<AppPort>,
     pub probes: ResolvedProbes,
@@ -440,6 +443,7 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         } else {
             Some(spec.replicas.unwrap_or(defaults::REPLICAS))
         },
+        replicas_explicit: spec.replicas.is_some(),
         resources: spec.resources.clone(),
         ports: spec.ports.clone(),
         probes,

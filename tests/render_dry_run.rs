@@ -15,7 +15,7 @@ async fn the_crd_and_every_rendered_example_are_accepted_by_the_api_server() {
     let client = support::client().await;
     kubectl(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None)
         .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
-    let gmsa = root.join("../shared/third-party/gmsacredentialspecs.windows.k8s.io.yaml");
+    let gmsa = root.join("tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml");
     kubectl(&["apply", "--server-side", "-f", &gmsa.to_string_lossy()], None)
         .unwrap_or_else(|e| panic!("cannot install the GMSACredentialSpec CRD: {e}"));
     kubectl(

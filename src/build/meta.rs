@@ -15,6 +15,9 @@ pub const APP_LABEL: &str = "winapp.dev/app";
 pub const NAMESPACE_LABEL: &str = "winapp.dev/namespace";
 /// Pod-template annotation holding the checksum of the config files.
 pub const CONFIG_CHECKSUM: &str = "winapp.dev/config-checksum";
+/// Annotation on cluster-scoped children with the UID of the owning app (they cannot carry an
+/// owner reference); prune deletes only children that name the current app's UID.
+pub const OWNER_UID_ANNOTATION: &str = "winapp.dev/owner-uid";
 /// Name of the app's container.
 pub const CONTAINER_NAME: &str = "app";
 /// Prefix of pod volume names the operator reserves for itself.
@@ -122,8 +125,13 @@ pub fn namespaced(app: &ValidatedApp, name: String) -> ObjectMeta {
     }
 }
 
-/// Metadata of a cluster-scoped child: labels only (a namespaced owner cannot own it; the
-/// finalizer removes it).
+/// Metadata of a cluster-scoped child: labels and the owner-UID annotation (a namespaced owner
+/// cannot own it; the finalizer removes it).
 pub fn cluster(app: &ValidatedApp, name: String) -> ObjectMeta {
-    ObjectMeta { name: Some(name), labels: Some(labels(app)), ..ObjectMeta::default() }
+    ObjectMeta {
+        name: Some(name),
+        labels: Some(labels(app)),
+        annotations: app.uid.as_ref().map(|uid| BTreeMap::from([(OWNER_UID_ANNOTATION.to_owned(), uid.clone())])),
+        ..ObjectMeta::default()
+    }
 }

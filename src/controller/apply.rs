@@ -1,10 +1,22 @@
-//! Server-side apply of the children, skipping those the cache shows as already matching, and
-//! pruning children that the spec no longer asks for.
+//! Server-side apply of the children, skipping those that already match, and pruning children
+//! that the spec no longer asks for.
+//!
+//! "Already matches" is decided in the API server's terms, in two ways:
+//! - [`first_difference`] compares the wanted object with the cached one the way the server
+//!   stores objects: quantities by value (`0.5` = `500m`, `1024Mi` = `1Gi`), and empty values
+//!   (`""`, `[]`, `{}`, `false`, `0`, `null`) equal to an absent field (Go's `omitempty` drops
+//!   them); fields the server adds (defaults) are ignored.
+//! - [`Written`] remembers, per child, the hash of what was last applied and the
+//!   `resourceVersion`s before and after that write. A cache that shows either version with the
+//!   same wanted hash means nothing changed since, whatever the server normalised or an
+//!   admission plugin rewrote, so the child is not applied again. A write that the server
+//!   answers with the same `resourceVersion` changed nothing and is not counted as a write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
+use std::sync::Mutex;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -35,6 +47,51 @@ pub struct Foreign {
     pub name: String,
 }
 
+/// A field the API server stores with another value than the operator applied (a mutating
+/// admission webhook or policy rewrote it). The operator keeps the server's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub kind: &'static str,
+    pub name: String,
+    /// JSON path of the first such field, for example `.spec.template.spec.containers[0].image`.
+    pub path: String,
+}
+
+/// The outcome of applying one child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildApplied {
+    pub applied: Applied,
+    pub rewrite: Option<Rewrite>,
+    /// True when this call found the rewrite (it was not known before).
+    pub new_rewrite: bool,
+}
+
+/// Which app: namespace and name.
+pub type AppKey = (String, String);
+/// Which child of an app: kind and name.
+pub type ChildKey = (&'static str, String);
+
+/// The operator's last write of a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub hash: String,
+    /// The resourceVersion the cache showed before the write (None: created).
+    pub before: Option<String>,
+    /// The resourceVersion the server returned.
+    pub after: Option<String>,
+    pub rewrite: Option<String>,
+}
+
+/// What the operator remembers of its writes, per app and child (a few hundred bytes per app;
+/// forgotten when the app is deleted).
+pub type Memo = Mutex<HashMap<AppKey, HashMap<ChildKey, Written>>>;
+
+/// Pure: whether the cached resourceVersion `cached_rv` of a child whose wanted hash is `hash`
+/// needs no write because of the remembered write `w`.
+pub fn unchanged_since_write(w: &Written, hash: &str, cached_rv: Option<&str>) -> bool {
+    w.hash == hash && cached_rv.is_some() && (cached_rv == w.after.as_deref() || cached_rv == w.before.as_deref())
+}
+
 /// Whether `obj` carries the labels of the app `namespace/name`.
 pub fn is_ours(labels: &std::collections::BTreeMap<String, String>, namespace: &str, name: &str) -> bool {
     labels.get(meta::APP_LABEL).map(String::as_str) == Some(name)
@@ -42,41 +99,142 @@ pub fn is_ours(labels: &std::collections::BTreeMap<String, String>, namespace: &
         && labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some(meta::MANAGER)
 }
 
-/// Adds the applied-hash annotation to `desired` and returns its JSON.
-fn with_hash<K: Resource + Serialize>(desired: &mut K, kind: &'static str) -> Result<Value> {
+/// Adds the applied-hash annotation to `desired` and returns its JSON and the hash.
+fn with_hash<K: Resource + Serialize>(desired: &mut K, kind: &'static str) -> Result<(Value, String)> {
     desired.annotations_mut().remove(APPLIED_HASH);
     let bytes = serde_json::to_vec(desired).map_err(|e| Error::Serialize(kind, e))?;
     let hash: String = Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect();
-    desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
-    serde_json::to_value(&*desired).map_err(|e| Error::Serialize(kind, e))
+    desired.annotations_mut().insert(APPLIED_HASH.into(), hash.clone());
+    Ok((serde_json::to_value(&*desired).map_err(|e| Error::Serialize(kind, e))?, hash))
 }
 
-/// The path of the first field of `want` that `have` lacks or holds with another value; None
-/// when `want` is a subset of `have`. Lists match element by element and `have` may be longer
-/// (admission may append to lists we do not own).
+/// Objects whose values are resource quantities (`requests.cpu`, `capacity.storage`...).
+const QUANTITY_MAPS: &[&str] = &["limits", "requests", "capacity", "overhead"];
+/// Fields that are quantities themselves.
+const QUANTITY_FIELDS: &[&str] = &["sizeLimit"];
+
+/// An exact decimal value `n * 10^scale` with no trailing zeros in `n`.
+fn quantity(s: &str) -> Option<(i128, i32)> {
+    let s = s.trim();
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(num_end);
+    let (neg, digits) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty()) || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut n: i128 = 0;
+    for c in int.chars().chain(frac.chars()) {
+        n = n.checked_mul(10)?.checked_add(i128::from(c.to_digit(10)?))?;
+    }
+    let mut scale = -i32::try_from(frac.len()).ok()?;
+    let (pow2, pow10): (u32, i32) = match suffix {
+        "" => (0, 0),
+        "Ki" => (10, 0),
+        "Mi" => (20, 0),
+        "Gi" => (30, 0),
+        "Ti" => (40, 0),
+        "Pi" => (50, 0),
+        "Ei" => (60, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        e if e.starts_with(['e', 'E']) => (0, e[1..].parse::<i32>().ok()?),
+        _ => return None,
+    };
+    n = n.checked_mul(1i128.checked_shl(pow2)?)?;
+    scale = scale.checked_add(pow10)?;
+    if neg {
+        n = -n;
+    }
+    while n != 0 && n % 10 == 0 {
+        n /= 10;
+        scale += 1;
+    }
+    if n == 0 {
+        scale = 0;
+    }
+    Some((n, scale))
+}
+
+/// Whether two strings are the same quantity (`0.5` and `500m`, `1024Mi` and `1Gi`).
+pub fn same_quantity(a: &str, b: &str) -> bool {
+    a == b || matches!((quantity(a), quantity(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// A value Go's `omitempty` drops, so the server stores it as an absent field.
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_value),
+    }
+}
+
+/// The path of the first field of `want` that `have` holds with another value, in the API
+/// server's terms (see the module docs); None when `want` is contained in `have`. Lists match
+/// element by element and `have` may be longer (admission may append to lists we do not own).
 pub fn first_difference(want: &Value, have: &Value) -> Option<String> {
+    diff(want, have, false)
+}
+
+/// `quantity`: `want` and `have` are resource quantities.
+fn diff(want: &Value, have: &Value, quantity: bool) -> Option<String> {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w.iter().find_map(|(k, v)| match h.get(k) {
-            Some(hv) => first_difference(v, hv).map(|p| format!(".{k}{p}")),
-            None => Some(format!(".{k}")),
+        (Value::Object(w), Value::Object(h)) => w.iter().find_map(|(k, v)| {
+            let Some(hv) = h.get(k) else { return (!is_empty_value(v)).then(|| format!(".{k}")) };
+            let sub = if QUANTITY_MAPS.contains(&k.as_str()) && v.is_object() {
+                diff_quantity_map(v, hv)
+            } else {
+                diff(v, hv, QUANTITY_FIELDS.contains(&k.as_str()))
+            };
+            sub.map(|p| format!(".{k}{p}"))
         }),
         (Value::Array(w), Value::Array(h)) if w.len() <= h.len() => {
-            w.iter().zip(h).enumerate().find_map(|(i, (a, b))| first_difference(a, b).map(|p| format!("[{i}]{p}")))
+            w.iter().zip(h).enumerate().find_map(|(i, (a, b))| diff(a, b, false).map(|p| format!("[{i}]{p}")))
         }
         (w, h) if w == h => None,
+        (w, Value::Null) if is_empty_value(w) => None,
+        (Value::String(a), Value::String(b)) if quantity => (!same_quantity(a, b)).then(String::new),
+        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) if quantity => {
+            (!same_quantity(&a.to_string(), b)).then(String::new)
+        }
         _ => Some(String::new()),
     }
 }
 
-/// Applies one child unless the cache already holds it as desired.
+/// Compares two `{resource: quantity}` maps.
+fn diff_quantity_map(want: &Value, have: &Value) -> Option<String> {
+    let (Value::Object(w), Value::Object(h)) = (want, have) else { return diff(want, have, false) };
+    w.iter().find_map(|(k, v)| match h.get(k) {
+        Some(hv) => diff(v, hv, true).map(|p| format!(".{k}{p}")),
+        None => (!is_empty_value(v)).then(|| format!(".{k}")),
+    })
+}
+
+/// Applies one child unless it already matches (see the module docs).
+#[allow(clippy::too_many_arguments)]
 pub async fn apply<K>(
+    memo: &Memo,
     api: &Api<K>,
     store: &Store<K>,
     dyntype: &K::DynamicType,
     kind: &'static str,
     mut desired: K,
     owner: (&str, &str),
-) -> Result<std::result::Result<Applied, Foreign>>
+) -> Result<std::result::Result<ChildApplied, Foreign>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Clone + Eq + std::hash::Hash,
@@ -86,7 +244,13 @@ where
     if let Some(ns) = desired.namespace() {
         key = key.within(&ns);
     }
-    let want = with_hash(&mut desired, kind)?;
+    let app_key: AppKey = (owner.0.to_owned(), owner.1.to_owned());
+    let memo_key: ChildKey = (kind, name.clone());
+    let (want, hash) = with_hash(&mut desired, kind)?;
+    let remembered = memo.lock().ok().and_then(|m| m.get(&app_key)?.get(&memo_key).cloned());
+    let known_rewrite = |w: &Option<Written>| {
+        w.as_ref().and_then(|w| w.rewrite.clone()).map(|path| Rewrite { kind, name: name.clone(), path })
+    };
     let cached = store.get(&key);
     if cached.is_none() {
         // The caches hold only labelled objects: an unlabelled one of the same name is someone
@@ -98,30 +262,103 @@ where
             return Ok(Err(Foreign { kind, name }));
         }
     }
+    let cached_rv = cached.as_ref().and_then(|c| c.resource_version());
     if let Some(current) = &cached {
         if !is_ours(current.labels(), owner.0, owner.1) {
             return Ok(Err(Foreign { kind, name }));
         }
+        if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
+            return Ok(Ok(ChildApplied {
+                applied: Applied::Unchanged,
+                rewrite: known_rewrite(&remembered),
+                new_rewrite: false,
+            }));
+        }
         let have = serde_json::to_value(current.as_ref()).map_err(|e| Error::Serialize(kind, e))?;
         match first_difference(&want, &have) {
-            None => return Ok(Ok(Applied::Unchanged)),
+            None => {
+                remember(memo, app_key, memo_key, Written { hash, before: None, after: cached_rv, rewrite: None });
+                return Ok(Ok(ChildApplied { applied: Applied::Unchanged, rewrite: None, new_rewrite: false }));
+            }
             Some(path) => tracing::debug!(kind, name, path, "child differs from the desired state"),
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|source| Error::Apply { kind, name, source })?;
-    Ok(Ok(if cached.is_some() { Applied::Updated } else { Applied::Created }))
+    let stored = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|source| Error::Apply {
+        kind,
+        name: name.clone(),
+        source,
+    })?;
+    let after = stored.resource_version();
+    let stored = serde_json::to_value(&stored).map_err(|e| Error::Serialize(kind, e))?;
+    let rewrite_path = first_difference(&want, &stored);
+    let applied = match (&cached_rv, &after) {
+        (None, _) => Applied::Created,
+        // The server found nothing to change: not a write.
+        (Some(before), Some(after)) if before == after => Applied::Unchanged,
+        _ => Applied::Updated,
+    };
+    let new_rewrite = rewrite_path.is_some() && known_rewrite(&remembered).map(|r| r.path) != rewrite_path;
+    if let Some(path) = &rewrite_path {
+        tracing::info!(kind, name, path, "the API server stores another value than the operator applied; keeping it");
+    }
+    remember(memo, app_key, memo_key, Written { hash, before: cached_rv, after, rewrite: rewrite_path.clone() });
+    Ok(Ok(ChildApplied {
+        applied,
+        rewrite: rewrite_path.map(|path| Rewrite { kind, name: name.clone(), path }),
+        new_rewrite,
+    }))
 }
 
-/// Deletes every object of the app in `store` whose name is not in `keep`. Returns the number
-/// of deletions issued.
+fn remember(memo: &Memo, app: AppKey, child: ChildKey, w: Written) {
+    if let Ok(mut m) = memo.lock() {
+        m.entry(app).or_default().insert(child, w);
+    }
+}
+
+/// Forgets what was remembered of an app's writes (it is being deleted).
+pub fn forget(memo: &Memo, namespace: &str, name: &str) {
+    if let Ok(mut m) = memo.lock() {
+        m.remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
+
+/// The owner of children being pruned: the app's namespace, name and UID.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+}
+
+/// Pure: whether `o` is a child of `owner` that prune may delete: our labels, in the owner's
+/// namespace (namespaced kinds), and, when the owner's UID is known, tied to that UID (its
+/// controller owner reference, or for cluster-scoped children the owner-UID annotation).
+pub fn prunable<K: Resource>(o: &K, owner: Owner<'_>, namespaced: bool) -> bool {
+    if !is_ours(o.labels(), owner.namespace, owner.name) || o.meta().deletion_timestamp.is_some() {
+        return false;
+    }
+    if namespaced && o.meta().namespace.as_deref() != Some(owner.namespace) {
+        return false;
+    }
+    let Some(uid) = owner.uid else { return true };
+    if namespaced {
+        o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
+    } else {
+        o.annotations().get(meta::OWNER_UID_ANNOTATION).map(String::as_str) == Some(uid)
+    }
+}
+
+/// Deletes every object of the app in `store` whose name is not in `keep`, each with a UID
+/// precondition (never a same-named successor). Returns the names deleted.
 pub async fn prune<K>(
     api_for: impl Fn(Option<&str>) -> Api<K>,
     store: &Store<K>,
     kind: &'static str,
-    owner: (&str, &str),
+    owner: Owner<'_>,
+    namespaced: bool,
     keep: &BTreeSet<String>,
-) -> Result<usize>
+) -> Result<Vec<String>>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Clone + Eq + std::hash::Hash,
@@ -129,16 +366,97 @@ where
     let stale: Vec<_> = store
         .state()
         .into_iter()
-        .filter(|o| is_ours(o.labels(), owner.0, owner.1) && !keep.contains(&o.name_any()))
-        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .filter(|o| prunable(o.as_ref(), owner, namespaced) && !keep.contains(&o.name_any()))
         .collect();
+    let mut deleted = Vec::new();
     for o in &stale {
         let name = o.name_any();
-        match api_for(o.namespace().as_deref()).delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { uid: o.uid(), resource_version: None }),
+            ..DeleteParams::background()
+        };
+        match api_for(o.namespace().as_deref()).delete(&name, &dp).await {
+            Ok(_) => deleted.push(name),
+            // Gone already, or replaced by an object with another UID: not ours to delete.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(source) => return Err(Error::Delete { kind, name, source }),
         }
     }
-    Ok(stale.len())
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_compare_by_value() {
+        for (a, b) in [
+            ("0.5", "500m"),
+            ("1024Mi", "1Gi"),
+            ("1536Mi", "1.5Gi"),
+            ("1000", "1k"),
+            ("1e3", "1k"),
+            ("2", "2000m"),
+            ("0", "0m"),
+            ("100Gi", "100Gi"),
+        ] {
+            assert!(same_quantity(a, b), "{a} = {b}");
+        }
+        for (a, b) in [("1Gi", "1G"), ("500m", "0.4"), ("1", "1m"), ("ten gigs", "10Gi"), ("1Ki", "1k")] {
+            assert!(!same_quantity(a, b), "{a} != {b}");
+        }
+    }
+
+    #[test]
+    fn the_server_normalised_form_is_no_difference() {
+        let want = json!({"spec": {"containers": [{"name": "app", "env": [{"name": "A", "value": ""}],
+            "resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}}}],
+            "tolerations": [{"key": "os", "value": "", "operator": "Equal"}]}});
+        let have = json!({"spec": {"containers": [{"name": "app", "env": [{"name": "A"}],
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "imagePullPolicy": "IfNotPresent"}],
+            "tolerations": [{"key": "os", "operator": "Equal"}], "dnsPolicy": "ClusterFirst"}});
+        assert_eq!(first_difference(&want, &have), None);
+    }
+
+    #[test]
+    fn real_differences_are_found_with_their_path() {
+        let want = json!({"spec": {"containers": [{"name": "app", "image": "a:1",
+            "resources": {"limits": {"cpu": "1"}}}]}});
+        let cases = [
+            (
+                json!({"spec": {"containers": [{"name": "app", "image": "a:2", "resources": {"limits": {"cpu": "1"}}}]}}),
+                ".spec.containers[0].image",
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "app", "image": "a:1", "resources": {"limits": {"cpu": "900m"}}}]}}),
+                ".spec.containers[0].resources.limits.cpu",
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": "1"}}}]}}),
+                ".spec.containers[0].image",
+            ),
+            (json!({"spec": {"containers": []}}), ".spec.containers"),
+        ];
+        for (have, path) in cases {
+            assert_eq!(first_difference(&want, &have).as_deref(), Some(path), "{have}");
+        }
+        // Quantity semantics only where quantities live: an env value "1k" is not "1000".
+        let want = json!({"env": [{"name": "N", "value": "1000"}]});
+        let have = json!({"env": [{"name": "N", "value": "1k"}]});
+        assert_eq!(first_difference(&want, &have).as_deref(), Some(".env[0].value"));
+        // A non-empty value the server lacks is a difference.
+        assert_eq!(first_difference(&json!({"a": "x"}), &json!({})).as_deref(), Some(".a"));
+    }
+
+    #[test]
+    fn a_remembered_write_covers_the_versions_before_and_after_it() {
+        let w = Written { hash: "h".into(), before: Some("1".into()), after: Some("2".into()), rewrite: None };
+        assert!(unchanged_since_write(&w, "h", Some("1")), "the cache may lag behind our write");
+        assert!(unchanged_since_write(&w, "h", Some("2")));
+        assert!(!unchanged_since_write(&w, "h", Some("3")), "someone else wrote since");
+        assert!(!unchanged_since_write(&w, "other", Some("2")), "the spec changed");
+        assert!(!unchanged_since_write(&w, "h", None));
+    }
 }

@@ -42,13 +42,23 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the WindowsApp has no namespace or name")]
     MissingMetadata,
+    #[error("removing the finalizer failed: {0}; the operator retries with backoff")]
+    RemoveFinalizer(#[source] kube::Error),
+}
+
+/// The HTTP status of an API error, if it is one.
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
 }
 
 impl Error {
     /// A bounded label for metrics and the reason of Warning events.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Apply { .. } => "ApplyFailed",
+            Error::Apply { .. } => crate::conditions::reason::APPLY_FAILED,
             Error::Delete { .. } => "DeleteFailed",
             Error::List { .. } => "ListFailed",
             Error::Status(_) => "StatusFailed",
@@ -62,6 +72,28 @@ impl Error {
                 _ => "FinalizerFailed",
             },
             Error::MissingMetadata => "MissingMetadata",
+            Error::RemoveFinalizer(_) => "FinalizerFailed",
+        }
+    }
+
+    /// True when retrying cannot help until a person acts: the API server refused the request
+    /// as invalid (400, 422: for example an immutable field) or forbidden (403), or the spec
+    /// cannot be built. Other failures (timeouts, conflicts, 5xx) are transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Apply { source, .. }
+            | Error::Delete { source, .. }
+            | Error::List { source, .. }
+            | Error::SecretCheck { source, .. }
+            | Error::Status(source)
+            | Error::RemoveFinalizer(source) => matches!(api_code(source), Some(400 | 403 | 422)),
+            Error::Build(_) | Error::Serialize(..) | Error::MissingMetadata => true,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.is_permanent()
+                }
+                _ => false,
+            },
         }
     }
 }

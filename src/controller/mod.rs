@@ -29,6 +29,7 @@ use tracing::{info, instrument, warn};
 
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
+use self::status::Observations;
 use self::status::Outcome;
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
 use crate::build::{self, Children, meta};
@@ -50,8 +51,8 @@ pub struct Stores {
     pub claims: Store<PersistentVolumeClaim>,
     pub volumes: Store<PersistentVolume>,
     pub cluster_roles: Store<ClusterRole>,
-    /// None when the GMSACredentialSpec CRD is not installed.
-    pub credspecs: Option<Store<DynamicObject>>,
+    /// Present while the GMSACredentialSpec CRD is installed.
+    pub credspecs: watch::CredSpecs,
     pub nodes: Store<Node>,
 }
 
@@ -68,9 +69,7 @@ impl Stores {
         let _ = self.volumes.wait_until_ready().await;
         let _ = self.cluster_roles.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
-        if let Some(c) = &self.credspecs {
-            let _ = c.wait_until_ready().await;
-        }
+        self.credspecs.settled().await;
     }
 }
 
@@ -85,6 +84,8 @@ pub struct Context {
     pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per app, for exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
+    /// The operator's last write of each child (see [`apply`]).
+    pub applied: apply::Memo,
 }
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
@@ -103,21 +104,7 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
     let _ = ctx.caches_ready.clone().wait_for(|r| *r).await;
     let app = match &guard.0 {
         Ok(app) => Arc::new(app.clone()),
-        Err(invalid) => {
-            warn!("cannot decode this WindowsApp, leaving it alone until it changes: {}", invalid.error);
-            let reference = ObjectReference {
-                api_version: Some(format!("{GROUP}/{VERSION}")),
-                kind: Some("WindowsApp".into()),
-                name: invalid.metadata.name.clone(),
-                namespace: invalid.metadata.namespace.clone(),
-                uid: invalid.metadata.uid.clone(),
-                ..ObjectReference::default()
-            };
-            let note =
-                format!("the object does not match the WindowsApp schema: {}; fix or re-apply it", invalid.error);
-            publish_to(ctx.as_ref(), &reference, EventType::Warning, "InvalidObject", note).await;
-            return Ok(Action::await_change());
-        }
+        Err(invalid) => return undecodable(&ctx, invalid).await,
     };
     let started = Instant::now();
     let ns = app.namespace().ok_or(Error::MissingMetadata)?;
@@ -139,7 +126,53 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
     result
 }
 
-/// Transient errors requeue with per-object exponential backoff (5 s doubling to 5 min).
+/// An object that does not decode as a WindowsApp (stored under an older or looser schema):
+/// reported by an event and otherwise left alone, except that its deletion always completes:
+/// its cluster-scoped children are removed and the finalizer with them.
+async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::InvalidObject) -> Result<Action> {
+    let m = &invalid.metadata;
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    let finalizers = m.finalizers.clone().unwrap_or_default();
+    if m.deletion_timestamp.is_some() {
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            let deleted = delete_cluster_children(ctx, ns, name).await?;
+            let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), ns);
+            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+            let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version}});
+            match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(Error::RemoveFinalizer(source)),
+            }
+            apply::forget(&ctx.applied, ns, name);
+            ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
+            info!(deleted, "deleted an undecodable WindowsApp: removed its cluster-scoped children and the finalizer");
+        }
+        return Ok(Action::await_change());
+    }
+    warn!("cannot decode this WindowsApp, leaving it alone until it changes: {}", invalid.error);
+    let reference = ObjectReference {
+        api_version: Some(format!("{GROUP}/{VERSION}")),
+        kind: Some("WindowsApp".into()),
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let note = format!("the object does not match the WindowsApp schema: {}; fix or re-apply it", invalid.error);
+    publish_to(ctx, &reference, EventType::Warning, "InvalidObject", note).await;
+    Ok(Action::await_change())
+}
+
+/// Pure: the delay before retrying after the `n`th consecutive failure: 5 s doubling, at most
+/// [`RESYNC`].
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(5u64.saturating_mul(1 << n.clamp(1, 7).saturating_sub(1))).min(RESYNC)
+}
+
+/// Transient errors requeue with per-object exponential backoff (see [`backoff`]).
 pub fn error_policy(app: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.category());
     let n = ctx
@@ -151,7 +184,7 @@ pub fn error_policy(app: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Acti
             *n
         })
         .unwrap_or(1);
-    let delay = Duration::from_secs(5u64.saturating_mul(1 << n.min(6).saturating_sub(1))).min(RESYNC);
+    let delay = backoff(n);
     warn!(
         namespace = app.namespace().unwrap_or_default(),
         name = app.name_any(),
@@ -182,45 +215,134 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
 
-    // 3. Build the desired children (pure).
-    let children = build::build(&valid)?;
-    let keep = Keep::of(&children);
-
-    // 4. Apply in order; a child owned by someone else stops here.
-    let report = match apply_all(ctx, &valid, children).await? {
-        Ok(report) => report,
-        Err(foreign) => {
+    // 3-6. Build, apply, prune, observe. Any failure lands in the status before it is retried.
+    match apply_and_observe(app, ctx, &valid).await {
+        Ok(Step::Applied(observations)) => {
+            let outcome = Outcome::Applied(observations);
+            let new = write_status(app, ctx, generation, build_label, &outcome, previous.as_ref()).await?;
+            let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
+            Ok(if ready { Action::requeue(RESYNC) } else { Action::requeue(WAIT) })
+        }
+        Ok(Step::Conflict(foreign)) => {
             let msg = format!(
                 "{} {} already exists and is not managed by this WindowsApp; delete or rename it, or rename the app",
                 foreign.kind, foreign.name
             );
             write_status(app, ctx, generation, build_label, &Outcome::Conflict(msg), previous.as_ref()).await?;
-            return Ok(Action::requeue(WAIT));
+            Ok(Action::requeue(WAIT))
         }
+        Err(error) => {
+            let outcome = Outcome::Failed {
+                reason: error.category(),
+                message: error.to_string(),
+                permanent: error.is_permanent(),
+            };
+            if let Err(status_error) =
+                write_status(app, ctx, generation, build_label, &outcome, previous.as_ref()).await
+            {
+                warn!("could not report the failure in the status: {status_error}");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// How applying went, short of an error.
+enum Step {
+    /// Every child is applied; what was observed afterwards.
+    Applied(Observations),
+    /// A child's name is taken by an object that is not ours.
+    Conflict(Foreign),
+}
+
+/// Steps 3 to 6 of the reconcile: build, apply, prune, observe.
+async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::ValidatedApp) -> Result<Step> {
+    // 3. Build the desired children (pure).
+    let mut children = build::build(valid)?;
+    let keep = Keep::of(&children);
+
+    // 4. Apply in order; a child owned by someone else stops here.
+    if valid.replicas.is_none() {
+        hand_over_replicas(ctx, valid).await?;
+    } else if let Some(running) = replicas_to_keep(ctx, valid) {
+        children.deployment.spec.replicas = Some(running);
+    }
+    let report = match apply_all(ctx, valid, children).await? {
+        Ok(report) => report,
+        Err(foreign) => return Ok(Step::Conflict(foreign)),
     };
     if !report.created.is_empty() {
         publish(ctx, app, EventType::Normal, "Created", format!("created {}", report.created.join(", "))).await;
     }
-
-    // 5. Prune what the spec no longer asks for.
-    let pruned = prune_all(ctx, &valid.namespace, &valid.name, &keep).await?;
-    if pruned > 0 {
-        publish(
-            ctx,
-            app,
-            EventType::Normal,
-            "Pruned",
-            format!("deleted {pruned} child object(s) the spec no longer asks for"),
-        )
-        .await;
+    for r in report.rewrites.iter().filter(|(_, new)| *new).map(|(r, _)| r) {
+        let note = format!(
+            "{} {}: {} is stored with another value than the operator applied (a mutating admission webhook or policy rewrote it); the operator keeps it and does not re-apply",
+            r.kind, r.name, r.path
+        );
+        publish(ctx, app, EventType::Warning, c::reason::REWRITTEN_BY_ADMISSION, note).await;
     }
 
-    // 6. Observe and report.
-    let observations = observe::observe(ctx, &valid, !report.deployment_written).await?;
-    let new =
-        write_status(app, ctx, generation, build_label, &Outcome::Applied(observations), previous.as_ref()).await?;
-    let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
-    Ok(if ready { Action::requeue(RESYNC) } else { Action::requeue(WAIT) })
+    // 5. Prune what the spec no longer asks for.
+    let pruned = prune_all(ctx, valid, &keep).await?;
+    if !pruned.is_empty() {
+        publish(ctx, app, EventType::Normal, "Pruned", format!("deleted {}", pruned.join(", "))).await;
+    }
+
+    // 6. Observe.
+    let mut observations = observe::observe(ctx, valid, !report.deployment_written).await?;
+    observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
+    Ok(Step::Applied(observations))
+}
+
+/// Manager that holds `spec.replicas` for a moment when the operator hands it to an autoscaler.
+pub const HANDOVER_MANAGER: &str = "winapp.dev/replicas-handover";
+
+/// Whether `manager` owns `.spec.replicas` of `d` through server-side apply.
+fn owns_replicas(d: &Deployment, manager: &str) -> bool {
+    d.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(manager)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1.as_ref().is_some_and(|f| f.0.get("f:spec").and_then(|s| s.get("f:replicas")).is_some())
+    })
+}
+
+/// `autoscaled: true`: the operator leaves `replicas` out of its apply. Were it the field's only
+/// owner, the server would reset it to 1. So first another manager applies the running count
+/// (sharing ownership at the same value), then the operator's apply lets go of the field and
+/// the autoscaler takes it from there.
+async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Result<()> {
+    let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
+    let Some(d) = ctx.stores.deployments.get(&key) else { return Ok(()) };
+    if !owns_replicas(&d, FIELD_MANAGER) {
+        return Ok(());
+    }
+    let running = d.spec.replicas.unwrap_or(1);
+    let name = d.name_any();
+    let patch = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": valid.namespace},
+        "spec": {"replicas": running},
+    });
+    Api::<Deployment>::namespaced(ctx.client.clone(), &valid.namespace)
+        .patch(&name, &PatchParams::apply(HANDOVER_MANAGER), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| Error::Apply { kind: "Deployment", name: name.clone(), source })?;
+    info!(replicas = running, "handed spec.replicas over to the autoscaler");
+    Ok(())
+}
+
+/// `autoscaled` turned off with no `spec.replicas`: keep the running count rather than drop to
+/// the default of 1, when the operator does not own the field yet (it was handed over).
+fn replicas_to_keep(ctx: &Context, valid: &validate::ValidatedApp) -> Option<i32> {
+    if valid.replicas_explicit {
+        return None;
+    }
+    let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
+    let d = ctx.stores.deployments.get(&key)?;
+    if owns_replicas(&d, FIELD_MANAGER) {
+        return None;
+    }
+    d.spec.replicas
 }
 
 /// Names of the children to keep, per kind, for pruning.
@@ -270,6 +392,8 @@ impl Keep {
 struct ApplyReport {
     created: Vec<String>,
     deployment_written: bool,
+    /// Fields stored with other values than applied, and whether each was found just now.
+    rewrites: Vec<(apply::Rewrite, bool)>,
 }
 
 /// Applies the children in order: identity and RBAC (the gMSA webhook checks them when pods are
@@ -295,24 +419,25 @@ async fn apply_all(
     let owner = (ns, app.name.as_str());
     let s = &ctx.stores;
     let mut report = ApplyReport::default();
-    let note = |kind: &str, name: String, applied: Applied, report: &mut ApplyReport| {
-        if applied != Applied::Unchanged {
+    let note = |kind: &str, name: String, done: apply::ChildApplied, report: &mut ApplyReport| {
+        if done.applied != Applied::Unchanged {
             ctx.metrics.child_written(kind);
         }
-        if applied == Applied::Created {
+        if done.applied == Applied::Created {
             report.created.push(format!("{kind} {name}"));
         }
+        if let Some(r) = done.rewrite {
+            report.rewrites.push((r, done.new_rewrite));
+        }
+        done.applied
     };
 
     macro_rules! step {
         ($api:expr, $store:expr, $dt:expr, $kind:literal, $obj:expr) => {{
             let obj = $obj;
             let name = obj.name_any();
-            match apply::apply(&$api, $store, $dt, $kind, obj, owner).await? {
-                Ok(applied) => {
-                    note($kind, name, applied, &mut report);
-                    applied
-                }
+            match apply::apply(&ctx.applied, &$api, $store, $dt, $kind, obj, owner).await? {
+                Ok(done) => note($kind, name, done, &mut report),
                 Err(foreign) => return Ok(Err(foreign)),
             }
         }};
@@ -321,9 +446,9 @@ async fn apply_all(
     if let Some(sa) = service_account {
         step!(Api::<ServiceAccount>::namespaced(client.clone(), ns), &s.service_accounts, &(), "ServiceAccount", sa);
     }
-    if let (Some(cs), Some(store)) = (credential_spec, &s.credspecs) {
+    if let (Some(cs), Some(store)) = (credential_spec, s.credspecs.get()) {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ctx.credspec_resource);
-        step!(api, store, &ctx.credspec_resource, "GMSACredentialSpec", cs);
+        step!(api, &store, &ctx.credspec_resource, "GMSACredentialSpec", cs);
     }
     if let Some(cr) = gmsa_cluster_role {
         step!(Api::<ClusterRole>::all(client.clone()), &s.cluster_roles, &(), "ClusterRole", cr);
@@ -355,31 +480,75 @@ async fn apply_all(
     Ok(Ok(report))
 }
 
-/// Deletes the app's children that are not in `keep`, every kind.
-async fn prune_all(ctx: &Context, ns: &str, name: &str, keep: &Keep) -> Result<usize> {
+/// Deletes the app's children that are not in `keep`, every kind. Returns `Kind name` of each.
+async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> Result<Vec<String>> {
     let client = ctx.client.clone();
     let s = &ctx.stores;
-    let owner = (ns, name);
-    let mut n = 0;
-    n += apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, &keep.deployments).await?;
-    n += apply::prune(namespaced_api(&client), &s.services, "Service", owner, &keep.services).await?;
-    n += apply::prune(namespaced_api(&client), &s.claims, "PersistentVolumeClaim", owner, &keep.claims).await?;
-    n += apply::prune(|_| Api::all(client.clone()), &s.volumes, "PersistentVolume", owner, &keep.volumes).await?;
-    n += apply::prune(namespaced_api(&client), &s.config_maps, "ConfigMap", owner, &keep.config_maps).await?;
-    n += apply::prune(namespaced_api(&client), &s.role_bindings, "RoleBinding", owner, &keep.role_bindings).await?;
-    n +=
-        apply::prune(|_| Api::all(client.clone()), &s.cluster_roles, "ClusterRole", owner, &keep.cluster_roles).await?;
-    if let Some(store) = &s.credspecs {
+    let owner = apply::Owner { namespace: &app.namespace, name: &app.name, uid: app.uid.as_deref() };
+    let mut deleted = Vec::new();
+    let mut note = |kind: &str, names: Vec<String>| {
+        for n in names {
+            ctx.metrics.child_written("Deleted");
+            deleted.push(format!("{kind} {n}"));
+        }
+    };
+    note(
+        "Deployment",
+        apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, true, &keep.deployments).await?,
+    );
+    note("Service", apply::prune(namespaced_api(&client), &s.services, "Service", owner, true, &keep.services).await?);
+    note(
+        "PersistentVolumeClaim",
+        apply::prune(namespaced_api(&client), &s.claims, "PersistentVolumeClaim", owner, true, &keep.claims).await?,
+    );
+    note(
+        "PersistentVolume",
+        apply::prune(all(&client), &s.volumes, "PersistentVolume", owner, false, &keep.volumes).await?,
+    );
+    note(
+        "ConfigMap",
+        apply::prune(namespaced_api(&client), &s.config_maps, "ConfigMap", owner, true, &keep.config_maps).await?,
+    );
+    note(
+        "RoleBinding",
+        apply::prune(namespaced_api(&client), &s.role_bindings, "RoleBinding", owner, true, &keep.role_bindings)
+            .await?,
+    );
+    note(
+        "ClusterRole",
+        apply::prune(all(&client), &s.cluster_roles, "ClusterRole", owner, false, &keep.cluster_roles).await?,
+    );
+    if let Some(store) = s.credspecs.get() {
         let ar = ctx.credspec_resource.clone();
-        n += apply::prune(|_| Api::all_with(client.clone(), &ar), store, "GMSACredentialSpec", owner, &keep.credspecs)
-            .await?;
+        let c = client.clone();
+        let api = move |_: Option<&str>| Api::all_with(c.clone(), &ar);
+        note(
+            "GMSACredentialSpec",
+            apply::prune(api, &store, "GMSACredentialSpec", owner, false, &keep.credspecs).await?,
+        );
     }
-    n += apply::prune(namespaced_api(&client), &s.service_accounts, "ServiceAccount", owner, &keep.service_accounts)
-        .await?;
-    for _ in 0..n {
-        ctx.metrics.child_written("Deleted");
-    }
-    Ok(n)
+    note(
+        "ServiceAccount",
+        apply::prune(
+            namespaced_api(&client),
+            &s.service_accounts,
+            "ServiceAccount",
+            owner,
+            true,
+            &keep.service_accounts,
+        )
+        .await?,
+    );
+    Ok(deleted)
+}
+
+/// An `Api` for a cluster-scoped kind.
+fn all<K>(client: &Client) -> impl Fn(Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>,
+{
+    let c = client.clone();
+    move |_: Option<&str>| Api::all(c.clone())
 }
 
 /// An `Api` for a namespaced kind in the namespace of the object being pruned.
@@ -396,21 +565,28 @@ where
 async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     let ns = app.namespace().ok_or(Error::MissingMetadata)?;
     let name = app.name_any();
-    let lp = ListParams::default().labels(&meta::children_selector(&ns, &name));
-    let mut deleted = 0;
-    deleted += delete_labelled(Api::<PersistentVolume>::all(ctx.client.clone()), &lp, "PersistentVolume").await?;
-    deleted += delete_labelled(Api::<ClusterRole>::all(ctx.client.clone()), &lp, "ClusterRole").await?;
-    if ctx.stores.credspecs.is_some() {
-        let api = Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.credspec_resource);
-        deleted += delete_labelled(api, &lp, "GMSACredentialSpec").await?;
-    }
+    let deleted = delete_cluster_children(ctx, &ns, &name).await?;
     if deleted > 0 {
         publish(ctx, app, EventType::Normal, "CleanedUp", format!("deleted {deleted} cluster-scoped child object(s)"))
             .await;
     }
+    apply::forget(&ctx.applied, &ns, &name);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), None);
     info!(deleted, "cleaned up cluster-scoped children");
     Ok(Action::await_change())
+}
+
+/// Deletes the cluster-scoped children of the app `ns/name`; returns how many.
+async fn delete_cluster_children(ctx: &Context, ns: &str, name: &str) -> Result<usize> {
+    let lp = ListParams::default().labels(&meta::children_selector(ns, name));
+    let mut deleted = 0;
+    deleted += delete_labelled(Api::<PersistentVolume>::all(ctx.client.clone()), &lp, "PersistentVolume").await?;
+    deleted += delete_labelled(Api::<ClusterRole>::all(ctx.client.clone()), &lp, "ClusterRole").await?;
+    if ctx.stores.credspecs.get().is_some() {
+        let api = Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.credspec_resource);
+        deleted += delete_labelled(api, &lp, "GMSACredentialSpec").await?;
+    }
+    Ok(deleted)
 }
 
 async fn delete_labelled<K>(api: Api<K>, lp: &ListParams, kind: &'static str) -> Result<usize>
@@ -474,6 +650,10 @@ async fn transition_events(
                 publish(ctx, app, EventType::Normal, "RolloutComplete", cond.message.clone()).await;
             }
             (c::STALLED, "True") => {
+                publish(ctx, app, EventType::Warning, &cond.reason, cond.message.clone()).await;
+            }
+            // A transient failure: retried, but a person may want to know.
+            (c::RECONCILING, "True") if cond.reason.ends_with("Failed") => {
                 publish(ctx, app, EventType::Warning, &cond.reason, cond.message.clone()).await;
             }
             _ => {}

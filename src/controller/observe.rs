@@ -21,6 +21,7 @@ pub async fn observe(ctx: &Context, app: &ValidatedApp, deployment_current: bool
         gmsa: gmsa(ctx, app),
         claims: claims(ctx, app).await?,
         deployment: deployment(ctx, app, deployment_current),
+        rewrites: Vec::new(),
     })
 }
 
@@ -82,7 +83,7 @@ fn tolerated(n: &Node, tolerations: &[Toleration]) -> bool {
 
 fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
     let g = app.gmsa.as_ref()?;
-    let Some(store) = &ctx.stores.credspecs else { return Some(GmsaCheck::CrdMissing) };
+    let Some(store) = ctx.stores.credspecs.get() else { return Some(GmsaCheck::CrdMissing) };
     let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
     // A generated credspec was just applied; the cache may not hold it yet.
     Some(if g.generated.is_some() || store.get(&key).is_some() {

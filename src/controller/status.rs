@@ -51,6 +51,9 @@ pub struct Observations {
     pub claims: Vec<ClaimCheck>,
     /// None when the Deployment is not in the cache yet.
     pub deployment: Option<DeploymentCheck>,
+    /// Fields the API server stores with another value than applied (admission rewrote them),
+    /// one `Kind name: path` each.
+    pub rewrites: Vec<String>,
 }
 
 /// How the reconcile went.
@@ -64,6 +67,9 @@ pub enum Outcome {
     Invalid(String),
     /// A child with our name exists and is not ours.
     Conflict(String),
+    /// A step failed (an apply the API server refused, a failed delete...): `reason` is the
+    /// error's category; `permanent` when retrying cannot help until a person acts.
+    Failed { reason: &'static str, message: String, permanent: bool },
 }
 
 /// The status for `generation` after `outcome`, keeping transition times from `previous`.
@@ -78,6 +84,18 @@ pub fn compute(
     let (wanted, replicas, available) = match outcome {
         Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
         Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
+        Outcome::Failed { reason: r, message, permanent } => {
+            let conds = if *permanent {
+                stalled(r, message.clone())
+            } else {
+                vec![
+                    Cond::new(c::READY, false, r, message.clone()),
+                    Cond::new(c::RECONCILING, true, r, message.clone()),
+                    Cond::new(c::STALLED, false, r, "the operator retries with backoff"),
+                ]
+            };
+            (conds, previous.and_then(|p| p.replicas), previous.and_then(|p| p.available_replicas))
+        }
         Outcome::Suspended => {
             let msg = "spec.suspend is true: the operator applies and deletes nothing until it is false";
             let ready = c::find(prev_conditions, c::READY).map_or_else(
@@ -189,6 +207,18 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
                 format!("{} claim(s) bound", obs.claims.len()),
             ));
         }
+    }
+
+    if !obs.rewrites.is_empty() {
+        domain.push(Cond::new(
+            c::SPEC_APPLIED,
+            false,
+            reason::REWRITTEN_BY_ADMISSION,
+            format!(
+                "stored with other values than applied (a mutating admission webhook or policy rewrote them): {}; the operator keeps the stored values and does not re-apply them",
+                obs.rewrites.join(", ")
+            ),
+        ));
     }
 
     let d = obs.deployment.clone();

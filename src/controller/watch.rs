@@ -3,6 +3,8 @@
 //! the reconcile reads.
 
 use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,6 +16,7 @@ use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tracing::{info, warn};
 
 use super::Stores;
 use super::Watched;
@@ -82,9 +85,117 @@ fn node_signature(node: &Node) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Builds the controller and the caches. `credspecs_installed` says whether the
-/// GMSACredentialSpec CRD exists (without it that watch would fail forever).
-pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> (Controller<Watched>, Stores) {
+/// The GMSACredentialSpec cache: present while the CRD is installed. The CRD may be installed
+/// or removed while the operator runs; [`follow_credspec_crd`] notices either within
+/// [`CRD_POLL`] and swaps the cache in or out.
+#[derive(Clone)]
+pub struct CredSpecs {
+    slot: Arc<RwLock<Option<Store<DynamicObject>>>>,
+    settled: tokio::sync::watch::Receiver<bool>,
+}
+
+impl CredSpecs {
+    /// The cache, when the CRD is installed and the cache has synced.
+    pub fn get(&self) -> Option<Store<DynamicObject>> {
+        self.slot.read().ok().and_then(|s| s.clone())
+    }
+
+    /// Waits for the first answer on whether the CRD is installed (and its cache, if it is).
+    pub async fn settled(&self) {
+        let _ = self.settled.clone().wait_for(|s| *s).await;
+    }
+}
+
+/// How often the operator asks discovery whether the GMSACredentialSpec CRD is installed.
+pub const CRD_POLL: Duration = Duration::from_secs(30);
+/// How soon it asks again after discovery failed.
+const CRD_RETRY: Duration = Duration::from_secs(5);
+/// How long the first check waits for the credspec cache before reconciles start anyway.
+const CRD_SETTLE: Duration = Duration::from_secs(30);
+
+type Events = futures::channel::mpsc::UnboundedSender<Result<DynamicObject, watcher::Error>>;
+
+/// Follows the GMSACredentialSpec CRD through discovery (which any authenticated client may
+/// read): starts the credspec watch when the CRD appears, stops it when the CRD goes, and sends
+/// on `changed` each time so that the apps are checked again.
+async fn follow_credspec_crd(
+    client: Client,
+    slot: Arc<RwLock<Option<Store<DynamicObject>>>>,
+    settled: tokio::sync::watch::Sender<bool>,
+    events: Events,
+    changed: futures::channel::mpsc::UnboundedSender<()>,
+) {
+    let ar = identity::credspec_resource();
+    let group_version = format!("{}/{}", ar.group, ar.version);
+    let mut running: Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> = None;
+    loop {
+        let installed = match client.list_api_group_resources(&group_version).await {
+            Ok(list) => Some(list.resources.iter().any(|r| r.name == ar.plural)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Some(false),
+            Err(e) => {
+                warn!("cannot tell whether the GMSACredentialSpec CRD is installed ({e}); asking again");
+                None
+            }
+        };
+        match (installed, running.is_some()) {
+            (Some(true), false) => {
+                let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+                let store = writer.as_reader();
+                let stream = watcher(
+                    Api::<DynamicObject>::all_with(client.clone(), &ar),
+                    watcher::Config::default().any_semantic(),
+                )
+                .default_backoff()
+                .reflect(writer)
+                .touched_objects();
+                let tx = events.clone();
+                let watch = tokio::spawn(async move {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(ev) = stream.next().await {
+                        if tx.unbounded_send(ev).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+                let (s, c) = (slot.clone(), changed.clone());
+                let ready = tokio::spawn(async move {
+                    let _ = store.wait_until_ready().await;
+                    if let Ok(mut slot) = s.write() {
+                        *slot = Some(store);
+                    }
+                    info!("the GMSACredentialSpec CRD is installed; credspecs are watched");
+                    let _ = c.unbounded_send(());
+                    let _ = ready_tx.send(());
+                });
+                running = Some((watch, ready));
+                if !*settled.borrow() {
+                    let _ = tokio::time::timeout(CRD_SETTLE, ready_rx).await;
+                }
+            }
+            (Some(false), true) => {
+                if let Some((watch, ready)) = running.take() {
+                    watch.abort();
+                    ready.abort();
+                }
+                if let Ok(mut slot) = slot.write() {
+                    *slot = None;
+                }
+                warn!("the GMSACredentialSpec CRD was removed; gMSA apps report it");
+                let _ = changed.unbounded_send(());
+            }
+            (Some(false), false) if !*settled.borrow() => {
+                warn!("the GMSACredentialSpec CRD is not installed: gMSA apps report GMSAReady=False until it is");
+            }
+            _ => {}
+        }
+        let _ = settled.send(true);
+        tokio::time::sleep(if installed.is_some() { CRD_POLL } else { CRD_RETRY }).await;
+    }
+}
+
+/// Builds the controller and the caches, and starts following the GMSACredentialSpec CRD.
+pub fn controller(client: &Client, scope: &Scope) -> (Controller<Watched>, Stores) {
     let mut app_config = watcher::Config::default().any_semantic();
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
@@ -100,7 +211,15 @@ pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> 
     let (cluster_roles, cr_events) = cached::<ClusterRole>(Api::all(client.clone()), children_config());
     let (nodes, node_events) = cached::<Node>(Api::all(client.clone()), watcher::Config::default().any_semantic());
 
-    let mut controller = Controller::new(apps, app_config)
+    let (credspec_tx, credspec_events) = futures::channel::mpsc::unbounded();
+    let (crd_tx, crd_changed) = futures::channel::mpsc::unbounded::<()>();
+    let (settled_tx, settled) = tokio::sync::watch::channel(false);
+    let credspecs = CredSpecs { slot: Arc::default(), settled };
+    tokio::spawn(follow_credspec_crd(client.clone(), credspecs.slot.clone(), settled_tx, credspec_tx, crd_tx));
+
+    let node_changes =
+        node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) });
+    let controller = Controller::new(apps, app_config)
         .owns_stream(deployment_events)
         .owns_stream(service_events)
         .owns_stream(config_map_events)
@@ -109,43 +228,28 @@ pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> 
         .owns_stream(claim_events)
         .watches_stream(volume_events, |pv| owner_of(&pv))
         .watches_stream(cr_events, |cr| owner_of(&cr))
-        .reconcile_all_on(
-            node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) }),
-        );
+        .reconcile_all_on(futures::stream::select(node_changes, crd_changed));
 
-    let credspec_store = if credspecs_installed {
-        let ar = identity::credspec_resource();
-        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-        let store = writer.as_reader();
-        let events =
-            watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), watcher::Config::default().any_semantic())
-                .default_backoff()
-                .reflect(writer)
-                .touched_objects();
-        // An unlabelled credspec (one the platform team owns) may be the one an app references:
-        // re-check the apps that name it, and the app that owns a generated one.
-        let app_store = controller.store();
-        controller = controller.watches_stream_with(
-            events,
-            move |cs: DynamicObject| {
-                let name = cs.name_any();
-                app_store
-                    .state()
-                    .iter()
-                    .filter(|a| {
-                        a.0.as_ref().ok().and_then(|a| a.spec.gmsa.as_ref()?.credential_spec_name.as_deref())
-                            == Some(name.as_str())
-                    })
-                    .map(|a| ObjectRef::from_obj(a.as_ref()))
-                    .chain(owner_of(&cs))
-                    .collect::<Vec<_>>()
-            },
-            ar,
-        );
-        Some(store)
-    } else {
-        None
-    };
+    // An unlabelled credspec (one the platform team owns) may be the one an app references:
+    // re-check the apps that name it, and the app that owns a generated one.
+    let app_store = controller.store();
+    let controller = controller.watches_stream_with(
+        credspec_events,
+        move |cs: DynamicObject| {
+            let name = cs.name_any();
+            app_store
+                .state()
+                .iter()
+                .filter(|a| {
+                    a.0.as_ref().ok().and_then(|a| a.spec.gmsa.as_ref()?.credential_spec_name.as_deref())
+                        == Some(name.as_str())
+                })
+                .map(|a| ObjectRef::from_obj(a.as_ref()))
+                .chain(owner_of(&cs))
+                .collect::<Vec<_>>()
+        },
+        identity::credspec_resource(),
+    );
 
     let stores = Stores {
         deployments,
@@ -156,7 +260,7 @@ pub fn controller(client: &Client, scope: &Scope, credspecs_installed: bool) -> 
         claims,
         volumes,
         cluster_roles,
-        credspecs: credspec_store,
+        credspecs,
         nodes,
     };
     (controller, stores)
