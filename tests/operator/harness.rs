@@ -28,7 +28,7 @@ pub fn setup() -> &'static Path {
     KUBECONFIG.get_or_init(|| {
         let root = repo();
         kubectl_ok(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None);
-        let gmsa_crd = root.join("../shared/third-party/gmsacredentialspecs.windows.k8s.io.yaml");
+        let gmsa_crd = root.join("tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml");
         kubectl_ok(&["apply", "--server-side", "-f", &gmsa_crd.to_string_lossy()], None);
         kubectl_ok(
             &[
@@ -197,8 +197,18 @@ pub fn kstatus<T: serde::Serialize>(obj: &T) -> String {
 
 /// The Argo CD health check of config/argocd on a live object: Healthy, Progressing, Degraded, Suspended.
 pub fn argocd_health<T: serde::Serialize>(obj: &T) -> String {
-    let mut cmd = Command::new("lua5.4");
-    cmd.arg(repo().join("hack/argocd/run-health.lua")).arg(repo().join("config/argocd/health.lua"));
+    // argocd-health runs the script in gopher-lua as Argo CD does (hack/argocd); scripts/test sets
+    // ARGOCD_HEALTH, otherwise hack/argocd/build.sh builds or finds it.
+    static BIN: OnceLock<String> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        std::env::var("ARGOCD_HEALTH").unwrap_or_else(|_| {
+            let out = Command::new(repo().join("hack/argocd/build.sh")).output().expect("run hack/argocd/build.sh");
+            assert!(out.status.success(), "argocd-health build failed: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).lines().last().expect("binary path").trim().to_owned()
+        })
+    });
+    let mut cmd = Command::new(bin);
+    cmd.arg("run").arg(repo().join("config/argocd/resource_customizations/winapp.dev/WindowsApp/health.lua"));
     let out = run_with_stdin(cmd, &serde_json::to_string(obj).expect("json"));
     out.split('\t').next().unwrap_or_default().trim().to_owned()
 }
@@ -211,7 +221,7 @@ fn run_with_stdin(mut cmd: Command, input: &str) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (scripts/test installs lua5.4)"));
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (the helper binaries are built by scripts/test)"));
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));

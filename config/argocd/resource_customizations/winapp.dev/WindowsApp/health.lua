@@ -1,8 +1,9 @@
 -- Argo CD health check for winapp.dev WindowsApp (winapp-operator); see config/argocd/README.md.
 -- Argo CD sets the global `obj`; the script returns hs = {status = ..., message = ...}.
--- Scripts from argocd-cm run with only the base and table libraries (no string, no math),
--- and any field may be missing, so every lookup goes through field().
--- This file is inlined byte for byte in argocd-cm-patch.yaml: keep the two in step.
+-- Argo CD runs it in gopher-lua, a Lua 5.1 (no //, bitwise operators, integers, utf8 or
+-- table.unpack). From argocd-cm it gets only the base, table and package libraries (no string,
+-- math or os global), and any field may be missing, so every lookup goes through field().
+-- config/argocd/argocd-cm-patch.yaml inlines this file byte for byte: keep the two in step.
 local hs = {}
 local function field(t, key)
   if type(t) == "table" then
