@@ -33,6 +33,7 @@ fn committed_crd_is_current() {
     let yaml = crd::crd_yaml().expect("CRD serializes");
     check(&root().join(crd::CRD_PATH), &yaml);
     check(&root().join("config/crd/windowsapps.winapp.dev.yaml"), &yaml);
+    check(&root().join("charts/winapp-operator/crds/windowsapps.winapp.dev.yaml"), &yaml);
 }
 
 fn examples() -> Vec<PathBuf> {

@@ -1,0 +1,637 @@
+//! `charts/winapp-operator` as a platform team installs it with Helm: the chart lints, its values
+//! schema refuses bad values, it grants exactly the RBAC of `config/rbac` (and of the secret-check
+//! component), its Deployment is `config/manager`'s, its CRD is the generated one, the API server
+//! accepts what it renders, and a real `helm install` runs under Pod Security `restricted` and
+//! `helm uninstall` leaves nothing behind.
+//!
+//! The helm binary is `$HELM` (scripts/test exports it) or what `hack/helm/build.sh` builds.
+
+mod support;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    process::{Command, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Node, Pod},
+};
+use kube::api::Api;
+use serde_json::{Value, json};
+use support::{TestNamespace, deployment_available, kubectl, unique_name, wait_for, wait_for_list};
+
+const CRD: &str = "crds/windowsapps.winapp.dev.yaml";
+const CHART_CRD: &str = "charts/winapp-operator/crds/windowsapps.winapp.dev.yaml";
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart() -> String {
+    root().join("charts/winapp-operator").to_string_lossy().into_owned()
+}
+
+/// Runs a program with optional standard input; stdout on success, the command and its output on failure.
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{program} {}: {stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// `$HELM`, or the binary that hack/helm/build.sh builds (cached) and prints on its last line.
+fn helm_bin() -> &'static str {
+    static HELM: OnceLock<String> = OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(helm) = std::env::var_os("HELM").filter(|h| !h.is_empty()) {
+            return helm.to_string_lossy().into_owned();
+        }
+        let script = root().join("hack/helm/build.sh");
+        let out = run(&script.to_string_lossy(), &[], None)
+            .unwrap_or_else(|e| panic!("cannot build helm (set HELM to use another binary): {e}"));
+        out.lines().last().expect("hack/helm/build.sh printed the helm path").trim().to_owned()
+    })
+}
+
+fn helm(args: &[&str]) -> Result<String, String> {
+    run(helm_bin(), args, None)
+}
+
+/// `helm template RELEASE charts/winapp-operator -n NAMESPACE EXTRA...`, as YAML.
+fn template(release: &str, namespace: &str, extra: &[&str]) -> Result<String, String> {
+    let chart = chart();
+    let mut args = vec!["template", release, chart.as_str(), "--namespace", namespace];
+    args.extend_from_slice(extra);
+    helm(&args)
+}
+
+/// Every document of a YAML stream, skipping empty ones.
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap_or_else(|e| panic!("not a YAML stream: {e}\n{yaml}"))
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The rendered objects, each exactly once, by (kind, name).
+fn rendered(release: &str, namespace: &str, extra: &[&str]) -> BTreeMap<(String, String), Value> {
+    let yaml = template(release, namespace, extra).unwrap_or_else(|e| panic!("helm template failed: {e}"));
+    let mut objects = BTreeMap::new();
+    for doc in documents(&yaml) {
+        let key = (doc["kind"].as_str().unwrap_or_default().to_owned(), name(&doc).to_owned());
+        assert!(objects.insert(key.clone(), doc).is_none(), "{key:?} rendered twice");
+    }
+    objects
+}
+
+fn name(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a Value {
+    let mut of_kind = objects.iter().filter(|((k, _), _)| k == kind).map(|(_, v)| v);
+    let first = of_kind.next().unwrap_or_else(|| panic!("no {kind} rendered"));
+    assert!(of_kind.next().is_none(), "more than one {kind} rendered");
+    first
+}
+
+#[test]
+fn the_chart_crd_is_the_generated_crd_byte_for_byte() {
+    let generated = std::fs::read(root().join(CRD)).expect("the generated CRD");
+    let copy = std::fs::read(root().join(CHART_CRD)).unwrap_or_else(|e| panic!("{CHART_CRD}: {e}"));
+    assert!(generated == copy, "{CHART_CRD} is stale: cp {CRD} {CHART_CRD} (tests/generated.rs keeps {CRD} current)");
+    let names: Vec<_> = std::fs::read_dir(root().join("charts/winapp-operator/crds"))
+        .expect("the chart's crds/")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["windowsapps.winapp.dev.yaml"], "the chart's crds/ holds the WindowsApp CRD only");
+}
+
+#[test]
+fn the_chart_app_version_is_the_crate_version() {
+    let chart: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("charts/winapp-operator/Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml is YAML");
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"), "Chart.yaml appVersion follows Cargo.toml");
+    // The default image is the release's: repository:appVersion.
+    let objects = rendered("winapp-operator", "winapp-system", &[]);
+    let image = &only(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, &format!("ghcr.io/winapp-dev/winapp-operator:{}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn helm_lint_passes_strictly_and_fails_on_bad_values() {
+    let chart = chart();
+    for extra in [&[][..], &["--set", "secretCheck.enabled=true,serviceMonitor.enabled=true,replicas=1"][..]] {
+        for strict in [false, true] {
+            let mut args = vec!["lint", chart.as_str()];
+            if strict {
+                args.push("--strict");
+            }
+            args.extend_from_slice(extra);
+            let out = helm(&args).unwrap_or_else(|e| panic!("helm lint failed: {e}"));
+            assert!(out.contains("0 chart(s) failed"), "{out}");
+        }
+    }
+    // Lint runs the schema too, so it can fail.
+    let err = helm(&["lint", &chart, "--strict", "--set", "logFormat=xml"]).expect_err("lint accepted logFormat=xml");
+    assert!(err.contains("logFormat"), "{err}");
+}
+
+#[test]
+fn the_values_schema_refuses_bad_values() {
+    // A valid variant of each value first: the refusals below are about the values, not the chart.
+    let good = [
+        "logFormat=text",
+        "replicas=0",
+        "image.pullPolicy=Always",
+        "watchNamespace=apps",
+        "serviceMonitor.interval=1m30s",
+    ];
+    for set in good {
+        template("t", "ns", &["--set", set]).unwrap_or_else(|e| panic!("--set {set} refused: {e}"));
+    }
+    let bad = [
+        ("logFormat=xml", "/logFormat"),
+        ("replicas=-1", "/replicas"),
+        ("replicas=two", "/replicas"),
+        ("replica=3", "replica"), // a typo: unknown keys are refused
+        ("image.digest=latest", "/image/digest"),
+        ("image.digest=sha256:abc", "/image/digest"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("image.registry=quay.io", "registry"),
+        ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
+        ("secretCheck.enabled=maybe", "/secretCheck/enabled"),
+        ("serviceMonitor.interval=often", "/serviceMonitor/interval"),
+        ("extraArgs[0]=run", "/extraArgs/0"),
+        ("tolerations[0].effect=Sometimes", "/tolerations/0/effect"),
+        ("resources.request.cpu=1", "request"),
+        ("service.port=0", "/service/port"),
+    ];
+    for (set, field) in bad {
+        let err = template("t", "ns", &["--set", set]).expect_err(&format!("--set {set} was accepted"));
+        assert!(err.contains("don't meet the specifications of the schema"), "--set {set}: {err}");
+        assert!(err.contains(field), "--set {set}: the error does not name {field}: {err}");
+    }
+    // Refused by the templates: several replicas without leader election.
+    let err = template("t", "ns", &["--set", "leaderElection.enabled=false"]).expect_err("accepted");
+    assert!(err.contains("needs leaderElection.enabled=true"), "{err}");
+    template("t", "ns", &["--set", "leaderElection.enabled=false,replicas=1"]).expect("one replica without election");
+    let err = template("t", "ns", &["--set", "podLabels.app\\.kubernetes\\.io/instance=x"]).expect_err("accepted");
+    assert!(err.contains("podLabels may not set app.kubernetes.io/instance"), "{err}");
+}
+
+#[test]
+fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
+    let pod_spec = |extra: &[&str]| {
+        let objects = rendered("t", "ns", extra);
+        only(&objects, "Deployment")["spec"]["template"].clone()
+    };
+    let image = |t: &Value| t["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_owned();
+    let args = |t: &Value| -> Vec<String> {
+        t["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("string arg").to_owned())
+            .collect()
+    };
+
+    let t = pod_spec(&["--set", "image.tag=9.9.9"]);
+    assert_eq!(image(&t), "ghcr.io/winapp-dev/winapp-operator:9.9.9");
+    let digest = format!("image.tag=9.9.9,image.digest={DIGEST},image.repository=registry.example/winapp");
+    let t = pod_spec(&["--set", &digest]);
+    assert_eq!(image(&t), format!("registry.example/winapp@{DIGEST}"));
+
+    let t = pod_spec(&[]);
+    let defaults = args(&t);
+    assert_eq!(defaults[0], "run");
+    assert!(defaults.contains(&"--log-format=json".to_owned()), "{defaults:?}");
+    assert!(defaults.contains(&"--leader-elect=true".to_owned()), "{defaults:?}");
+    assert!(!defaults.iter().any(|a| a.starts_with("--namespace") || a.starts_with("--selector")), "{defaults:?}");
+    assert_eq!(t["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    assert!(t["spec"]["tolerations"].is_null(), "no tolerations by default");
+    assert!(t["spec"]["affinity"].is_null(), "no affinity by default");
+
+    let t = pod_spec(&[
+        "--set",
+        "watchNamespace=apps,selector=team=web,logFormat=text,logLevel=debug,replicas=1,leaderElection.enabled=false",
+        "--set",
+        "podLabels.team=web,podAnnotations.note=hi,priorityClassName=system-cluster-critical",
+        "--set-json",
+        r#"tolerations=[{"key":"os","operator":"Equal","value":"linux","effect":"NoSchedule"}]"#,
+        "--set-json",
+        r#"affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"pool","operator":"In","values":["system"]}]}]}}}"#,
+        "--set-json",
+        r#"resources={"requests":{"cpu":"10m"},"limits":null}"#,
+        "--set-json",
+        r#"extraArgs=["--concurrency=4"]"#,
+    ]);
+    let a = args(&t);
+    for want in
+        ["--namespace=apps", "--selector=team=web", "--log-format=text", "--leader-elect=false", "--concurrency=4"]
+    {
+        assert!(a.contains(&want.to_owned()), "{want} missing from {a:?}");
+    }
+    assert_eq!(a.last().map(String::as_str), Some("--concurrency=4"), "extraArgs come last: {a:?}");
+    assert_eq!(t["metadata"]["labels"]["team"], "web");
+    assert_eq!(t["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(t["spec"]["priorityClassName"], "system-cluster-critical");
+    assert_eq!(
+        t["spec"]["tolerations"],
+        json!([{"key": "os", "operator": "Equal", "value": "linux", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        t["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0]["key"],
+        "pool"
+    );
+    // Helm merges maps into the defaults; null removes a default.
+    assert_eq!(t["spec"]["containers"][0]["resources"], json!({"requests": {"cpu": "10m", "memory": "64Mi"}}));
+    let env = &t["spec"]["containers"][0]["env"];
+    let rust_log = env.as_array().expect("env").iter().find(|e| e["name"] == "RUST_LOG").expect("RUST_LOG");
+    assert_eq!(rust_log["value"], "debug");
+}
+
+/// One grant: (API group, resource, resource name or "", verb).
+type Grant = (String, String, String, String);
+
+/// An object's identity: (kind, namespace or "", name).
+type Key = (String, String, String);
+
+/// Rules as the set of single grants they make.
+fn grants(rules: &Value) -> BTreeSet<Grant> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().map(|s| s.as_str().expect("a string").to_owned()).collect()).unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules is a list") {
+        assert!(rule.get("nonResourceURLs").is_none(), "unexpected nonResourceURLs: {rule}");
+        let names = strings(&rule["resourceNames"]);
+        let names = if names.is_empty() { vec![String::new()] } else { names };
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for name in &names {
+                    for verb in strings(&rule["verbs"]) {
+                        out.insert((group.clone(), resource.clone(), name.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no grants in {rules}");
+    out
+}
+
+/// What matters of the RBAC objects: Roles and ClusterRoles by their grants, bindings by their
+/// roleRef and subjects; keyed by (kind, namespace, name).
+#[derive(Debug, PartialEq)]
+struct Rbac {
+    roles: BTreeMap<Key, BTreeSet<Grant>>,
+    bindings: BTreeMap<Key, Value>,
+}
+
+fn rbac<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Rbac {
+    let mut rbac = Rbac { roles: BTreeMap::new(), bindings: BTreeMap::new() };
+    for obj in objects {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let key = (
+            kind.to_owned(),
+            obj["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+            name(obj).to_owned(),
+        );
+        match kind {
+            "Role" | "ClusterRole" => {
+                assert!(rbac.roles.insert(key, grants(&obj["rules"])).is_none(), "duplicate {kind} {}", name(obj));
+            }
+            "RoleBinding" | "ClusterRoleBinding" => {
+                let binding = json!({"roleRef": obj["roleRef"], "subjects": obj["subjects"]});
+                assert!(rbac.bindings.insert(key, binding).is_none(), "duplicate {kind} {}", name(obj));
+            }
+            _ => {}
+        }
+    }
+    rbac
+}
+
+/// The objects of config/rbac (every file its kustomization lists), plus the secret-check component.
+fn config_rbac(secret_check: bool) -> Rbac {
+    let dir = root().join("config/rbac");
+    let kustomization: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).expect("kustomization"))
+            .expect("YAML");
+    let mut files: Vec<_> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|f| dir.join(f.as_str().expect("file name")))
+        .collect();
+    if secret_check {
+        files.push(root().join("config/components/secret-check/rbac.yaml"));
+    }
+    let docs: Vec<Value> =
+        files.iter().flat_map(|f| documents(&std::fs::read_to_string(f).expect("config/rbac file"))).collect();
+    rbac(&docs)
+}
+
+/// Readable differences between the chart's RBAC and config/'s, one a line.
+fn rbac_differences(chart: &Rbac, config: &Rbac) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in chart.roles.keys().chain(config.roles.keys()).collect::<BTreeSet<_>>() {
+        match (chart.roles.get(key), config.roles.get(key)) {
+            (Some(c), Some(k)) => {
+                out.extend(c.difference(k).map(|g| format!("{key:?}: only the chart grants {g:?}")));
+                out.extend(k.difference(c).map(|g| format!("{key:?}: only config/ grants {g:?}")));
+            }
+            (Some(_), None) => out.push(format!("{key:?}: only in the chart")),
+            (None, _) => out.push(format!("{key:?}: only in config/")),
+        }
+    }
+    for key in chart.bindings.keys().chain(config.bindings.keys()).collect::<BTreeSet<_>>() {
+        let (c, k) = (chart.bindings.get(key), config.bindings.get(key));
+        if c != k {
+            out.push(format!("{key:?}: the chart has {c:?}, config/ has {k:?}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_chart_grants_exactly_the_rbac_of_config() {
+    // Released as winapp-operator into winapp-system, the chart's names are config/'s: the objects,
+    // their rules (as sets of single grants), role references and subjects must all be equal.
+    for secret_check in [false, true] {
+        let set = format!("secretCheck.enabled={secret_check}");
+        let objects = rendered("winapp-operator", "winapp-system", &["--set", &set]);
+        let chart = rbac(objects.values());
+        let config = config_rbac(secret_check);
+        let differences = rbac_differences(&chart, &config);
+        assert!(
+            differences.is_empty(),
+            "with {set}, the chart's RBAC differs from config/'s:\n{}",
+            differences.join("\n")
+        );
+        assert_eq!(chart, config);
+        let secrets = ("".to_owned(), "secrets".to_owned(), String::new(), "get".to_owned());
+        assert_eq!(chart.roles.values().any(|g| g.contains(&secrets)), secret_check, "Secrets with {set}");
+    }
+    // Under another release name and namespace, every binding names this release's ServiceAccount.
+    let objects = rendered("acme", "ops", &["--set", "secretCheck.enabled=true"]);
+    let sa = only(&objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"].clone();
+    assert_eq!(only(&objects, "ServiceAccount")["metadata"]["name"], sa);
+    let chart = rbac(objects.values());
+    assert_eq!(chart.bindings.len(), 3, "{chart:?}");
+    for ((kind, ns, binding), value) in &chart.bindings {
+        assert_eq!(value["subjects"], json!([{"kind": "ServiceAccount", "name": sa, "namespace": "ops"}]), "{binding}");
+        let role_kind = kind.trim_end_matches("Binding");
+        let role = (role_kind.to_owned(), ns.clone(), value["roleRef"]["name"].as_str().unwrap_or_default().to_owned());
+        assert!(chart.roles.contains_key(&role), "{kind} {binding} refers to {role:?}, which is not rendered");
+    }
+}
+
+#[test]
+fn the_chart_deployment_is_config_managers() {
+    let objects = rendered("winapp-operator", "winapp-system", &[]);
+    let chart = only(&objects, "Deployment");
+    let config = documents(&std::fs::read_to_string(root().join("config/manager/manager.yaml")).expect("manager.yaml"));
+    let config = config.iter().find(|d| d["kind"] == "Deployment").expect("the manager Deployment");
+    let (cs, ks) = (&chart["spec"], &config["spec"]);
+    assert_eq!(cs["replicas"], ks["replicas"]);
+    for field in ["securityContext", "nodeSelector", "serviceAccountName", "terminationGracePeriodSeconds"] {
+        assert_eq!(cs["template"]["spec"][field], ks["template"]["spec"][field], "pod {field}");
+    }
+    let (cc, kc) = (&cs["template"]["spec"]["containers"][0], &ks["template"]["spec"]["containers"][0]);
+    for field in ["name", "image", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"] {
+        assert_eq!(cc[field], kc[field], "container {field}");
+    }
+    // The same arguments, plus the binary's defaults spelled out.
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().expect("args").iter().map(|a| a.as_str().expect("string").to_owned()).collect()
+    };
+    let (chart_args, config_args) = (strings(&cc["args"]), strings(&kc["args"]));
+    let extra: Vec<&String> = chart_args.iter().filter(|a| !config_args.contains(a)).collect();
+    assert!(config_args.iter().all(|a| chart_args.contains(a)), "{chart_args:?} lacks some of {config_args:?}");
+    assert_eq!(extra, ["--leader-elect=true", "--lease-name=winapp-operator"]);
+    // The metrics Service selects these pods on the port the probes use.
+    let service = only(&objects, "Service");
+    let labels = cs["template"]["metadata"]["labels"].as_object().expect("pod labels");
+    for (k, v) in service["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(labels.get(k), Some(v), "the Service's selector {k}={v} does not match the pods");
+    }
+    assert_eq!(service["spec"]["ports"], json!([{"name": "http", "port": 8080, "targetPort": "http"}]));
+    let selector = cs["selector"]["matchLabels"].as_object().expect("matchLabels");
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)), "the Deployment selects its own pods");
+}
+
+#[test]
+fn the_service_monitor_is_optional_and_scrapes_the_metrics_service() {
+    let objects = rendered("t", "ns", &[]);
+    assert!(!objects.keys().any(|(k, _)| k == "ServiceMonitor"), "no ServiceMonitor by default");
+    let objects = rendered(
+        "t",
+        "ns",
+        &["--set", "serviceMonitor.enabled=true,serviceMonitor.labels.release=prom,serviceMonitor.interval=15s"],
+    );
+    let monitor = only(&objects, "ServiceMonitor");
+    let service = only(&objects, "Service");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["namespaceSelector"]["matchNames"], json!(["ns"]));
+    let labels = service["metadata"]["labels"].as_object().expect("service labels");
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"].as_object().expect("matchLabels") {
+        assert_eq!(labels.get(k), Some(v), "the ServiceMonitor's selector {k}={v} does not match the metrics Service");
+    }
+    assert_eq!(monitor["spec"]["endpoints"], json!([{"port": "http", "path": "/metrics", "interval": "15s"}]));
+}
+
+#[test]
+fn the_linux_pool_toleration_component_matches_the_chart_value() {
+    // A throwaway overlay: config/default with the component. Kustomize wants relative paths.
+    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("linux-pool-overlay"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let up = "../".repeat(dir.components().count() - 1);
+    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{config}/default]\n\
+         components: [{config}/components/linux-pool-toleration]\n"
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.unwrap_or_else(|e| panic!("kustomize with the component failed: {e}"));
+    let docs = documents(&out);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("the manager Deployment");
+    let toleration = json!([{"key": "os", "operator": "Equal", "value": "linux", "effect": "NoSchedule"}]);
+    assert_eq!(deployment["spec"]["template"]["spec"]["tolerations"], toleration);
+    assert_eq!(deployment["spec"]["template"]["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    // The chart's tolerations value gives the same pod spec.
+    let objects = rendered("t", "ns", &["--set-json", &format!("tolerations={toleration}")]);
+    assert_eq!(only(&objects, "Deployment")["spec"]["template"]["spec"]["tolerations"], toleration);
+}
+
+#[tokio::test]
+async fn the_rendered_chart_passes_server_side_dry_run() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "helm-dry-run").await;
+    let release = unique_name("dry");
+    let yaml = template(&release, ns.name(), &["--include-crds", "--set", "secretCheck.enabled=true"])
+        .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let out = kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml))
+        .unwrap_or_else(|e| panic!("the API server refused the rendered chart: {e}"));
+    let applied = out.lines().filter(|l| l.contains("(server dry run)")).count();
+    assert_eq!(applied, documents(&yaml).len(), "every rendered object is checked:\n{out}");
+    for kind in [
+        "customresourcedefinition.apiextensions.k8s.io/windowsapps.winapp.dev",
+        "serviceaccount/",
+        "clusterrole.rbac.authorization.k8s.io/",
+        "clusterrolebinding.rbac.authorization.k8s.io/",
+        "role.rbac.authorization.k8s.io/",
+        "rolebinding.rbac.authorization.k8s.io/",
+        "service/",
+        "deployment.apps/",
+    ] {
+        assert!(out.contains(kind), "{kind} missing from:\n{out}");
+    }
+    ns.cleanup().await;
+}
+
+/// A Helm release that is uninstalled when dropped, should the test fail before it does so itself
+/// (namespace deletion would not remove its ClusterRoles).
+struct Release {
+    name: String,
+    namespace: String,
+    uninstalled: bool,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.uninstalled {
+            let _ = helm(&["uninstall", &self.name, "--namespace", &self.namespace, "--ignore-not-found"]);
+        }
+    }
+}
+
+/// Everything of a release that `kubectl get` finds by the release's label.
+fn leftovers(release: &str) -> String {
+    let selector = format!("app.kubernetes.io/instance={release}");
+    kubectl(
+        &[
+            "get",
+            "deployments,replicasets,serviceaccounts,services,roles,rolebindings,clusterroles,clusterrolebindings",
+            "--all-namespaces",
+            "-l",
+            &selector,
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("kubectl get: {e}"))
+}
+
+#[tokio::test]
+async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "helm-install").await;
+    kubectl(
+        &[
+            "label",
+            "namespace",
+            ns.name(),
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest",
+        ],
+        None,
+    )
+    .expect("label the namespace");
+    let mut release = Release { name: unique_name("wo"), namespace: ns.name().to_owned(), uninstalled: false };
+    let chart = chart();
+    helm(&[
+        "install",
+        &release.name,
+        &chart,
+        "--namespace",
+        ns.name(),
+        "--set",
+        "secretCheck.enabled=true",
+        "--set",
+        &format!("image.digest={DIGEST}"),
+    ])
+    .unwrap_or_else(|e| panic!("helm install: {e}"));
+    let status: Value = serde_json::from_str(
+        &helm(&["status", &release.name, "--namespace", ns.name(), "-o", "json"]).expect("helm status"),
+    )
+    .expect("helm status JSON");
+    assert_eq!(status["info"]["status"], "deployed");
+
+    // The two replicas are admitted under `restricted`, scheduled on Linux nodes, and Available.
+    let fullname = format!("{}-winapp-operator", release.name);
+    let deployments: Api<Deployment> = ns.api();
+    let deployment = wait_for(&deployments, &fullname, "Available", Duration::from_secs(180), deployment_available())
+        .await
+        .expect("the operator Deployment");
+    assert_eq!(deployment.spec.replicas, Some(2));
+    let selector = format!("app.kubernetes.io/instance={}", release.name);
+    let pods: Api<Pod> = ns.api();
+    let running = wait_for_list(&pods, &selector, "two pods", Duration::from_secs(60), |p| p.len() == 2).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for pod in &running {
+        let spec = pod.spec.as_ref().expect("pod spec");
+        let container = &spec.containers[0];
+        assert_eq!(container.image.as_deref(), Some(format!("ghcr.io/winapp-dev/winapp-operator@{DIGEST}").as_str()));
+        let node = nodes.get(spec.node_name.as_deref().expect("scheduled")).await.expect("the pod's node");
+        let os = node.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/os")).cloned();
+        assert_eq!(os.as_deref(), Some("linux"), "an operator pod runs on a non-Linux node");
+    }
+    let installed = leftovers(&release.name);
+    for kind in [
+        "deployment.apps/",
+        "serviceaccount/",
+        "service/",
+        "role.",
+        "rolebinding.",
+        "clusterrole.",
+        "clusterrolebinding.",
+    ] {
+        assert!(installed.contains(kind), "{kind} not installed:\n{installed}");
+    }
+    assert_eq!(installed.matches("clusterrole.rbac").count(), 2, "the operator's and the secret-check ClusterRole");
+
+    helm(&["uninstall", &release.name, "--namespace", ns.name(), "--wait", "--timeout", "2m"])
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+    release.uninstalled = true;
+    wait_for_list(&pods, &selector, "gone", Duration::from_secs(120), |p| p.is_empty()).await;
+    let left = leftovers(&release.name);
+    assert!(left.trim().is_empty(), "helm uninstall left objects of the release behind:\n{left}");
+    let history = kubectl(
+        &["get", "secrets", "-n", ns.name(), "-l", &format!("owner=helm,name={}", release.name), "-o", "name"],
+        None,
+    )
+    .expect("helm's release Secrets");
+    assert!(history.trim().is_empty(), "helm's release record is left behind: {history}");
+    // The CRD is not the release's to delete: other installs and tests use it.
+    kubectl(&["get", "crd", "windowsapps.winapp.dev"], None).expect("the WindowsApp CRD survives helm uninstall");
+    ns.cleanup().await;
+}
