@@ -62,6 +62,9 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Seconds a new leader may take to sync its caches before /healthz fails.
+    #[arg(long, default_value_t = 120, hide = true)]
+    sync_deadline_seconds: u64,
     /// Shut down when the parent process exits (for tests and scripts that start the operator).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -143,6 +146,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         identity,
         exit_with_parent: args.exit_with_parent,
         concurrency: args.concurrency,
+        sync_deadline: std::time::Duration::from_secs(args.sync_deadline_seconds),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -31,6 +31,8 @@ pub struct RunConfig {
     pub exit_with_parent: bool,
     /// Reconciles that may run at once.
     pub concurrency: u16,
+    /// How long a new leader may take to sync its caches before `/healthz` fails.
+    pub sync_deadline: Duration,
 }
 
 /// Why the operator stopped.
@@ -52,7 +54,7 @@ pub enum RunError {
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let metrics = Arc::new(Metrics::default());
-    let health = Arc::new(Health::new(metrics.clone()));
+    let health = Arc::new(Health::new(metrics.clone(), config.sync_deadline));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let exit_with_parent = config.exit_with_parent;
@@ -135,7 +137,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             // Dropping the controller cancels in-flight reconciles: a replica that may no longer
             // lead must not write.
             health.set(Role::Stopping);
-            let _ = finish(server, addr).await;
+            server.abort();
             return Err(RunError::LostLease(Timing::default().renew_deadline));
         }
     }

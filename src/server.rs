@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
-/// How long a new leader may take to sync its caches before `/healthz` fails.
+/// How long a new leader may take to sync its caches before `/healthz` fails (default).
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The role of this process.
@@ -67,22 +67,23 @@ impl Role {
 /// What the endpoints report.
 pub struct Health {
     pub metrics: Arc<Metrics>,
+    sync_deadline: Duration,
     role: AtomicU8,
     /// When the role last changed.
     since: Mutex<Instant>,
 }
 
-/// Pure: the answers of the three probes for a role held for `held`.
-pub fn probes(role: Role, held: Duration) -> (bool, bool, bool) {
+/// Pure: the answers of the three probes (ready, healthy, leading) for a role held for `held`.
+pub fn probes(role: Role, held: Duration, sync_deadline: Duration) -> (bool, bool, bool) {
     let ready = matches!(role, Role::Standby | Role::Syncing | Role::Leading);
-    let healthy = !(role == Role::Syncing && held > SYNC_DEADLINE);
+    let healthy = !(role == Role::Syncing && held > sync_deadline);
     let leading = role == Role::Leading;
     (ready, healthy, leading)
 }
 
 impl Health {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Health { metrics, role: AtomicU8::new(Role::Starting as u8), since: Mutex::new(Instant::now()) }
+    pub fn new(metrics: Arc<Metrics>, sync_deadline: Duration) -> Self {
+        Health { metrics, sync_deadline, role: AtomicU8::new(Role::Starting as u8), since: Mutex::new(Instant::now()) }
     }
 
     pub fn set(&self, role: Role) {
@@ -100,7 +101,7 @@ impl Health {
     fn state(&self) -> (Role, (bool, bool, bool)) {
         let role = self.role();
         let held = self.since.lock().map(|s| s.elapsed()).unwrap_or_default();
-        (role, probes(role, held))
+        (role, probes(role, held, self.sync_deadline))
     }
 }
 
@@ -166,30 +167,32 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    const D: Duration = SYNC_DEADLINE;
+
     #[test]
     fn readiness_never_flips_when_a_standby_becomes_leader() {
         let s = Duration::from_secs(1);
         for role in [Role::Standby, Role::Syncing, Role::Leading] {
-            assert!(probes(role, s).0, "{role:?} must be ready");
+            assert!(probes(role, s, D).0, "{role:?} must be ready");
         }
-        assert!(!probes(Role::Starting, s).0);
-        assert!(!probes(Role::Stopping, s).0);
+        assert!(!probes(Role::Starting, s, D).0);
+        assert!(!probes(Role::Stopping, s, D).0);
     }
 
     #[test]
     fn liveness_fails_only_when_a_leader_cannot_sync_in_time() {
-        assert!(probes(Role::Syncing, SYNC_DEADLINE).1);
-        assert!(!probes(Role::Syncing, SYNC_DEADLINE + Duration::from_secs(1)).1);
-        assert!(probes(Role::Standby, Duration::from_secs(3600)).1);
-        assert!(probes(Role::Leading, Duration::from_secs(3600)).1);
+        assert!(probes(Role::Syncing, SYNC_DEADLINE, D).1);
+        assert!(!probes(Role::Syncing, SYNC_DEADLINE + Duration::from_secs(1), D).1);
+        assert!(probes(Role::Standby, Duration::from_secs(3600), D).1);
+        assert!(probes(Role::Leading, Duration::from_secs(3600), D).1);
     }
 
     #[test]
     fn leaderz_is_ok_only_for_a_synced_leader() {
         let s = Duration::from_secs(1);
-        assert!(probes(Role::Leading, s).2);
+        assert!(probes(Role::Leading, s, D).2);
         for role in [Role::Starting, Role::Standby, Role::Syncing, Role::Stopping] {
-            assert!(!probes(role, s).2);
+            assert!(!probes(role, s, D).2);
         }
     }
 }

@@ -224,8 +224,8 @@ pub struct ValidatedApp {
     pub env_from: Vec<EnvFromSource>,
     /// None when an HPA owns the replica count.
     pub replicas: Option<i32>,
-    /// Whether `spec.replicas` was given (when not, and `autoscaled` was just turned off, the
-    /// running count is kept rather than reset to the default).
+    /// Whether `spec.replicas` was given (when not, the running count of an existing
+    /// Deployment is kept rather than reset to the default).
     pub replicas_explicit: bool,
     pub resources: Option<ResourceRequirements>,
     pub ports: Vec<AppPort>,

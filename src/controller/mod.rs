@@ -115,8 +115,14 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
             FinalizerEvent::Cleanup(app) => cleanup(&app, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    // The app is gone already while its finalizer was being removed: nothing is left to do.
+    let result = match result {
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok()
         && let Ok(mut f) = ctx.failures.lock()
@@ -331,18 +337,15 @@ async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Re
     Ok(())
 }
 
-/// `autoscaled` turned off with no `spec.replicas`: keep the running count rather than drop to
-/// the default of 1, when the operator does not own the field yet (it was handed over).
+/// No `spec.replicas` (and not autoscaled): 1 when the Deployment is created, then the running
+/// count is kept, so that turning `autoscaled` off, or a `kubectl scale`, does not drop the
+/// app back to one pod. An explicit `spec.replicas` always wins.
 fn replicas_to_keep(ctx: &Context, valid: &validate::ValidatedApp) -> Option<i32> {
     if valid.replicas_explicit {
         return None;
     }
     let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
-    let d = ctx.stores.deployments.get(&key)?;
-    if owns_replicas(&d, FIELD_MANAGER) {
-        return None;
-    }
-    d.spec.replicas
+    ctx.stores.deployments.get(&key)?.spec.replicas
 }
 
 /// Names of the children to keep, per kind, for pruning.

@@ -78,7 +78,12 @@ pub struct Operator {
 impl Operator {
     /// Starts `winapp-operator run` with the operator's own credentials.
     pub fn start(name: &str, lease: &str, selector: &str) -> Operator {
-        let kubeconfig = setup();
+        Operator::start_with(name, lease, selector, setup(), &[])
+    }
+
+    /// Starts `winapp-operator run` with a kubeconfig of the caller's and extra arguments.
+    pub fn start_with(name: &str, lease: &str, selector: &str, kubeconfig: &Path, extra: &[&str]) -> Operator {
+        setup();
         let port = free_port();
         let log = repo().join("target/test-operator").join(format!("{name}-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).expect("create operator log");
@@ -86,6 +91,7 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_winapp-operator"))
             .args(["run", "--exit-with-parent", "--lease-namespace", "winapp-system", "--lease-name", lease])
             .args(["--selector", selector, "--http-addr", &format!("127.0.0.1:{port}"), "--identity", name])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,winapp_operator=debug")
             .stdout(file)
@@ -93,6 +99,32 @@ impl Operator {
             .spawn()
             .expect("start the operator");
         Operator { child: Some(child), port, log }
+    }
+
+    /// The status code and body of an endpoint, or None while it is down.
+    pub async fn probe(&self, path: &str) -> Option<(u16, String)> {
+        http_get_any(self.port, path).await
+    }
+
+    /// Whether this replica leads with synced caches (`/leaderz`).
+    pub async fn leading(&self) -> bool {
+        self.probe("/leaderz").await.is_some_and(|(code, _)| code == 200)
+    }
+
+    /// Waits until this replica leads with synced caches.
+    pub async fn wait_leading(&self) {
+        for _ in 0..240 {
+            if self.leading().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("operator on port {} never led with synced caches; log:\n{}", self.port, self.log_text());
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The value of a metric (summed over its label sets), or None while the endpoint is down.
@@ -156,16 +188,123 @@ impl Drop for Operator {
     }
 }
 
-/// A tiny HTTP/1.0 GET on loopback, enough for /metrics and /readyz.
+/// A tiny HTTP/1.0 GET on loopback, enough for /metrics and /readyz: the body of a 200.
 async fn http_get(port: u16, path: &str) -> Option<String> {
+    http_get_any(port, path).await.and_then(|(code, body)| (code == 200).then_some(body))
+}
+
+/// A tiny HTTP/1.0 GET on loopback: status code and body.
+async fn http_get_any(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?;
-    (code == "200").then(|| body.to_owned())
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// A kubeconfig like the operator's (same token and CA) that reaches the API server at
+/// `server` instead, for example through a [`Proxy`].
+pub fn kubeconfig_via(server: &str, name: &str) -> PathBuf {
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(setup()).expect("read kubeconfig")).expect("kubeconfig JSON");
+    let mut k = original.clone();
+    k["clusters"][0]["cluster"]["server"] = serde_json::Value::String(server.to_owned());
+    let path = repo().join("target/test-operator").join(format!("kubeconfig-{name}-{}", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&k).expect("json")).expect("write kubeconfig");
+    path
+}
+
+/// The API server's address from the operator's kubeconfig (`host:port`).
+pub fn api_server_addr() -> String {
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(setup()).expect("read kubeconfig")).expect("kubeconfig JSON");
+    let server = k["clusters"][0]["cluster"]["server"].as_str().expect("server").to_owned();
+    server.trim_start_matches("https://").trim_end_matches('/').to_owned()
+}
+
+/// How a [`Proxy`] treats traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward both ways.
+    Pass,
+    /// A partition: connections stay open, nothing gets through (calls hang).
+    Hang,
+    /// Refuse: every connection is closed at once (calls fail fast).
+    Reset,
+}
+
+/// A TCP proxy on loopback in front of the API server whose traffic a test can cut, to play a
+/// network partition between one operator replica and the API server. TLS passes through
+/// untouched (the serving certificate names 127.0.0.1).
+pub struct Proxy {
+    pub port: u16,
+    mode: tokio::sync::watch::Sender<Mode>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (mode, rx) = tokio::sync::watch::channel(Mode::Pass);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, rx) = (upstream.clone(), rx.clone());
+                tokio::spawn(async move {
+                    let passing = *rx.borrow() == Mode::Pass;
+                    if !passing {
+                        return;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(pipe(cr, sw, rx.clone()), pipe(sr, cw, rx));
+                });
+            }
+        });
+        Proxy { port, mode }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        let _ = self.mode.send(mode);
+    }
+
+    pub fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies one direction until EOF, or until the mode says otherwise (Hang: stop forwarding and
+/// hold the connection; Reset: drop it).
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: tokio::sync::watch::Receiver<Mode>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r { Ok(0) | Err(_) => return, Ok(n) => n },
+            _ = mode.wait_for(|m| *m != Mode::Pass) => 0,
+        };
+        let now = *mode.borrow();
+        match now {
+            Mode::Pass => {}
+            Mode::Reset => return,
+            Mode::Hang => {
+                // Hold both halves, forward nothing, until the test ends.
+                let _held = (from, to);
+                std::future::pending::<()>().await;
+                return;
+            }
+        }
+        if n > 0 && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The operator shared by the tests that need no operator of their own: it reconciles every

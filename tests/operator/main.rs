@@ -3,6 +3,7 @@
 //! turned off are pruned, deletion leaves nothing, missing things stall and recover, and a
 //! restart writes nothing.
 
+mod correctness;
 mod harness;
 #[path = "../support/mod.rs"]
 mod support;
