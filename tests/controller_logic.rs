@@ -1,0 +1,288 @@
+//! The controller's pure logic, without a cluster: the status computed from observations and
+//! outcomes (one case per condition and reason), condition bookkeeping, and the retry backoff.
+//! The drift check, quantities and lease expiry have unit tests next to their code.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use winapp_operator::api::WindowsAppStatus;
+use winapp_operator::conditions::{self as c, Cond};
+use winapp_operator::controller::backoff;
+use winapp_operator::controller::status::{
+    ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observations, Outcome, compute, same_ignoring_time,
+};
+
+fn at(secs: i64) -> Time {
+    Time(Timestamp::from_second(secs).expect("timestamp"))
+}
+
+fn healthy() -> Observations {
+    Observations {
+        nodes: NodeCheck {
+            wanted: "ltsc2022 (10.0.20348)".into(),
+            build: Some("10.0.20348".into()),
+            ready_matching: 2,
+        },
+        gmsa: None,
+        claims: vec![],
+        deployment: Some(DeploymentCheck {
+            up_to_date: true,
+            desired: 2,
+            updated: 2,
+            available: 2,
+            replicas: 2,
+            progress_deadline_exceeded: false,
+        }),
+        rewrites: vec![],
+    }
+}
+
+/// (Ready, Reconciling, Stalled) as (status, reason) each.
+fn summary(s: &WindowsAppStatus) -> [(String, String); 3] {
+    [c::READY, c::RECONCILING, c::STALLED].map(|t| {
+        let x = c::find(&s.conditions, t).unwrap_or_else(|| panic!("{t} is always present"));
+        (x.status.clone(), x.reason.clone())
+    })
+}
+
+fn domain(s: &WindowsAppStatus, t: &str) -> Option<(String, String)> {
+    c::find(&s.conditions, t).map(|x| (x.status.clone(), x.reason.clone()))
+}
+
+fn run(outcome: &Outcome) -> WindowsAppStatus {
+    compute(Some(3), Some("10.0.20348".into()), outcome, None, &at(1000))
+}
+
+fn p(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
+
+#[test]
+fn every_observation_maps_to_its_condition_and_reason() {
+    type Edit = fn(&mut Observations);
+    type Pair = (&'static str, &'static str);
+    type Case = (&'static str, Edit, [Pair; 3], Option<(&'static str, Pair)>);
+    let cases: Vec<Case> = vec![
+        ("all good", |_| {}, [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")], None),
+        (
+            "no matching nodes",
+            |o| o.nodes.ready_matching = 0,
+            [
+                ("False", "NoMatchingWindowsNodes"),
+                ("False", "NoMatchingWindowsNodes"),
+                ("True", "NoMatchingWindowsNodes"),
+            ],
+            Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
+        ),
+        (
+            "credspec missing",
+            |o| o.gmsa = Some(GmsaCheck::CredSpecMissing { credspec: "x".into() }),
+            [("False", "CredentialSpecMissing"), ("False", "CredentialSpecMissing"), ("True", "CredentialSpecMissing")],
+            Some((c::GMSA_READY, ("False", "CredentialSpecMissing"))),
+        ),
+        (
+            "credspec CRD missing",
+            |o| o.gmsa = Some(GmsaCheck::CrdMissing),
+            [
+                ("False", "CredentialSpecCRDMissing"),
+                ("False", "CredentialSpecCRDMissing"),
+                ("True", "CredentialSpecCRDMissing"),
+            ],
+            Some((c::GMSA_READY, ("False", "CredentialSpecCRDMissing"))),
+        ),
+        (
+            "credspec found",
+            |o| o.gmsa = Some(GmsaCheck::Ready { credspec: "x".into() }),
+            [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
+            Some((c::GMSA_READY, ("True", "CredentialSpecFound"))),
+        ),
+        (
+            "secret missing",
+            |o| o.claims = vec![ClaimCheck { claim: "a.b".into(), bound: false, missing_secret: Some("s".into()) }],
+            [("False", "SecretMissing"), ("False", "SecretMissing"), ("True", "SecretMissing")],
+            Some((c::STORAGE_READY, ("False", "SecretMissing"))),
+        ),
+        (
+            "claim pending",
+            |o| o.claims = vec![ClaimCheck { claim: "a.b".into(), bound: false, missing_secret: None }],
+            [("False", "ClaimPending"), ("True", "ClaimPending"), ("False", "Progressing")],
+            Some((c::STORAGE_READY, ("False", "ClaimPending"))),
+        ),
+        (
+            "claims bound",
+            |o| o.claims = vec![ClaimCheck { claim: "a.b".into(), bound: true, missing_secret: None }],
+            [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
+            Some((c::STORAGE_READY, ("True", "ClaimsBound"))),
+        ),
+        (
+            "deployment not seen yet",
+            |o| o.deployment = None,
+            [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
+            None,
+        ),
+        (
+            "deployment spec not observed",
+            |o| o.deployment.as_mut().expect("d").up_to_date = false,
+            [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
+            None,
+        ),
+        (
+            "rolling out",
+            |o| o.deployment.as_mut().expect("d").available = 1,
+            [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
+            None,
+        ),
+        (
+            "old pods still there",
+            |o| o.deployment.as_mut().expect("d").replicas = 3,
+            [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
+            None,
+        ),
+        (
+            "progress deadline",
+            |o| {
+                let d = o.deployment.as_mut().expect("d");
+                d.progress_deadline_exceeded = true;
+                d.available = 0;
+            },
+            [
+                ("False", "ProgressDeadlineExceeded"),
+                ("False", "ProgressDeadlineExceeded"),
+                ("True", "ProgressDeadlineExceeded"),
+            ],
+            None,
+        ),
+        (
+            "rewritten by admission, still Ready",
+            |o| o.rewrites = vec!["Deployment web: .spec.template.spec.containers[0].image".into()],
+            [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
+            Some((c::SPEC_APPLIED, ("False", "RewrittenByAdmission"))),
+        ),
+    ];
+    for (name, edit, want, dom) in cases {
+        let mut obs = healthy();
+        edit(&mut obs);
+        let s = run(&Outcome::Applied(obs));
+        assert_eq!(summary(&s), want.map(|(a, b)| p(a, b)), "{name}");
+        if let Some((t, (st, r))) = dom {
+            assert_eq!(domain(&s, t), Some(p(st, r)), "{name}: {t}");
+        }
+        assert_eq!(s.observed_generation, Some(3), "{name}");
+        assert!(s.conditions.iter().all(|x| x.observed_generation == Some(3)), "{name}");
+        assert_eq!(domain(&s, c::SPEC_APPLIED).is_some(), name.starts_with("rewritten"), "{name}");
+    }
+}
+
+#[test]
+fn the_first_blocker_names_the_reason_and_every_blocker_is_in_the_message() {
+    let mut obs = healthy();
+    obs.nodes.ready_matching = 0;
+    obs.gmsa = Some(GmsaCheck::CredSpecMissing { credspec: "reports".into() });
+    let s = run(&Outcome::Applied(obs));
+    let stalled = c::find(&s.conditions, c::STALLED).expect("Stalled");
+    assert_eq!(stalled.reason, "NoMatchingWindowsNodes");
+    assert!(stalled.message.contains("node.kubernetes.io/windows-build=10.0.20348"), "{}", stalled.message);
+    assert!(stalled.message.contains("GMSACredentialSpec reports does not exist"), "{}", stalled.message);
+}
+
+#[test]
+fn outcomes_other_than_applied_map_to_their_reasons() {
+    let cases = [
+        (
+            Outcome::Invalid("spec.x: bad".into()),
+            [("False", "InvalidSpec"), ("False", "InvalidSpec"), ("True", "InvalidSpec")],
+        ),
+        (
+            Outcome::Conflict("Service web exists".into()),
+            [("False", "ChildConflict"), ("False", "ChildConflict"), ("True", "ChildConflict")],
+        ),
+        (
+            Outcome::Failed {
+                reason: "ApplyFailed",
+                message: "PersistentVolumeClaim a.b: spec: Forbidden".into(),
+                permanent: true,
+            },
+            [("False", "ApplyFailed"), ("False", "ApplyFailed"), ("True", "ApplyFailed")],
+        ),
+        (
+            Outcome::Failed { reason: "ApplyFailed", message: "timed out".into(), permanent: false },
+            [("False", "ApplyFailed"), ("True", "ApplyFailed"), ("False", "ApplyFailed")],
+        ),
+        (Outcome::Suspended, [("False", "Suspended"), ("False", "Suspended"), ("False", "Suspended")]),
+    ];
+    for (outcome, want) in cases {
+        let s = run(&outcome);
+        assert_eq!(summary(&s), want.map(|(a, b)| p(a, b)), "{outcome:?}");
+    }
+    let failed = run(&Outcome::Failed { reason: "ApplyFailed", message: "spec: Forbidden".into(), permanent: true });
+    assert!(c::find(&failed.conditions, c::STALLED).is_some_and(|x| x.message.contains("Forbidden")));
+}
+
+#[test]
+fn suspend_and_failures_keep_the_last_known_replicas_and_readiness() {
+    let ready = run(&Outcome::Applied(healthy()));
+    let suspended = compute(Some(4), None, &Outcome::Suspended, Some(&ready), &at(2000));
+    assert_eq!(c::find(&suspended.conditions, c::READY).map(|x| x.status.as_str()), Some("True"));
+    assert_eq!((suspended.replicas, suspended.available_replicas), (Some(2), Some(2)));
+    let failed = compute(
+        Some(4),
+        None,
+        &Outcome::Failed { reason: "DeleteFailed", message: "x".into(), permanent: false },
+        Some(&ready),
+        &at(2000),
+    );
+    assert_eq!((failed.replicas, failed.available_replicas), (Some(2), Some(2)));
+}
+
+#[test]
+fn transition_times_move_only_when_a_status_flips() {
+    let first = run(&Outcome::Applied(healthy()));
+    let mut rolling = healthy();
+    rolling.deployment.as_mut().expect("d").available = 1;
+    let second = compute(Some(3), None, &Outcome::Applied(rolling), Some(&first), &at(2000));
+    let time = |s: &WindowsAppStatus, t: &str| c::find(&s.conditions, t).map(|x| x.last_transition_time.clone());
+    assert_eq!(time(&second, c::READY), Some(at(2000)), "Ready flipped");
+    assert_eq!(time(&second, c::STALLED), Some(at(1000)), "Stalled stayed False");
+    assert_eq!(time(&second, c::WINDOWS_NODES), Some(at(1000)), "unchanged domain condition");
+}
+
+#[test]
+fn merge_keeps_times_of_unchanged_statuses_and_stamps_the_generation() {
+    let previous = vec![Condition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        reason: "RollingOut".into(),
+        message: "m".into(),
+        observed_generation: Some(1),
+        last_transition_time: at(10),
+    }];
+    let same = c::merge(&previous, vec![Cond::new(c::READY, false, "NewGeneration", "other")], Some(2), &at(20));
+    assert_eq!(same[0].last_transition_time, at(10));
+    assert_eq!((same[0].reason.as_str(), same[0].observed_generation), ("NewGeneration", Some(2)));
+    let flipped = c::merge(&previous, vec![Cond::new(c::READY, true, "Available", "ok")], Some(2), &at(20));
+    assert_eq!(flipped[0].last_transition_time, at(20));
+    let new = c::merge(&previous, vec![Cond::new(c::STALLED, false, "Reconciled", "ok")], Some(2), &at(20));
+    assert_eq!(new[0].last_transition_time, at(20));
+}
+
+#[test]
+fn equal_ignoring_time_means_no_status_write() {
+    let a = run(&Outcome::Applied(healthy()));
+    let later = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(healthy()), None, &at(5000));
+    assert!(same_ignoring_time(&a, &later), "only timestamps differ");
+    let mut other = healthy();
+    other.deployment.as_mut().expect("d").available = 1;
+    let changed = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(other), Some(&a), &at(5000));
+    assert!(!same_ignoring_time(&a, &changed));
+    let next_generation =
+        compute(Some(4), Some("10.0.20348".into()), &Outcome::Applied(healthy()), Some(&a), &at(5000));
+    assert!(!same_ignoring_time(&a, &next_generation), "a new generation is written");
+}
+
+#[test]
+fn backoff_doubles_from_five_seconds_up_to_five_minutes() {
+    let secs: Vec<u64> = (0..10).map(|n| backoff(n).as_secs()).collect();
+    assert_eq!(secs, vec![5, 5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+}

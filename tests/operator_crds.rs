@@ -1,0 +1,208 @@
+//! The operator when CustomResourceDefinitions change under it: a WindowsApp stored under a
+//! looser schema (so that it cannot be decoded) can still be deleted, and the GMSACredentialSpec
+//! CRD installed or removed while the operator runs is noticed without a restart.
+//!
+//! These tests change cluster-wide CRDs, so they live in a test binary of their own (cargo runs
+//! test binaries one after another) and take a lock against each other. Each puts the CRDs back
+//! as it found them, also when it fails.
+
+#[path = "operator/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{CustomResourceDefinition, JSONSchemaProps};
+use kube::CustomResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use support::{TestNamespace, wait_for};
+use winapp_operator::api::WindowsApp;
+
+use harness::{GROUP_LABEL, Operator, kubectl, kubectl_ok, repo};
+
+const GMSA_CRD: &str = "gmsacredentialspecs.windows.k8s.io";
+
+static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Puts both CRDs back as the repository ships them (runs on drop, so also after a panic).
+struct RestoreCrds;
+
+impl Drop for RestoreCrds {
+    fn drop(&mut self) {
+        let root = repo();
+        let _ =
+            kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &root.join("crds").to_string_lossy()], None);
+        let fixture = root.join("tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml");
+        let _ = kubectl(&["apply", "--server-side", "-f", &fixture.to_string_lossy()], None);
+        let _ = kubectl(
+            &["wait", "--for=condition=Established", &format!("crd/{GMSA_CRD}"), "crd/windowsapps.winapp.dev"],
+            None,
+        );
+    }
+}
+
+fn conditions(app: &serde_json::Value) -> Vec<(String, String, String)> {
+    app["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                    (s("type"), s("status"), s("reason"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls the app (as JSON, so that it need not decode) until `pred` holds.
+async fn wait_json(ns: &str, name: &str, what: &str, secs: u64, pred: impl Fn(&serde_json::Value) -> bool) {
+    let mut last = String::new();
+    for _ in 0..secs * 2 {
+        if let Ok(out) = kubectl(&["get", "windowsapp", name, "-n", ns, "-o", "json"], None) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&out)
+                && pred(&v)
+            {
+                return;
+            }
+            last = out;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("WindowsApp {ns}/{name} never became {what}; last seen:\n{last}");
+}
+
+#[tokio::test]
+async fn deleting_an_app_that_cannot_be_decoded_completes() {
+    let _lock = LOCK.lock().await;
+    let _restore = RestoreCrds;
+    let client = support::client().await;
+    harness::setup();
+    let ns = TestNamespace::new(&client, "undecodable").await;
+    let group = format!("undecodable-{}", ns.name());
+    let op = Operator::start("undecodable", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
+    op.wait_leading().await;
+
+    // Loosen the schema: spec becomes an open object, so the API server stores what the
+    // operator's types cannot read (an older or hand-edited CRD can do the same).
+    let mut crd = WindowsApp::crd();
+    for v in &mut crd.spec.versions {
+        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema.x_kubernetes_validations = None;
+            if let Some(props) = schema.properties.as_mut() {
+                props.insert(
+                    "spec".into(),
+                    JSONSchemaProps {
+                        type_: Some("object".into()),
+                        x_kubernetes_preserve_unknown_fields: Some(true),
+                        ..JSONSchemaProps::default()
+                    },
+                );
+            }
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(&crd))
+        .await
+        .expect("loosen the CRD");
+
+    // A cluster-scoped child the finalizer must remove.
+    let role = format!("winapp.{}.broken.gmsa", ns.name());
+    let child = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role}\n  labels: {{app.kubernetes.io/managed-by: winapp-operator, winapp.dev/app: broken, winapp.dev/namespace: {}}}\nrules: []\n",
+        ns.name()
+    );
+    kubectl_ok(&["apply", "-f", "-"], Some(&child));
+    let broken = format!(
+        "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: broken\n  labels: {{{GROUP_LABEL}: {group}}}\n  finalizers: [winapp.dev/cleanup]\nspec: {{image: 5, replicas: three}}\n"
+    );
+    // The loosened schema takes a moment to be served.
+    let mut created = Err(String::new());
+    for _ in 0..40 {
+        created = kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&broken));
+        if created.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    created.expect("store an app the operator cannot decode");
+    for _ in 0..40 {
+        if op.log_text().contains("cannot decode this WindowsApp") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(op.log_text().contains("cannot decode this WindowsApp"), "the operator saw it:\n{}", op.log_text());
+
+    kubectl_ok(&["delete", "windowsapp", "broken", "-n", ns.name(), "--wait=false"], None);
+    let mut gone = false;
+    for _ in 0..60 {
+        if kubectl(&["get", "windowsapp", "broken", "-n", ns.name()], None).is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(gone, "the deletion completed; operator log:\n{}", op.log_text());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(roles.get_opt(&role).await.expect("get").is_none(), "its cluster-scoped child was removed");
+    drop(_restore);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_gmsa_crd_installed_or_removed_later_is_noticed_without_a_restart() {
+    let _lock = LOCK.lock().await;
+    let _restore = RestoreCrds;
+    let client = support::client().await;
+    harness::setup();
+    let _ = kubectl(&["delete", "crd", GMSA_CRD, "--wait=true"], None);
+
+    let ns = TestNamespace::new(&client, "late-crd").await;
+    let group = format!("late-crd-{}", ns.name());
+    let op = Operator::start("late-crd", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
+    op.wait_leading().await;
+    let credspec = format!("late-{}", ns.name());
+    let app = format!(
+        "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: reports, labels: {{{GROUP_LABEL}: {group}}}}}\nspec:\n  image: registry.example.com/reports:1\n  windows: {{version: ltsc2022}}\n  gmsa: {{credentialSpecName: {credspec}}}\n"
+    );
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", "-"], Some(&app));
+    let has = |t: &'static str, s: &'static str, r: &'static str| {
+        move |v: &serde_json::Value| conditions(v).iter().any(|(ct, cs, cr)| ct == t && cs == s && cr == r)
+    };
+    wait_json(ns.name(), "reports", "CredentialSpecCRDMissing", 60, has("Stalled", "True", "CredentialSpecCRDMissing"))
+        .await;
+
+    // The platform team installs the CRD and the credspec: the app recovers, no restart.
+    let fixture = repo().join("tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml");
+    kubectl_ok(&["apply", "--server-side", "-f", &fixture.to_string_lossy()], None);
+    kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{GMSA_CRD}")], None);
+    let spec = format!(
+        "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {credspec}}}\ncredspec:\n  ActiveDirectoryConfig:\n    GroupManagedServiceAccounts: [{{Name: reports, Scope: CONTOSO}}]\n  DomainJoinConfig: {{DnsName: contoso.com, NetBiosName: CONTOSO}}\n"
+    );
+    kubectl_ok(&["apply", "-f", "-"], Some(&spec));
+    wait_json(ns.name(), "reports", "GMSAReady", 90, has("GMSAReady", "True", "CredentialSpecFound")).await;
+    let apps: Api<WindowsApp> = Api::namespaced(client.clone(), ns.name());
+    wait_for(&apps, "reports", "Ready", Duration::from_secs(120), |a: Option<&WindowsApp>| {
+        a.and_then(|a| a.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await;
+
+    // Removed again: reported again.
+    kubectl_ok(&["delete", "crd", GMSA_CRD, "--wait=true"], None);
+    wait_json(
+        ns.name(),
+        "reports",
+        "CredentialSpecCRDMissing again",
+        90,
+        has("Stalled", "True", "CredentialSpecCRDMissing"),
+    )
+    .await;
+    assert!(op.log_text().contains("the GMSACredentialSpec CRD was removed"), "{}", op.log_text());
+    drop(_restore);
+    ns.cleanup().await;
+}
