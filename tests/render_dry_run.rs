@@ -50,3 +50,61 @@ async fn the_crd_and_every_rendered_example_are_accepted_by_the_api_server() {
     }
     ns.cleanup().await;
 }
+
+/// What backs a volume is immutable in Kubernetes; the CRD's transition rules refuse such a change
+/// at the API server with what to do, while other changes of the same volume go through.
+#[tokio::test]
+async fn the_api_server_refuses_changes_to_what_backs_a_volume() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let client = support::client().await;
+    kubectl(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None)
+        .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
+    kubectl(&["wait", "--for=condition=Established", "crd/windowsapps.winapp.dev"], None).expect("established");
+    let ns = TestNamespace::new(&client, "immutable").await;
+    let app = |volumes: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: files}}\nspec:\n  image: registry.example.com/files:1\n  volumes:\n{volumes}"
+        )
+    };
+    let smb = |source: &str, mount: &str| {
+        format!(
+            "    - {{name: share, mountPath: '{mount}', smb: {{source: '{source}', secretRef: {{name: creds}}}}}}\n"
+        )
+    };
+    let claim = |class: &str, modes: &str| {
+        format!(
+            "    - {{name: cache, mountPath: 'C:\\cache', claim: {{storageClassName: {class}, size: 1Gi, accessModes: {modes}}}}}\n"
+        )
+    };
+    let create = app(&(smb("//files/share", "C:\\data") + &claim("fast", "[ReadWriteMany]")));
+    kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&create)).expect("create");
+    let refused = [
+        (
+            app(&(smb("//other/share", "C:\\data") + &claim("fast", "[ReadWriteMany]"))),
+            "smb.source and smb.secretRef cannot change",
+        ),
+        (
+            app(&(smb("//files/share", "C:\\data") + &claim("slow", "[ReadWriteMany]"))),
+            "claim.storageClassName and claim.accessModes cannot change",
+        ),
+        (
+            app(&(smb("//files/share", "C:\\data") + &claim("fast", "[ReadWriteOnce]"))),
+            "claim.storageClassName and claim.accessModes cannot change",
+        ),
+        (
+            app(&(smb("//files/share", "C:\\data")
+                + "    - {name: cache, mountPath: 'C:\\cache', smb: {source: '//x/y', secretRef: {name: creds}}}\n")),
+            "cannot switch between smb and claim",
+        ),
+    ];
+    for (yaml, message) in refused {
+        let err = kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&yaml)).expect_err("refused");
+        assert!(err.contains(message) && err.contains("a new name"), "{message}: {err}");
+    }
+    // The mount path may change, and a volume may be renamed (replaced).
+    let moved = app(&(smb("//files/share", "D:\\data") + &claim("fast", "[ReadWriteMany]")));
+    kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&moved)).expect("a new mount path is accepted");
+    let renamed = app(&smb("//other/share", "D:\\data").replace("name: share", "name: share2"));
+    kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&renamed)).expect("a renamed volume is a new volume");
+    ns.cleanup().await;
+}

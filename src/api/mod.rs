@@ -454,6 +454,15 @@ pub struct HostProcess {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.smb) != has(self.claim)")
     .message("a volume needs exactly one of smb and claim"))]
+// Transition rules (checked on update, against the volume of the same name): what backs a volume
+// is immutable in Kubernetes (a PersistentVolume's source, a claim's class and access modes), so
+// the API server refuses such a change here with what to do, instead of the operator failing on it.
+#[x_kube(validation = Rule::new("has(self.smb) == has(oldSelf.smb)")
+    .message("a volume cannot switch between smb and claim; give it a new name to replace it"))]
+#[x_kube(validation = Rule::new("!has(self.smb) || !has(oldSelf.smb) || (self.smb.source == oldSelf.smb.source && self.smb.secretRef == oldSelf.smb.secretRef)")
+    .message("smb.source and smb.secretRef cannot change (a PersistentVolume's source is immutable); give the volume a new name to replace it"))]
+#[x_kube(validation = Rule::new("!has(self.claim) || !has(oldSelf.claim) || (has(self.claim.storageClassName) == has(oldSelf.claim.storageClassName) && (!has(self.claim.storageClassName) || self.claim.storageClassName == oldSelf.claim.storageClassName) && has(self.claim.accessModes) == has(oldSelf.claim.accessModes) && (!has(self.claim.accessModes) || self.claim.accessModes == oldSelf.claim.accessModes))")
+    .message("claim.storageClassName and claim.accessModes cannot change (a claim's spec is immutable); give the volume a new name to replace it"))]
 pub struct AppVolume {
     /// Volume name, a DNS label of at most 40 characters not starting with `winapp-`; names the
     /// claim `<app>.<name>`.
