@@ -459,4 +459,130 @@ mod tests {
         assert!(!unchanged_since_write(&w, "other", Some("2")), "the spec changed");
         assert!(!unchanged_since_write(&w, "h", None));
     }
+
+    /// A small deterministic generator (xorshift), so that the properties below run on many
+    /// generated cases without a dependency and fail reproducibly.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Spellings of `n` milli-units that the API server treats as the same quantity.
+    fn spellings(milli: u64) -> Vec<String> {
+        let mut out = vec![format!("{milli}m")];
+        if milli.is_multiple_of(1000) {
+            let units = milli / 1000;
+            out.push(units.to_string());
+            out.push(format!("{units}.0"));
+            if units.is_multiple_of(1000) {
+                out.push(format!("{}k", units / 1000));
+                out.push(format!("{}e3", units / 1000));
+            }
+            for (suffix, pow) in [("Ki", 10), ("Mi", 20), ("Gi", 30)] {
+                if units.is_multiple_of(1 << pow) {
+                    out.push(format!("{}{suffix}", units >> pow));
+                }
+            }
+        } else {
+            let units = milli / 1000;
+            let frac = format!("{:03}", milli % 1000);
+            out.push(format!("{units}.{}", frac.trim_end_matches('0')));
+        }
+        out
+    }
+
+    #[test]
+    fn property_every_spelling_of_a_quantity_is_the_same_and_another_value_differs() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5000 {
+            let milli = match g.below(3) {
+                0 => g.below(100_000),
+                1 => (g.below(4096) + 1) * 1000 * (1 << (10 * g.below(4))),
+                _ => (g.below(999) + 1) * 1_000_000,
+            };
+            let forms = spellings(milli);
+            for a in &forms {
+                for b in &forms {
+                    assert!(same_quantity(a, b), "{a} = {b} ({milli}m)");
+                }
+            }
+            let other = milli + g.below(999) + 1;
+            assert!(!same_quantity(&forms[0], &format!("{other}m")), "{milli}m != {other}m");
+        }
+    }
+
+    /// A random object tree with empty values sprinkled in.
+    fn tree(g: &mut Gen, depth: u32) -> Value {
+        let n = g.below(4) + 1;
+        let mut m = serde_json::Map::new();
+        for i in 0..n {
+            let key = format!("k{i}");
+            let v = match (g.below(7), depth) {
+                (0, _) => json!(""),
+                (1, _) => json!([]),
+                (2, _) => json!(null),
+                (3, _) => json!(false),
+                (4, d) if d > 0 => tree(g, d - 1),
+                (5, d) if d > 0 => json!([tree(g, d - 1), tree(g, d - 1)]),
+                _ => json!(format!("v{}", g.below(1000))),
+            };
+            m.insert(key, v);
+        }
+        Value::Object(m)
+    }
+
+    /// What the API server stores for `v`: empty values dropped (Go's omitempty), plus a
+    /// defaulted field of its own in every object.
+    fn stored(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out: serde_json::Map<String, Value> =
+                    m.iter().filter(|(_, x)| !is_empty_value(x)).map(|(k, x)| (k.clone(), stored(x))).collect();
+                out.insert("zDefaulted".into(), json!("by the server"));
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(stored).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// Changes one non-empty string leaf; returns false when there is none.
+    fn mutate(v: &mut Value, g: &mut Gen) -> bool {
+        match v {
+            Value::String(s) if !s.is_empty() => {
+                s.push('!');
+                true
+            }
+            Value::Object(m) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                let start = g.below(keys.len().max(1) as u64) as usize;
+                (0..keys.len()).any(|i| m.get_mut(&keys[(start + i) % keys.len()]).is_some_and(|x| mutate(x, g)))
+            }
+            Value::Array(a) => a.iter_mut().any(|x| mutate(x, g)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn property_the_stored_form_of_any_object_is_no_difference_and_a_real_change_is() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        for _ in 0..3000 {
+            let want = tree(&mut g, 3);
+            let have = stored(&want);
+            assert_eq!(first_difference(&want, &have), None, "{want} vs {have}");
+            let mut changed = want.clone();
+            if mutate(&mut changed, &mut g) {
+                assert!(first_difference(&changed, &have).is_some(), "{changed} vs {have}");
+            }
+        }
+    }
 }
