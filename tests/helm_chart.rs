@@ -11,7 +11,6 @@ mod support;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    process::{Command, Stdio},
     sync::OnceLock,
     time::Duration,
 };
@@ -22,7 +21,7 @@ use k8s_openapi::api::{
 };
 use kube::api::Api;
 use serde_json::{Value, json};
-use support::{TestNamespace, deployment_available, kubectl, unique_name, wait_for, wait_for_list};
+use support::{TestNamespace, deployment_available, kubectl, run, unique_name, wait_for, wait_for_list};
 
 const CRD: &str = "crds/windowsapps.winapp.dev.yaml";
 const CHART_CRD: &str = "charts/winapp-operator/crds/windowsapps.winapp.dev.yaml";
@@ -34,28 +33,6 @@ fn root() -> &'static Path {
 
 fn chart() -> String {
     root().join("charts/winapp-operator").to_string_lossy().into_owned()
-}
-
-/// Runs a program with optional standard input; stdout on success, the command and its output on failure.
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!("{program} {}: {stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
-    }
 }
 
 /// `$HELM`, or the binary that hack/helm/build.sh builds (cached) and prints on its last line.

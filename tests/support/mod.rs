@@ -408,15 +408,22 @@ where
 /// Runs kubectl (the matching v1.37 client that `scripts/dev-cluster env` puts first on PATH).
 #[allow(dead_code)]
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    run("kubectl", args, stdin)
+}
+
+/// Runs a program with optional standard input: its stdout on success, the command line and its
+/// output on failure.
+#[allow(dead_code)]
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new("kubectl")
+    let mut child = Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
     }
@@ -425,6 +432,6 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     if out.status.success() {
         Ok(stdout)
     } else {
-        Err(format!("kubectl {}: {}{}", args.join(" "), stdout, String::from_utf8_lossy(&out.stderr)))
+        Err(format!("{program} {}: {stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
     }
 }
