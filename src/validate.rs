@@ -234,6 +234,8 @@ pub struct ValidatedApp {
     pub max_unavailable: IntOrString,
     pub progress_deadline_seconds: i32,
     pub service_account: ServiceAccountChoice,
+    /// Whether the pods get a Kubernetes API token.
+    pub api_access: bool,
     pub placement: Placement,
     pub service: Option<ServiceSettings>,
     pub config: Option<ConfigSettings>,
@@ -451,6 +453,7 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(defaults::MAX_UNAVAILABLE)),
         progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
         service_account,
+        api_access: spec.api_access.unwrap_or(false),
         placement,
         service,
         config,

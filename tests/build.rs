@@ -807,6 +807,17 @@ fn service_account_only_when_managed() {
     assert_eq!(children("image: x\nserviceAccountName: runner\n").service_account, None);
 }
 
+#[test]
+fn no_api_token_in_the_pods_unless_the_app_asks_for_one() {
+    let sa = children("image: x").service_account.expect("managed service account");
+    assert_eq!(sa.automount_service_account_token, Some(false), "the generated ServiceAccount mounts none");
+    assert_eq!(pod_spec("image: x").automount_service_account_token, Some(false));
+    // An existing ServiceAccount may mount tokens; the pod still says no.
+    assert_eq!(pod_spec("image: x\nserviceAccountName: runner\n").automount_service_account_token, Some(false));
+    assert_eq!(pod_spec("image: x\napiAccess: true\n").automount_service_account_token, Some(true));
+    assert_eq!(pod_spec("image: x\napiAccess: false\n").automount_service_account_token, Some(false));
+}
+
 // ---------------------------------------------------------------------------------------------
 // gMSA.
 // ---------------------------------------------------------------------------------------------

@@ -286,3 +286,14 @@ fn backoff_doubles_from_five_seconds_up_to_five_minutes() {
     assert_eq!(secs, vec![5, 5, 10, 20, 40, 80, 160, 300, 300, 300]);
     assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
 }
+
+#[test]
+fn long_failure_messages_are_cut_at_a_character_boundary() {
+    let message = "é".repeat(3000);
+    let s = run(&Outcome::Failed { reason: "ApplyFailed", message, permanent: true });
+    let stalled = c::find(&s.conditions, c::STALLED).expect("Stalled");
+    assert!(stalled.message.len() < winapp_operator::controller::status::MAX_FAILURE_MESSAGE + 100);
+    assert!(stalled.message.ends_with("(the operator's log has the whole message)"), "{}", stalled.message);
+    let short = run(&Outcome::Failed { reason: "ApplyFailed", message: "spec: Forbidden".into(), permanent: true });
+    assert_eq!(c::find(&short.conditions, c::STALLED).map(|x| x.message.as_str()), Some("spec: Forbidden"));
+}

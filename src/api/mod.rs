@@ -119,6 +119,12 @@ pub struct WindowsAppSpec {
     #[schemars(length(max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub service_account_name: Option<String>,
 
+    /// Mount a Kubernetes API token in the pods (`automountServiceAccountToken`). Default false:
+    /// IIS sites and .NET services rarely call the API, and a token in every pod is a credential
+    /// waiting to be stolen. Node agents that read the API (log shippers) set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_access: Option<bool>,
+
     /// Windows node placement.
     #[serde(default)]
     pub windows: WindowsPlacement,

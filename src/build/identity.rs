@@ -22,12 +22,15 @@ pub fn credspec_resource() -> ApiResource {
     }
 }
 
-/// The pods' ServiceAccount, when the operator manages it.
+/// The pods' ServiceAccount, when the operator manages it. It mounts no API token by default;
+/// the pod template asks for one when the app sets `apiAccess`.
 pub fn service_account(app: &ValidatedApp) -> Option<ServiceAccount> {
     match &app.service_account {
-        ServiceAccountChoice::Managed(name) => {
-            Some(ServiceAccount { metadata: meta::namespaced(app, name.clone()), ..ServiceAccount::default() })
-        }
+        ServiceAccountChoice::Managed(name) => Some(ServiceAccount {
+            metadata: meta::namespaced(app, name.clone()),
+            automount_service_account_token: Some(false),
+            ..ServiceAccount::default()
+        }),
         ServiceAccountChoice::Existing(_) => None,
     }
 }

@@ -166,6 +166,8 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
         node_selector: Some(node_selector),
         tolerations: Some(tolerations),
         service_account_name: Some(app.service_account.name().to_owned()),
+        // The pod's setting wins over the ServiceAccount's: no API token unless asked for.
+        automount_service_account_token: Some(app.api_access),
         image_pull_secrets: non_empty(&app.image_pull_secrets),
         host_network: app.host_process_user.as_ref().map(|_| true),
         security_context: windows_options

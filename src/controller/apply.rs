@@ -252,17 +252,28 @@ where
         w.as_ref().and_then(|w| w.rewrite.clone()).map(|path| Rewrite { kind, name: name.clone(), path })
     };
     let cached = store.get(&key);
+    // The resourceVersion the child has now, as far as we know (cache, or API server on a miss).
+    let mut cached_rv = cached.as_ref().and_then(|c| c.resource_version());
     if cached.is_none() {
         // The caches hold only labelled objects: an unlabelled one of the same name is someone
-        // else's, and a forced apply would take it over. A cache miss is rare (creation), so
-        // ask the API server.
+        // else's, and a forced apply would take it over. A cache miss is rare (creation, or a
+        // cache that has not caught up with our own write yet), so ask the API server.
         let existing =
             api.get_metadata_opt(&name).await.map_err(|source| Error::Apply { kind, name: name.clone(), source })?;
-        if existing.is_some_and(|m| !is_ours(m.labels(), owner.0, owner.1)) {
-            return Ok(Err(Foreign { kind, name }));
+        if let Some(m) = existing {
+            if !is_ours(m.labels(), owner.0, owner.1) {
+                return Ok(Err(Foreign { kind, name }));
+            }
+            cached_rv = m.resource_version();
+            if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
+                return Ok(Ok(ChildApplied {
+                    applied: Applied::Unchanged,
+                    rewrite: known_rewrite(&remembered),
+                    new_rewrite: false,
+                }));
+            }
         }
     }
-    let cached_rv = cached.as_ref().and_then(|c| c.resource_version());
     if let Some(current) = &cached {
         if !is_ours(current.labels(), owner.0, owner.1) {
             return Ok(Err(Foreign { kind, name }));

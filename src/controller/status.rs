@@ -85,6 +85,7 @@ pub fn compute(
         Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
         Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
         Outcome::Failed { reason: r, message, permanent } => {
+            let message = &bounded(message);
             let conds = if *permanent {
                 stalled(r, message.clone())
             } else {
@@ -121,6 +122,21 @@ pub fn compute(
         available_replicas: available,
         conditions: c::merge(prev_conditions, wanted, generation, now),
     }
+}
+
+/// Longest failure message kept in a condition (API server messages can carry whole diffs).
+pub const MAX_FAILURE_MESSAGE: usize = 1024;
+
+/// `message` cut to [`MAX_FAILURE_MESSAGE`] bytes at a character boundary, marked when cut.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_FAILURE_MESSAGE {
+        return message.to_owned();
+    }
+    let mut cut = MAX_FAILURE_MESSAGE;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} [...] (the operator's log has the whole message)", &message[..cut])
 }
 
 fn stalled(r: &'static str, msg: String) -> Vec<Cond> {
