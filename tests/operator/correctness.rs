@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::{SLOW, apply, cond, ready_now, stalled_with};
-use crate::harness::{GROUP_LABEL, Mode, Operator, Proxy, api_server_addr, kubeconfig_via, kubectl_ok};
+use crate::harness::{GROUP_LABEL, Mode, Operator, Proxy, api_server_addr, kubeconfig_via, kubectl, kubectl_ok};
 use crate::support::{self, TestNamespace, wait_for};
 use winapp_operator::api::WindowsApp;
 
@@ -136,9 +136,21 @@ spec:
         ns = ns.name()
     );
     kubectl_ok(&["apply", "-f", "-"], Some(&policies));
+    // The API server loads policies asynchronously: probe with a dry-run Deployment until the
+    // rewrite shows, so that the app's Deployment is certain to meet it.
+    let probe = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: probe}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: app, image: registry.example.com/web:1}]}\n";
+    let mut active = false;
+    for _ in 0..120 {
+        let out = kubectl(&["create", "-n", ns.name(), "--dry-run=server", "-o", "json", "-f", "-"], Some(probe));
+        if out.is_ok_and(|o| o.contains("mirror.internal/rewritten:1")) {
+            active = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(active, "the MutatingAdmissionPolicy never took effect");
     let (op, group) = operator_for(&ns, "rewrite");
     op.wait_leading().await;
-    // Policies take effect once the API server has loaded them; retry creation until it shows.
     let apps: Api<WindowsApp> = ns.api();
     apply(
         ns.name(),
@@ -371,7 +383,7 @@ async fn partition(mode: Mode, what: &str) {
         panic!("a stopped: {a_stopped:?}, b led: {b_led:?}\na's log:\n{}\nb's log:\n{}", a.log_text(), b.log_text());
     };
     assert!(stopped < led, "the old leader stopped ({stopped:?}) before the standby led ({led:?})");
-    assert!(stopped <= Duration::from_secs(13), "gave up within the renew deadline: {stopped:?}");
+    assert!(stopped <= Duration::from_secs(14), "gave up within the renew deadline (10 s) and a retry: {stopped:?}");
     assert!(a.log_text().contains("could not renew the Lease"), "says why:\n{}", a.log_text());
     // b reconciles: a new app turns Ready.
     let apps: Api<WindowsApp> = ns.api();
