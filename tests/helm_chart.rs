@@ -468,17 +468,71 @@ fn the_linux_pool_toleration_component_matches_the_chart_value() {
     assert_eq!(only(&objects, "Deployment")["spec"]["template"]["spec"]["tolerations"], toleration);
 }
 
+#[test]
+fn the_network_policy_is_optional_and_the_same_as_the_kustomize_component() {
+    assert!(!rendered("t", "ns", &[]).keys().any(|(k, _)| k == "NetworkPolicy"), "none by default");
+    let objects = rendered("t", "ns", &["--set", "networkPolicy.enabled=true"]);
+    let chart = only(&objects, "NetworkPolicy");
+    let pod_labels = only(&objects, "Deployment")["spec"]["template"]["metadata"]["labels"].clone();
+    for (k, v) in chart["spec"]["podSelector"]["matchLabels"].as_object().expect("matchLabels") {
+        assert_eq!(pod_labels.get(k), Some(v), "the chart's policy selects the operator's pods ({k})");
+    }
+    // The same rules as config/components/networkpolicy, which selects config/manager's pods.
+    let path = root().join("config/components/networkpolicy/networkpolicy.yaml");
+    let docs = documents(&std::fs::read_to_string(&path).expect("read the component"));
+    let component = &docs[0];
+    for field in ["policyTypes", "ingress", "egress"] {
+        assert_eq!(chart["spec"][field], component["spec"][field], "spec.{field} differs from the kustomize component");
+    }
+    let manager = documents(&std::fs::read_to_string(root().join("config/manager/manager.yaml")).expect("manager"));
+    let deployment = manager.iter().find(|d| d["kind"] == "Deployment").expect("manager Deployment");
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in component["spec"]["podSelector"]["matchLabels"].as_object().expect("matchLabels") {
+        assert_eq!(labels.get(k), Some(v), "the component's policy selects config/manager's pods ({k})");
+    }
+    // Values shape it: other API server ports, and who may scrape.
+    let objects = rendered(
+        "t",
+        "ns",
+        &[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set-json",
+            "networkPolicy.apiServerPorts=[8443]",
+            "--set-json",
+            r#"networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"name":"monitoring"}}}]"#,
+        ],
+    );
+    let np = only(&objects, "NetworkPolicy");
+    assert_eq!(np["spec"]["egress"][0]["ports"], json!([{"protocol": "TCP", "port": 8443}]));
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}])
+    );
+    assert!(template("t", "ns", &["--set-json", "networkPolicy.apiServerPorts=[70000]"]).is_err(), "ports are checked");
+}
+
 #[tokio::test]
 async fn the_rendered_chart_passes_server_side_dry_run() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "helm-dry-run").await;
     let release = unique_name("dry");
-    let yaml = template(&release, ns.name(), &["--include-crds", "--set", "secretCheck.enabled=true"])
-        .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let yaml = template(
+        &release,
+        ns.name(),
+        &["--include-crds", "--set", "secretCheck.enabled=true,networkPolicy.enabled=true"],
+    )
+    .unwrap_or_else(|e| panic!("helm template: {e}"));
     let out = kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml))
         .unwrap_or_else(|e| panic!("the API server refused the rendered chart: {e}"));
     let applied = out.lines().filter(|l| l.contains("(server dry run)")).count();
     assert_eq!(applied, documents(&yaml).len(), "every rendered object is checked:\n{out}");
+    // The kustomize component's NetworkPolicy too.
+    let component = std::fs::read_to_string(root().join("config/components/networkpolicy/networkpolicy.yaml"))
+        .expect("read the component")
+        .replace("namespace: winapp-system", &format!("namespace: {}", ns.name()));
+    kubectl(&["create", "--dry-run=server", "-f", "-"], Some(&component))
+        .unwrap_or_else(|e| panic!("the API server refused config/components/networkpolicy: {e}"));
     for kind in [
         "customresourcedefinition.apiextensions.k8s.io/windowsapps.winapp.dev",
         "serviceaccount/",
