@@ -39,6 +39,54 @@ pub mod reason {
     pub const CHILD_CONFLICT: &str = "ChildConflict";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const REWRITTEN_BY_ADMISSION: &str = "RewrittenByAdmission";
+    // Why the pods are not available (see controller::diagnose).
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    pub const GMSA_REFUSED: &str = "GMSAWebhookRefused";
+    pub const PODS_REFUSED: &str = "PodsRefused";
+    pub const IMAGE_OS_MISMATCH: &str = "ImageOSMismatch";
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
+    pub const CONTAINER_CONFIG_ERROR: &str = "ContainerConfigError";
+    pub const CONTAINER_CREATE_FAILED: &str = "ContainerCreateFailed";
+    pub const MOUNT_FAILED: &str = "MountFailed";
+    pub const CRASH_LOOP: &str = "CrashLoopBackOff";
+    pub const PROBE_FAILING: &str = "ProbeFailing";
+    pub const PULLING_IMAGE: &str = "PullingImage";
+
+    /// Every reason, for the test that keeps the README's table complete.
+    pub const ALL: &[&str] = &[
+        AVAILABLE,
+        RECONCILED,
+        PROGRESSING,
+        ROLLING_OUT,
+        NEW_GENERATION,
+        SUSPENDED,
+        INVALID_SPEC,
+        NO_WINDOWS_NODES,
+        NODES_FOUND,
+        CREDSPEC_MISSING,
+        CREDSPEC_CRD_MISSING,
+        CREDSPEC_FOUND,
+        SECRET_MISSING,
+        CLAIM_PENDING,
+        CLAIMS_BOUND,
+        PROGRESS_DEADLINE,
+        CHILD_CONFLICT,
+        APPLY_FAILED,
+        REWRITTEN_BY_ADMISSION,
+        QUOTA_EXCEEDED,
+        GMSA_REFUSED,
+        PODS_REFUSED,
+        IMAGE_OS_MISMATCH,
+        UNSCHEDULABLE,
+        IMAGE_PULL_FAILED,
+        CONTAINER_CONFIG_ERROR,
+        CONTAINER_CREATE_FAILED,
+        MOUNT_FAILED,
+        CRASH_LOOP,
+        PROBE_FAILING,
+        PULLING_IMAGE,
+    ];
 }
 
 /// A condition before the bookkeeping fields are filled in.

@@ -59,6 +59,10 @@ struct RunArgs {
     /// Reconciles that may run at once (each app is reconciled by one at a time).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Seconds a rollout may make no progress before the operator reads the app's pods and their
+    /// events to report why they are not available (refused pod creations are reported at once).
+    #[arg(long, default_value_t = 30)]
+    diagnose_after_seconds: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -147,6 +151,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         exit_with_parent: args.exit_with_parent,
         concurrency: args.concurrency,
         sync_deadline: std::time::Duration::from_secs(args.sync_deadline_seconds),
+        diagnose_after: std::time::Duration::from_secs(args.diagnose_after_seconds),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// How long a new leader may take to sync its caches before `/healthz` fails.
     pub sync_deadline: Duration,
+    /// How long a rollout may make no progress before the operator reads the pods to say why.
+    pub diagnose_after: Duration,
 }
 
 /// Why the operator stopped.
@@ -109,6 +111,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         credspec_resource: identity::credspec_resource(),
         failures: Default::default(),
         applied: Default::default(),
+        diagnose_after: config.diagnose_after,
     });
     let h = health.clone();
     tokio::spawn(async move {

@@ -35,6 +35,7 @@ fn healthy() -> Observations {
             progress_deadline_exceeded: false,
         }),
         rewrites: vec![],
+        diagnosis: None,
     }
 }
 
@@ -296,4 +297,232 @@ fn long_failure_messages_are_cut_at_a_character_boundary() {
     assert!(stalled.message.ends_with("(the operator's log has the whole message)"), "{}", stalled.message);
     let short = run(&Outcome::Failed { reason: "ApplyFailed", message: "spec: Forbidden".into(), permanent: true });
     assert_eq!(c::find(&short.conditions, c::STALLED).map(|x| x.message.as_str()), Some("spec: Forbidden"));
+}
+
+mod diagnosis {
+    use std::time::Duration;
+
+    use super::{healthy, run, summary};
+    use winapp_operator::controller::diagnose::{
+        ContainerFacts, Diagnosis, EventFacts, PodFacts, SLOW_PULL, WorkloadFacts, diagnose,
+    };
+    use winapp_operator::controller::status::Outcome;
+
+    fn container(waiting: Option<(&str, &str)>) -> ContainerFacts {
+        ContainerFacts {
+            name: "app".into(),
+            image: "registry.example.com/web:1-ltsc2019".into(),
+            waiting: waiting.map(|(r, m)| (r.into(), m.into())),
+            ..ContainerFacts::default()
+        }
+    }
+
+    fn pod(name: &str, containers: Vec<ContainerFacts>, events: Vec<EventFacts>) -> PodFacts {
+        PodFacts {
+            name: name.into(),
+            node: Some("win-1".into()),
+            node_build: Some("10.0.20348".into()),
+            containers,
+            events,
+            ..PodFacts::default()
+        }
+    }
+
+    fn event(reason: &str, message: &str, age_s: u64) -> EventFacts {
+        EventFacts { reason: reason.into(), message: message.into(), warning: true, age: Duration::from_secs(age_s) }
+    }
+
+    fn facts(pods: Vec<PodFacts>) -> WorkloadFacts {
+        WorkloadFacts { replica_failure: None, not_ready: pods.len(), pods }
+    }
+
+    fn reason_of(f: &WorkloadFacts) -> Option<&'static str> {
+        diagnose(f, "shop").map(|d| d.reason)
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        let cases: Vec<(WorkloadFacts, Option<&str>)> = vec![
+            (facts(vec![pod("a", vec![container(None)], vec![])]), None),
+            (
+                facts(vec![pod("a", vec![container(Some(("ImagePullBackOff", "not found")))], vec![])]),
+                Some("ImagePullFailed"),
+            ),
+            (
+                facts(vec![pod(
+                    "a",
+                    vec![container(Some((
+                        "CreateContainerError",
+                        "The container operating system does not match the host operating system.",
+                    )))],
+                    vec![],
+                )]),
+                Some("ImageOSMismatch"),
+            ),
+            (
+                facts(vec![pod("a", vec![container(Some(("CrashLoopBackOff", "back-off")))], vec![])]),
+                Some("CrashLoopBackOff"),
+            ),
+            (
+                facts(vec![pod(
+                    "a",
+                    vec![container(Some(("CreateContainerConfigError", "secret \"db\" not found")))],
+                    vec![],
+                )]),
+                Some("ContainerConfigError"),
+            ),
+            (
+                facts(vec![pod(
+                    "a",
+                    vec![container(Some(("ContainerCreating", "")))],
+                    vec![event("FailedMount", "MountVolume.SetUp failed", 5)],
+                )]),
+                Some("MountFailed"),
+            ),
+            (
+                facts(vec![pod(
+                    "a",
+                    vec![container(Some(("ContainerCreating", "")))],
+                    vec![event("Pulling", "Pulling image \"x\"", 5)],
+                )]),
+                Some("PullingImage"),
+            ),
+            (
+                // Pulled after Pulling: not pulling any more.
+                facts(vec![pod(
+                    "a",
+                    vec![container(Some(("ContainerCreating", "")))],
+                    vec![event("Pulling", "Pulling image \"x\"", 50), event("Pulled", "Successfully pulled", 5)],
+                )]),
+                None,
+            ),
+            (
+                facts(vec![pod(
+                    "a",
+                    vec![ContainerFacts { running: true, ..container(None) }],
+                    vec![event("Unhealthy", "Readiness probe failed: 500", 3)],
+                )]),
+                Some("ProbeFailing"),
+            ),
+            (
+                facts(vec![PodFacts {
+                    unschedulable: Some("0/3 nodes are available: 3 Insufficient cpu.".into()),
+                    ..pod("a", vec![], vec![])
+                }]),
+                Some("Unschedulable"),
+            ),
+            (
+                WorkloadFacts {
+                    replica_failure: Some("pods \"x\" is forbidden: exceeded quota: q".into()),
+                    ..WorkloadFacts::default()
+                },
+                Some("QuotaExceeded"),
+            ),
+            (
+                WorkloadFacts {
+                    replica_failure: Some(
+                        "admission webhook denied: service account 'a' is not authorized to 'use' gMSA cred spec 'b'"
+                            .into(),
+                    ),
+                    ..WorkloadFacts::default()
+                },
+                Some("GMSAWebhookRefused"),
+            ),
+            (
+                WorkloadFacts { replica_failure: Some("denied by policy".into()), ..WorkloadFacts::default() },
+                Some("PodsRefused"),
+            ),
+        ];
+        for (i, (f, want)) in cases.iter().enumerate() {
+            assert_eq!(reason_of(f), *want, "case {i}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn the_worst_problem_wins_and_the_count_is_told() {
+        let crash = pod("a", vec![container(Some(("CrashLoopBackOff", "")))], vec![]);
+        let pull = pod("b", vec![container(Some(("ErrImagePull", "unauthorized")))], vec![]);
+        let mut f = facts(vec![crash, pull.clone(), pull]);
+        f.not_ready = 5;
+        let d = diagnose(&f, "shop").expect("a diagnosis");
+        assert_eq!(d.reason, "ImagePullFailed");
+        assert!(d.message.contains("3 of the 5 pods that are not Ready checked, 2 with this problem"), "{}", d.message);
+        // Refused creations come before anything the pods say.
+        f.replica_failure = Some("exceeded quota: q".into());
+        assert_eq!(reason_of(&f), Some("QuotaExceeded"));
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let mismatch = facts(vec![pod(
+            "web-1",
+            vec![container(Some((
+                "CreateContainerError",
+                "hcs: The container operating system does not match the host operating system.",
+            )))],
+            vec![],
+        )]);
+        let d = diagnose(&mismatch, "shop").expect("diagnosis");
+        for w in [
+            "registry.example.com/web:1-ltsc2019",
+            "win-1",
+            "10.0.20348 (ltsc2022)",
+            ":ltsc2022 tag",
+            "spec.windows.version",
+        ] {
+            assert!(d.message.contains(w), "{w:?} in {}", d.message);
+        }
+        let crash = facts(vec![pod(
+            "web-1",
+            vec![ContainerFacts {
+                last_exit: Some((-1073741510, "Error".into())),
+                restarts: 7,
+                ..container(Some(("CrashLoopBackOff", "")))
+            }],
+            vec![],
+        )]);
+        let d = diagnose(&crash, "shop").expect("diagnosis");
+        assert!(d.message.contains("exit code -1073741510, Error"), "{}", d.message);
+        assert!(d.message.contains("7 restarts"), "{}", d.message);
+        assert!(d.message.contains("kubectl logs -n shop web-1 -c app --previous"), "{}", d.message);
+        let slow = |age| {
+            facts(vec![pod(
+                "p",
+                vec![container(Some(("ContainerCreating", "")))],
+                vec![event("Pulling", "Pulling image \"x\"", age)],
+            )])
+        };
+        let quick = diagnose(&slow(30), "shop").expect("diagnosis").message;
+        let long = diagnose(&slow(SLOW_PULL.as_secs() + 61), "shop").expect("diagnosis").message;
+        assert!(quick.contains("for less than a minute") && !quick.contains("pre-pull"), "{quick}");
+        assert!(long.contains("for 6 minutes") && long.contains("pre-pull"), "{long}");
+    }
+
+    #[test]
+    fn the_status_carries_the_diagnosis_and_stalls_only_past_the_deadline() {
+        let mut obs = healthy();
+        if let Some(d) = obs.deployment.as_mut() {
+            d.available = 0;
+        }
+        obs.diagnosis = Some(Diagnosis { reason: "ImagePullFailed", message: "cannot pull image x".into() });
+        let s = run(&Outcome::Applied(obs.clone()));
+        let want = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
+            [(a.to_owned(), b.to_owned()), (c.to_owned(), d.to_owned()), (e.to_owned(), f.to_owned())]
+        };
+        assert_eq!(summary(&s), want("False", "ImagePullFailed", "True", "ImagePullFailed", "False", "Progressing"));
+        let ready = winapp_operator::conditions::find(&s.conditions, "Ready").expect("Ready");
+        assert!(
+            ready.message.contains("0/2 available") && ready.message.contains("cannot pull image x"),
+            "{}",
+            ready.message
+        );
+        if let Some(d) = obs.deployment.as_mut() {
+            d.progress_deadline_exceeded = true;
+        }
+        let s = run(&Outcome::Applied(obs));
+        assert_eq!(
+            summary(&s),
+            want("False", "ImagePullFailed", "False", "ImagePullFailed", "True", "ImagePullFailed")
+        );
+    }
 }

@@ -52,3 +52,11 @@ fn every_crd_field_is_in_the_readme_api_reference() {
         .collect();
     assert!(missing.is_empty(), "README.md's API reference does not mention: {missing:?}");
 }
+
+#[test]
+fn every_condition_reason_is_explained_in_the_readme() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let missing: Vec<&&str> =
+        winapp_operator::conditions::reason::ALL.iter().filter(|r| !readme.contains(&format!("`{r}`"))).collect();
+    assert!(missing.is_empty(), "reasons the README's status table does not name: {missing:?}");
+}

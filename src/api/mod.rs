@@ -261,6 +261,14 @@ impl WindowsVersion {
             WindowsVersion::Ltsc2025 => "ltsc2025",
         }
     }
+
+    /// Every release, oldest first.
+    pub const ALL: [WindowsVersion; 3] = [WindowsVersion::Ltsc2019, WindowsVersion::Ltsc2022, WindowsVersion::Ltsc2025];
+
+    /// The release whose `node.kubernetes.io/windows-build` label is `build`.
+    pub fn from_build(build: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.build() == build)
+    }
 }
 
 /// Where on the Windows node pool the pods may run.

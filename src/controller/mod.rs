@@ -2,6 +2,7 @@
 //! removes cluster-scoped children, and the error policy.
 
 pub mod apply;
+pub mod diagnose;
 pub mod error;
 pub mod observe;
 pub mod status;
@@ -86,6 +87,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
     /// The operator's last write of each child (see [`apply`]).
     pub applied: apply::Memo,
+    /// How long a rollout may make no progress before the pods are read to say why.
+    pub diagnose_after: Duration,
 }
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).

@@ -1,13 +1,18 @@
 //! Reads what the status is computed from: nodes, credspecs, claims and the Deployment from the
 //! watch caches; SMB Secrets by metadata only (their content is never fetched).
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Secret, Toleration};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret, Toleration};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use tracing::warn;
 
 use super::Context;
+use super::diagnose::{self, ContainerFacts, EventFacts, PodFacts, WorkloadFacts};
 use super::error::{Error, Result};
 use super::status::{ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observations};
 use crate::build::{meta, workload};
@@ -16,13 +21,153 @@ use crate::validate::{ValidatedApp, VolumeSource};
 /// Gathers the observations for `app`. `deployment_current` is false when this reconcile just
 /// wrote the Deployment, so the cached copy may predate the write.
 pub async fn observe(ctx: &Context, app: &ValidatedApp, deployment_current: bool) -> Result<Observations> {
+    let cached = ctx.stores.deployments.get(&ObjectRef::new(&meta::workload_name(app)).within(&app.namespace));
+    let deployment = cached.as_deref().map(|d| deployment(d, deployment_current));
+    let diagnosis = match (&cached, &deployment) {
+        (Some(d), Some(check)) if check.up_to_date && check.available < check.desired => {
+            diagnose(ctx, app, d).await.unwrap_or_else(|e| {
+                // The diagnosis is a help, not a step: without it the status says "rolling out".
+                warn!("could not read the pods to tell why they are not available: {e}");
+                None
+            })
+        }
+        _ => None,
+    };
     Ok(Observations {
         nodes: nodes(ctx, app),
         gmsa: gmsa(ctx, app),
         claims: claims(ctx, app).await?,
-        deployment: deployment(ctx, app, deployment_current),
+        deployment,
         rewrites: Vec::new(),
+        diagnosis,
     })
+}
+
+/// Pods read per diagnosis, at most (each costs one event list).
+const PODS_SAMPLED: usize = 3;
+
+/// Why the pods of a Deployment whose rollout is short of available are not: from the cached
+/// Deployment alone when it reports refused pod creations; otherwise, once the rollout has made
+/// no progress for [`Context::diagnose_after`], from one list of the app's pods and the events of
+/// a few of them. Nothing is cached: this costs requests only while an app is stuck.
+async fn diagnose(
+    ctx: &Context,
+    app: &ValidatedApp,
+    d: &Deployment,
+) -> std::result::Result<Option<diagnose::Diagnosis>, kube::Error> {
+    let conditions = d.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let replica_failure = conditions
+        .iter()
+        .find(|c| c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True"))
+        .map(|c| c.message.clone().unwrap_or_else(|| c.reason.clone().unwrap_or_default()));
+    if replica_failure.is_some() {
+        let facts = WorkloadFacts { replica_failure, ..WorkloadFacts::default() };
+        return Ok(diagnose::diagnose(&facts, &app.namespace));
+    }
+    let now = Timestamp::now();
+    let idle = conditions
+        .iter()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        .and_then(|c| c.last_update_time.as_ref())
+        .map_or(Duration::ZERO, |t| since(now, &t.0));
+    if idle < ctx.diagnose_after {
+        return Ok(None);
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    let selector = meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let not_ready: Vec<&Pod> =
+        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p)).collect();
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    let mut sampled = Vec::new();
+    for pod in not_ready.iter().take(PODS_SAMPLED) {
+        let mut facts = pod_facts(ctx, pod, now);
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
+            let mut evs: Vec<(Duration, EventFacts)> = list
+                .items
+                .iter()
+                .map(|e| {
+                    let age = e
+                        .last_timestamp
+                        .as_ref()
+                        .map(|t| since(now, &t.0))
+                        .or_else(|| e.event_time.as_ref().map(|t| since(now, &t.0)))
+                        .unwrap_or(Duration::ZERO);
+                    let facts = EventFacts {
+                        reason: e.reason.clone().unwrap_or_default(),
+                        message: e.message.clone().unwrap_or_default(),
+                        warning: e.type_.as_deref() == Some("Warning"),
+                        age,
+                    };
+                    (age, facts)
+                })
+                .collect();
+            // Oldest first.
+            evs.sort_by_key(|e| std::cmp::Reverse(e.0));
+            facts.events = evs.into_iter().map(|(_, e)| e).collect();
+        }
+        sampled.push(facts);
+    }
+    let facts = WorkloadFacts { replica_failure: None, not_ready: not_ready.len(), pods: sampled };
+    Ok(diagnose::diagnose(&facts, &app.namespace))
+}
+
+fn since(now: Timestamp, then: &Timestamp) -> Duration {
+    now.duration_since(*then).try_into().unwrap_or(Duration::ZERO)
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_facts(ctx: &Context, p: &Pod, now: Timestamp) -> PodFacts {
+    let status = p.status.clone().unwrap_or_default();
+    let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+    let node_build = node
+        .as_ref()
+        .and_then(|n| ctx.stores.nodes.get(&ObjectRef::new(n)))
+        .and_then(|n| n.labels().get(workload::WINDOWS_BUILD_LABEL).cloned());
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| c.message.clone().unwrap_or_default());
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .map(|c| {
+            let state = c.state.clone().unwrap_or_default();
+            ContainerFacts {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                ready: c.ready,
+                running: state.running.is_some(),
+                waiting: state.waiting.map(|w| (w.reason.unwrap_or_default(), w.message.unwrap_or_default())),
+                last_exit: c
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| (t.exit_code, t.reason.clone().unwrap_or_default())),
+                restarts: c.restart_count,
+            }
+        })
+        .collect();
+    PodFacts {
+        name: p.name_any(),
+        node,
+        node_build,
+        unschedulable,
+        containers,
+        events: Vec::new(),
+        age: p.metadata.creation_timestamp.as_ref().map_or(Duration::ZERO, |t| since(now, &t.0)),
+    }
 }
 
 fn nodes(ctx: &Context, app: &ValidatedApp) -> NodeCheck {
@@ -121,9 +266,7 @@ async fn claims(ctx: &Context, app: &ValidatedApp) -> Result<Vec<ClaimCheck>> {
     Ok(out)
 }
 
-fn deployment(ctx: &Context, app: &ValidatedApp, current: bool) -> Option<DeploymentCheck> {
-    let d: std::sync::Arc<Deployment> =
-        ctx.stores.deployments.get(&ObjectRef::new(&meta::workload_name(app)).within(&app.namespace))?;
+fn deployment(d: &Deployment, current: bool) -> DeploymentCheck {
     let status = d.status.clone().unwrap_or_default();
     let generation = d.meta().generation.unwrap_or(0);
     let desired = d.spec.replicas.unwrap_or(1);
@@ -134,12 +277,12 @@ fn deployment(ctx: &Context, app: &ValidatedApp, current: bool) -> Option<Deploy
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
         })
     });
-    Some(DeploymentCheck {
+    DeploymentCheck {
         up_to_date: current && status.observed_generation.unwrap_or(0) >= generation,
         desired,
         updated: status.updated_replicas.unwrap_or(0),
         available: status.available_replicas.unwrap_or(0),
         replicas: status.replicas.unwrap_or(0),
         progress_deadline_exceeded,
-    })
+    }
 }

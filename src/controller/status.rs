@@ -43,6 +43,8 @@ pub struct DeploymentCheck {
     pub progress_deadline_exceeded: bool,
 }
 
+pub use super::diagnose::Diagnosis;
+
 /// Everything the status is computed from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observations {
@@ -54,6 +56,8 @@ pub struct Observations {
     /// Fields the API server stores with another value than applied (admission rewrote them),
     /// one `Kind name: path` each.
     pub rewrites: Vec<String>,
+    /// Why the pods are not available, when the rollout is stuck and the pods tell.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 /// How the reconcile went.
@@ -241,13 +245,16 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     if let Some(d) = &d
         && d.progress_deadline_exceeded
     {
-        blockers.push((
-            reason::PROGRESS_DEADLINE,
-            format!(
-                "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available); check the pods' events (image pull, crash, probes)",
-                d.available, d.desired
-            ),
-        ));
+        let deadline = format!(
+            "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available)",
+            d.available, d.desired
+        );
+        blockers.push(match &obs.diagnosis {
+            Some(diag) => (diag.reason, format!("{deadline}: {}", diag.message)),
+            None => {
+                (reason::PROGRESS_DEADLINE, format!("{deadline}; check the pods' events (image pull, crash, probes)"))
+            }
+        });
     }
 
     let mut conds = Vec::new();
@@ -264,13 +271,16 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
             Some(d) if !d.up_to_date => {
                 Some((reason::NEW_GENERATION, "the Deployment controller has not observed the new spec yet".to_owned()))
             }
-            Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => Some((
-                reason::ROLLING_OUT,
-                format!(
+            Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => {
+                let progress = format!(
                     "rollout in progress: {}/{} replicas updated, {}/{} available",
                     d.updated, d.desired, d.available, d.desired
-                ),
-            )),
+                );
+                Some(match &obs.diagnosis {
+                    Some(diag) => (diag.reason, format!("{progress}; {}", diag.message)),
+                    None => (reason::ROLLING_OUT, progress),
+                })
+            }
             Some(_) if !pending_claims.is_empty() => {
                 Some((reason::CLAIM_PENDING, format!("waiting for claim(s) {} to bind", pending_claims.join(", "))))
             }

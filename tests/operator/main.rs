@@ -4,6 +4,7 @@
 //! restart writes nothing.
 
 mod correctness;
+mod diagnosis;
 mod harness;
 #[path = "../support/mod.rs"]
 mod support;
