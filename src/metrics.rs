@@ -1,5 +1,5 @@
 //! Prometheus metrics (prefix `winapp`): reconciles, failures by category, reconcile duration,
-//! writes to children and status, and apps by Ready state.
+//! writes to children and status, apps by Ready state, and diagnosed pod problems by reason.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +26,11 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabel {
     ready: String,
 }
@@ -39,6 +44,7 @@ pub struct Metrics {
     child_writes: Family<KindLabel, Counter>,
     status_writes: Counter,
     apps: Family<ReadyLabel, Gauge>,
+    pod_problems: Family<ReasonLabel, Counter>,
     ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
 }
 
@@ -51,12 +57,18 @@ impl Default for Metrics {
         let child_writes = Family::<KindLabel, Counter>::default();
         let status_writes = Counter::default();
         let apps = Family::<ReadyLabel, Gauge>::default();
+        let pod_problems = Family::<ReasonLabel, Counter>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
         registry.register("child_writes", "Writes (apply or delete) to child objects, by kind", child_writes.clone());
         registry.register("status_writes", "Status patches of WindowsApps", status_writes.clone());
         registry.register("apps", "WindowsApps by the status of their Ready condition", apps.clone());
+        registry.register(
+            "pod_problems",
+            "Apps whose pods turned unavailable for a diagnosed reason (counted when the reason appears)",
+            pod_problems.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -65,6 +77,7 @@ impl Default for Metrics {
             child_writes,
             status_writes,
             apps,
+            pod_problems,
             ready_by_app: Mutex::new(HashMap::new()),
         }
     }
@@ -82,6 +95,10 @@ impl Metrics {
 
     pub fn child_written(&self, kind: &str) {
         self.child_writes.get_or_create(&KindLabel { kind: kind.to_owned() }).inc();
+    }
+
+    pub fn pod_problem(&self, reason: &str) {
+        self.pod_problems.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
     }
 
     pub fn status_written(&self) {

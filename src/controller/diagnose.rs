@@ -65,6 +65,24 @@ pub struct Diagnosis {
     pub message: String,
 }
 
+/// Whether `reason` is a problem of the pods that the diagnosis found (a pull in progress is not).
+pub fn is_problem(r: &str) -> bool {
+    [
+        reason::QUOTA_EXCEEDED,
+        reason::GMSA_REFUSED,
+        reason::PODS_REFUSED,
+        reason::IMAGE_OS_MISMATCH,
+        reason::UNSCHEDULABLE,
+        reason::IMAGE_PULL_FAILED,
+        reason::CONTAINER_CONFIG_ERROR,
+        reason::CONTAINER_CREATE_FAILED,
+        reason::MOUNT_FAILED,
+        reason::CRASH_LOOP,
+        reason::PROBE_FAILING,
+    ]
+    .contains(&r)
+}
+
 /// Pulls that take longer than this get a hint about image size and pre-pulling.
 pub const SLOW_PULL: Duration = Duration::from_secs(300);
 

@@ -658,6 +658,11 @@ async fn transition_events(
             (c::STALLED, "True") => {
                 publish(ctx, app, EventType::Warning, &cond.reason, cond.message.clone()).await;
             }
+            // A problem of the pods: progress until the rollout's deadline, but worth a Warning.
+            (c::RECONCILING, "True") if diagnose::is_problem(&cond.reason) => {
+                ctx.metrics.pod_problem(&cond.reason);
+                publish(ctx, app, EventType::Warning, &cond.reason, cond.message.clone()).await;
+            }
             // A transient failure: retried, but a person may want to know.
             (c::RECONCILING, "True") if cond.reason.ends_with("Failed") => {
                 publish(ctx, app, EventType::Warning, &cond.reason, cond.message.clone()).await;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ListParams};
 
 use super::{SLOW, apply, cond, ready_now, stalled_with};
 use crate::harness::{GROUP_LABEL, Operator, argocd_health, kstatus, kubectl, kubectl_ok};
@@ -42,6 +43,20 @@ fn assert_mentions(app: &WindowsApp, type_: &str, words: &[&str]) {
             app.metadata.name.as_deref().unwrap_or("?")
         );
     }
+}
+
+async fn warnings(ns: &TestNamespace, app: &str, reason: &str) -> Vec<Event> {
+    let events: Api<Event> = ns.api();
+    let lp =
+        ListParams::default().fields(&format!("involvedObject.name={app},involvedObject.kind=WindowsApp,type=Warning"));
+    events
+        .list(&lp)
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
 }
 
 #[tokio::test]
@@ -92,6 +107,12 @@ async fn pod_failures_show_in_status_with_a_reason_and_what_to_do() {
             vec!["Readiness probe failed", "initialDelaySeconds"],
         ),
         (
+            "config",
+            format!("  image: play.invalid/config-error:ltsc2022\n{v2022}"),
+            "ContainerConfigError",
+            vec!["secret \"orders-db\" not found", "spec.env"],
+        ),
+        (
             "huge",
             format!("  image: registry.example.com/web:1\n  resources: {{requests: {{cpu: \"500\"}}}}\n{v2022}"),
             "Unschedulable",
@@ -109,6 +130,20 @@ async fn pod_failures_show_in_status_with_a_reason_and_what_to_do() {
         assert_eq!(kstatus(&found), "InProgress", "{name}: kstatus");
         assert_eq!(argocd_health(&found), "Progressing", "{name}: Argo CD health");
     }
+
+    // Each problem (not the pull in progress) is a Warning event once, and counted.
+    for (name, _, reason, _) in &cases {
+        let events = warnings(&ns, name, reason).await;
+        if *reason == "PullingImage" {
+            assert!(events.is_empty(), "a pull in progress is no Warning: {events:?}");
+        } else {
+            assert_eq!(events.len(), 1, "{name}: one Warning event {reason}: {events:?}");
+        }
+    }
+    assert!(
+        op.metric("winapp_pod_problems_total").await.unwrap_or(0.0) >= (cases.len() - 1) as f64,
+        "winapp_pod_problems_total counts the problems"
+    );
 
     // A crash loop past the rollout's progress deadline is Stalled, with the same reason.
     apply(
@@ -151,6 +186,7 @@ async fn refused_pod_creations_show_in_status() {
     let client = client().await;
     let quota_ns = TestNamespace::new(&client, "quota").await;
     let gmsa_ns = TestNamespace::new(&client, "gmsarefused").await;
+    let limit_ns = TestNamespace::new(&client, "limitrange").await;
     let group = format!("refused-{}", quota_ns.name());
     let mut op =
         Operator::start("refused", &format!("winapp-test-{}", quota_ns.name()), &format!("{GROUP_LABEL}={group}"));
@@ -159,6 +195,14 @@ async fn refused_pod_creations_show_in_status() {
     kubectl_ok(
         &["apply", "-n", quota_ns.name(), "-f", "-"],
         Some("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: no-pods}\nspec: {hard: {pods: \"0\"}}\n"),
+    );
+
+    // A LimitRange that the app's requests exceed.
+    kubectl_ok(
+        &["apply", "-n", limit_ns.name(), "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: LimitRange\nmetadata: {name: small}\nspec: {limits: [{type: Container, max: {cpu: \"1\"}}]}\n",
+        ),
     );
 
     // The gMSA webhook's refusal, played by an admission policy with the webhook's words.
@@ -229,6 +273,7 @@ credspec:
     let spec = "  image: registry.example.com/web:1\n  windows: {version: ltsc2022}\n";
     apply(quota_ns.name(), &app("web", &group, spec));
     apply(gmsa_ns.name(), &app("web", &group, &format!("{spec}  gmsa: {{credentialSpecName: {credspec}}}\n")));
+    apply(limit_ns.name(), &app("web", &group, &format!("{spec}  resources: {{limits: {{cpu: \"2\"}}}}\n")));
 
     let quota =
         wait_for(&quota_ns.api::<WindowsApp>(), "web", "QuotaExceeded", SLOW, progressing_with("QuotaExceeded")).await;
@@ -241,7 +286,10 @@ credspec:
     )
     .await;
     cleanup_policies();
-    let (quota, refused) = (quota.expect("app"), refused.expect("app"));
+    let limited =
+        wait_for(&limit_ns.api::<WindowsApp>(), "web", "PodsRefused", SLOW, progressing_with("PodsRefused")).await;
+    let (quota, refused, limited) = (quota.expect("app"), refused.expect("app"), limited.expect("app"));
+    assert_mentions(&limited, "Ready", &["LimitRange", "maximum cpu usage per Container is 1"]);
     assert_mentions(&quota, "Ready", &["exceeded quota: no-pods", "raise the quota"]);
     assert_mentions(&refused, "Ready", &["not authorized to 'use' gMSA cred spec", "spec.gmsa.credentialSpecName"]);
 
@@ -250,5 +298,6 @@ credspec:
     wait_for(&quota_ns.api::<WindowsApp>(), "web", "Ready once the quota is gone", SLOW, ready_now).await;
     quota_ns.cleanup().await;
     gmsa_ns.cleanup().await;
+    limit_ns.cleanup().await;
     op.stop();
 }
