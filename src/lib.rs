@@ -5,6 +5,7 @@ pub mod build;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod doctor;
 pub mod lease;
 pub mod metrics;
 pub mod render;

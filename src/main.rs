@@ -1,4 +1,5 @@
-//! The `winapp-operator` binary: `run` (the controller), `render` (offline preview), `crd`.
+//! The `winapp-operator` binary: `run` (the controller), `render` (offline preview), `crd`,
+//! `doctor` (pre-flight of a cluster).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use winapp_operator::controller::watch::Scope;
 use winapp_operator::run::{RunConfig, run};
-use winapp_operator::{crd, render};
+use winapp_operator::{crd, doctor, render};
 
 #[derive(Parser)]
 #[command(version, about = "Runs Windows workloads described by WindowsApp resources on hybrid clusters")]
@@ -31,6 +32,39 @@ enum Command {
     Crd,
     /// Run the operator: reconcile WindowsApps until SIGTERM.
     Run(RunArgs),
+    /// Check a cluster for WindowsApps, before and after installing the operator: Windows nodes,
+    /// taints, runtimes, gMSA, SMB CSI driver, Pod Security and the operator's own installation.
+    #[command(after_help = doctor::HELP)]
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// Output: `text` (one line per finding, by section, and a summary) or `json` (for tools).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    /// A Windows release that must have a Ready, schedulable node: ltsc2019, ltsc2022, ltsc2025
+    /// (or its build, such as 10.0.26100). Repeatable.
+    #[arg(long = "windows-version", value_name = "RELEASE", value_parser = doctor::parse_windows_version)]
+    windows_versions: Vec<winapp_operator::api::WindowsVersion>,
+    /// Look for the operator's Deployment only in this namespace (default: every namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    operator_namespace: Option<String>,
+    /// Count warnings as errors for the exit code.
+    #[arg(long)]
+    strict: bool,
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then the in-cluster account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Context of the kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -95,6 +129,40 @@ fn main() -> ExitCode {
         },
         Command::Render { file, namespace } => render_cmd(&file, &namespace),
         Command::Run(args) => run_cmd(args),
+        Command::Doctor(args) => doctor_cmd(args),
+    }
+}
+
+fn doctor_cmd(args: DoctorArgs) -> ExitCode {
+    let json = args.output == OutputFormat::Json;
+    let options = doctor::Options {
+        kubeconfig: args.kubeconfig,
+        context: args.context,
+        checks: doctor::CheckOptions {
+            windows_versions: args.windows_versions,
+            operator_namespace: args.operator_namespace,
+        },
+    };
+    let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(doctor::run(&options)),
+        Err(e) => Err(doctor::DoctorError::Internal(format!("cannot start the async runtime: {e}"))),
+    };
+    match outcome {
+        Ok(findings) => {
+            if json {
+                println!("{}", doctor::output::json(&findings, args.strict));
+            } else {
+                print!("{}", doctor::output::text(&findings, args.strict));
+            }
+            ExitCode::from(doctor::Summary::of(&findings).exit_code(args.strict))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if json {
+                println!("{}", doctor::output::json_error(&e));
+            }
+            ExitCode::from(doctor::EXIT_CANNOT_RUN)
+        }
     }
 }
 

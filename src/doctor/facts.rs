@@ -1,0 +1,179 @@
+//! What `doctor` knows about a cluster: plain data gathered by [`super::gather`] and judged by the
+//! pure checks. Tests build these by hand.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+/// The outcome of one read from the API server that may be refused without stopping `doctor`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<T> {
+    /// The read succeeded (an absent object is part of `T`, for example `None` or an empty list).
+    Found(T),
+    /// 403: the kubeconfig's user may not read this; the check becomes a warning.
+    Forbidden(String),
+    /// The API server refused for another reason (status code and message).
+    Failed(String),
+}
+
+impl<T> Lookup<T> {
+    /// The value, when the read succeeded.
+    pub fn found(&self) -> Option<&T> {
+        match self {
+            Lookup::Found(v) => Some(v),
+            Lookup::Forbidden(_) | Lookup::Failed(_) => None,
+        }
+    }
+}
+
+/// Everything the checks look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// Every node of the cluster (listing them is the one read `doctor` cannot do without).
+    pub nodes: Vec<NodeFacts>,
+    /// The GMSACredentialSpec CRD, `None` when it is not installed.
+    pub gmsa_crd: Lookup<Option<GmsaCrdFacts>>,
+    pub mutating_webhooks: Lookup<Vec<WebhookConfigFacts>>,
+    pub validating_webhooks: Lookup<Vec<WebhookConfigFacts>>,
+    /// Whether the CSIDriver `smb.csi.k8s.io` exists.
+    pub smb_csi_driver: Lookup<bool>,
+    /// DaemonSets of all namespaces.
+    pub daemon_sets: Lookup<Vec<DaemonSetFacts>>,
+    /// The WindowsApp CRD, `None` when it is not installed.
+    pub windowsapp_crd: Lookup<Option<CrdFacts>>,
+    /// WindowsApps of all namespaces; `None` when their CRD is not installed.
+    pub apps: Lookup<Option<Vec<AppFacts>>>,
+    /// Labels of every namespace, by name.
+    pub namespaces: Lookup<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Deployments labelled as the operator's (`app.kubernetes.io/name=winapp-operator`).
+    pub operator_deployments: Lookup<Vec<DeploymentFacts>>,
+    /// The operator's ClusterRoles: `winapp-operator`, and any labelled as the operator's.
+    pub operator_cluster_roles: Lookup<Vec<ClusterRoleFacts>>,
+}
+
+/// One node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeFacts {
+    pub name: String,
+    /// `kubernetes.io/os`, or else `status.nodeInfo.operatingSystem`.
+    pub os: Option<String>,
+    /// `node.kubernetes.io/windows-build`.
+    pub windows_build: Option<String>,
+    /// Condition Ready is True.
+    pub ready: bool,
+    /// Cordoned (`spec.unschedulable`).
+    pub unschedulable: bool,
+    pub taints: Vec<TaintFacts>,
+    /// `status.nodeInfo.containerRuntimeVersion`, such as `containerd://1.7.20`.
+    pub container_runtime: String,
+    pub kubelet_version: String,
+    pub os_image: String,
+}
+
+impl NodeFacts {
+    pub fn is_windows(&self) -> bool {
+        self.os.as_deref() == Some("windows")
+    }
+
+    /// Ready and not cordoned: where the scheduler can put new pods.
+    pub fn usable(&self) -> bool {
+        self.ready && !self.unschedulable
+    }
+}
+
+/// One taint of a node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct TaintFacts {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+impl std::fmt::Display for TaintFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) if !v.is_empty() => write!(f, "{}={}:{}", self.key, v, self.effect),
+            _ => write!(f, "{}:{}", self.key, self.effect),
+        }
+    }
+}
+
+/// The installed GMSACredentialSpec CRD.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GmsaCrdFacts {
+    /// Labelled `winapp.dev/test-fixture`: this repository's stand-in, not the webhook's own.
+    pub test_fixture: bool,
+}
+
+/// A Mutating- or ValidatingWebhookConfiguration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebhookConfigFacts {
+    pub name: String,
+    pub webhooks: Vec<WebhookFacts>,
+}
+
+/// One webhook of a configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebhookFacts {
+    pub name: String,
+    /// The resources of all its rules (`pods`, `*`, ...).
+    pub resources: Vec<String>,
+}
+
+/// One DaemonSet.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DaemonSetFacts {
+    pub namespace: String,
+    pub name: String,
+    /// The pod template's node selector.
+    pub node_selector: BTreeMap<String, String>,
+    /// Images of the pod template's containers.
+    pub images: Vec<String>,
+    pub desired: i32,
+    pub ready: i32,
+}
+
+/// An installed CRD: its versions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrdFacts {
+    pub versions: Vec<CrdVersionFacts>,
+}
+
+/// One version of a CRD.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrdVersionFacts {
+    pub name: String,
+    pub served: bool,
+    pub storage: bool,
+    /// `schema.openAPIV3Schema`, as JSON.
+    pub schema: Option<serde_json::Value>,
+}
+
+/// One WindowsApp (read as plain JSON, so that an app the current schema cannot decode still counts).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppFacts {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.hostProcess` is set.
+    pub host_process: bool,
+}
+
+/// One Deployment of the operator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeploymentFacts {
+    pub namespace: String,
+    pub name: String,
+    pub replicas: i32,
+    pub available_replicas: i32,
+    /// Condition Available is True.
+    pub available: bool,
+    /// The message of the Available or Progressing condition, when the Deployment is not available.
+    pub message: Option<String>,
+}
+
+/// One ClusterRole.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterRoleFacts {
+    pub name: String,
+    pub rules: Vec<PolicyRule>,
+}
