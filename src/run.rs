@@ -99,7 +99,15 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     // 3. The controller and its caches. The GMSACredentialSpec CRD is followed while running:
     //    installed or removed later, it is noticed without a restart.
-    let (ctrl, stores) = controller::watch::controller(&client, &config.scope);
+    let watch_secrets = may_watch_secrets(&client, config.scope.namespace.as_deref()).await;
+    if watch_secrets {
+        info!("watching Secret metadata: a change of a Secret that config files come from rolls the pods");
+    } else {
+        info!(
+            "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
+        );
+    }
+    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
     let ctx = Arc::new(Context {
@@ -265,4 +273,36 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Whether the operator may list and watch Secrets (metadata) where it watches WindowsApps; asked
+/// once at start with SelfSubjectAccessReviews, which every authenticated user may create.
+async fn may_watch_secrets(client: &Client, namespace: Option<&str>) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let reviews: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    for verb in ["list", "watch"] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: namespace.map(str::to_owned),
+                    resource: Some("secrets".into()),
+                    verb: Some(verb.into()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        match reviews.create(&Default::default(), &review).await {
+            Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {}
+            Ok(_) => return false,
+            Err(e) => {
+                warn!("cannot ask whether the operator may watch Secrets: {e}");
+                return false;
+            }
+        }
+    }
+    true
 }

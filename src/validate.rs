@@ -58,6 +58,8 @@ pub enum ValidationError {
         "spec.config.files: {0:?} is not a plain file name; use letters, digits, '.', '_' and '-' only, such as Web.config"
     )]
     InvalidConfigKey(String),
+    #[error("spec.config.files[{0}]: set exactly one of content and secretRef")]
+    ConfigFileSource(String),
     #[error("spec.config.files: the file {0:?} is listed twice; give each file its own name")]
     DuplicateConfigFile(String),
     #[error("spec.config.files: empty; add at least one file or remove spec.config")]
@@ -178,8 +180,22 @@ pub struct ServiceSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigSettings {
     pub mount_path: String,
+    /// Inline files: name -> content (the ConfigMap's data).
     pub files: BTreeMap<String, String>,
+    /// Files from Secrets: file name -> (Secret, key).
+    pub secret_files: BTreeMap<String, (String, String)>,
+    /// Over the inline contents and the Secret references (not the Secrets' data).
     pub checksum: String,
+    /// `resourceVersion` of each referenced Secret, filled in by the operator before it builds
+    /// (empty offline): their hash rolls the pods when a Secret changes.
+    pub secret_versions: BTreeMap<String, String>,
+}
+
+impl ConfigSettings {
+    /// The Secrets the config files come from.
+    pub fn secret_names(&self) -> std::collections::BTreeSet<&str> {
+        self.secret_files.values().map(|(s, _)| s.as_str()).collect()
+    }
 }
 
 /// Resolved gMSA settings.
@@ -326,12 +342,23 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
             errors.push(ValidationError::NoConfigFiles);
         }
         let mut files = BTreeMap::new();
+        let mut secret_files = BTreeMap::new();
         for f in &c.files {
+            let taken = files.contains_key(&f.name) || secret_files.contains_key(&f.name);
             if !is_config_key(&f.name) {
                 errors.push(ValidationError::InvalidConfigKey(f.name.clone()));
-            } else if files.insert(f.name.clone(), f.content.clone()).is_some() {
+            } else if taken {
                 errors.push(ValidationError::DuplicateConfigFile(f.name.clone()));
             } else {
+                match (&f.content, &f.secret_ref) {
+                    (Some(content), None) => {
+                        files.insert(f.name.clone(), content.clone());
+                    }
+                    (None, Some(r)) => {
+                        secret_files.insert(f.name.clone(), (r.name.clone(), r.key.clone()));
+                    }
+                    _ => errors.push(ValidationError::ConfigFileSource(f.name.clone())),
+                }
                 claim_mount(
                     format!("spec.config.files[{}]", f.name),
                     &meta::config_file_path(&c.mount_path, &f.name),
@@ -339,7 +366,18 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
                 );
             }
         }
-        ConfigSettings { mount_path: c.mount_path.clone(), checksum: checksum(&files), files }
+        let mut summed = files.clone();
+        for (file, (secret, key)) in &secret_files {
+            // A reference, not data: a change of which Secret or key backs a file rolls the pods.
+            summed.insert(format!("{file}\u{0}secret"), format!("{secret}/{key}"));
+        }
+        ConfigSettings {
+            mount_path: c.mount_path.clone(),
+            checksum: checksum(&summed),
+            files,
+            secret_files,
+            secret_versions: BTreeMap::new(),
+        }
     });
 
     let gmsa = spec.gmsa.as_ref().and_then(|g| {
@@ -587,7 +625,8 @@ fn check_overrides(
 }
 
 /// SHA-256 over the file names and contents, as lower-case hex.
-fn checksum(files: &BTreeMap<String, String>) -> String {
+/// SHA-256 over the entries, each length-prefixed.
+pub fn checksum(files: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
     for (k, v) in files {
         h.update((k.len() as u64).to_le_bytes());

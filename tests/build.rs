@@ -359,6 +359,102 @@ config:
 }
 
 #[test]
+fn config_files_from_secrets_are_mounted_from_the_secret_never_copied() {
+    let yaml = r#"
+image: x
+config:
+  mountPath: 'C:\inetpub\wwwroot'
+  files:
+    - {name: Web.config, content: "<configuration/>"}
+    - {name: connectionStrings.config, secretRef: {name: orders-db, key: connectionStrings}}
+    - {name: machineKey.config, secretRef: {name: orders-keys, key: machineKey}}
+    - {name: smtp.config, secretRef: {name: orders-db, key: smtp}}
+"#;
+    let mut v = validated(yaml);
+    let c = build::build(&v).expect("builds");
+    // The ConfigMap holds the inline file only.
+    let cm = c.config_map.expect("a ConfigMap for the inline file");
+    assert_eq!(cm.data.expect("data").keys().collect::<Vec<_>>(), vec!["Web.config"]);
+    let spec = c.deployment.spec.template.spec.expect("pod spec");
+    let volumes = spec.volumes.clone().expect("volumes");
+    let projected = volumes.iter().find(|v| v.name == "winapp-config-secrets").expect("the Secrets' volume");
+    let sources = projected.projected.as_ref().and_then(|p| p.sources.clone()).expect("sources");
+    let by_secret: Vec<(String, Vec<(String, String)>)> = sources
+        .iter()
+        .map(|s| {
+            let s = s.secret.as_ref().expect("a secret source");
+            let items = s.items.iter().flatten().map(|i| (i.key.clone(), i.path.clone())).collect();
+            (s.name.clone(), items)
+        })
+        .collect();
+    assert_eq!(
+        by_secret,
+        vec![
+            (
+                "orders-db".to_owned(),
+                vec![
+                    ("connectionStrings".to_owned(), "connectionStrings.config".to_owned()),
+                    ("smtp".to_owned(), "smtp.config".to_owned())
+                ]
+            ),
+            ("orders-keys".to_owned(), vec![("machineKey".to_owned(), "machineKey.config".to_owned())]),
+        ]
+    );
+    let mounts: Vec<(String, String, String)> = app_container(&spec)
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.clone(), m.mount_path.clone(), m.sub_path.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        mounts,
+        vec![
+            ("winapp-config".into(), r"C:\inetpub\wwwroot\Web.config".into(), "Web.config".into()),
+            (
+                "winapp-config-secrets".into(),
+                r"C:\inetpub\wwwroot\connectionStrings.config".into(),
+                "connectionStrings.config".into()
+            ),
+            (
+                "winapp-config-secrets".into(),
+                r"C:\inetpub\wwwroot\machineKey.config".into(),
+                "machineKey.config".into()
+            ),
+            ("winapp-config-secrets".into(), r"C:\inetpub\wwwroot\smtp.config".into(), "smtp.config".into()),
+        ]
+    );
+    // Offline (render) no versions are known: no version annotation. With versions, a change of
+    // one Secret's resourceVersion changes the pod template.
+    let annotation = |v: &winapp_operator::validate::ValidatedApp| {
+        build::build(v)
+            .expect("builds")
+            .deployment
+            .spec
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get("winapp.dev/config-secrets-version").cloned())
+    };
+    assert_eq!(annotation(&v), None);
+    let config = v.config.as_mut().expect("config");
+    config.secret_versions =
+        [("orders-db".to_owned(), "100".to_owned()), ("orders-keys".to_owned(), "7".to_owned())].into();
+    let first = annotation(&v).expect("annotation with versions");
+    v.config.as_mut().expect("config").secret_versions.insert("orders-db".into(), "101".into());
+    assert_ne!(annotation(&v).expect("annotation"), first, "a new Secret version rolls the pods");
+
+    // Only Secret files: no ConfigMap, no ConfigMap volume.
+    let only = build::build(&validated(
+        "image: x\nconfig:\n  mountPath: 'C:\\app'\n  files: [{name: a.config, secretRef: {name: s, key: k}}]\n",
+    ))
+    .expect("builds");
+    assert!(only.config_map.is_none());
+    let names: Vec<String> =
+        only.deployment.spec.template.spec.and_then(|s| s.volumes).into_iter().flatten().map(|v| v.name).collect();
+    assert_eq!(names, vec!["winapp-config-secrets"]);
+}
+
+#[test]
 fn config_change_changes_the_pod_template() {
     let annotation = |content: &str| {
         deployment(&format!(

@@ -36,6 +36,7 @@ fn healthy() -> Observations {
         }),
         rewrites: vec![],
         diagnosis: None,
+        missing_config_secrets: vec![],
     }
 }
 

@@ -108,3 +108,29 @@ async fn the_api_server_refuses_changes_to_what_backs_a_volume() {
     kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&renamed)).expect("a renamed volume is a new volume");
     ns.cleanup().await;
 }
+
+/// A config file is inline or from a Secret, never both or neither: the CRD refuses the rest.
+#[tokio::test]
+async fn the_api_server_refuses_a_config_file_with_both_or_no_source() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let client = support::client().await;
+    kubectl(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None)
+        .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
+    kubectl(&["wait", "--for=condition=Established", "crd/windowsapps.winapp.dev"], None).expect("established");
+    let ns = TestNamespace::new(&client, "configsource").await;
+    let app = |file: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: site}}\nspec:\n  image: registry.example.com/site:1\n  config:\n    mountPath: 'C:\\app'\n    files: [{file}]\n"
+        )
+    };
+    for file in ["{name: a.config, content: x, secretRef: {name: s, key: k}}", "{name: a.config}"] {
+        let err =
+            kubectl(&["apply", "--dry-run=server", "-n", ns.name(), "-f", "-"], Some(&app(file))).expect_err("refused");
+        assert!(err.contains("set exactly one of content"), "{file}: {err}");
+    }
+    for file in ["{name: a.config, content: x}", "{name: a.config, secretRef: {name: s, key: k}}"] {
+        kubectl(&["apply", "--dry-run=server", "-n", ns.name(), "-f", "-"], Some(&app(file)))
+            .unwrap_or_else(|e| panic!("{file}: refused: {e}"));
+    }
+    ns.cleanup().await;
+}

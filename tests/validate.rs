@@ -38,6 +38,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::InvalidWindowsPath { .. } => "InvalidWindowsPath",
         ValidationError::InvalidConfigKey(_) => "InvalidConfigKey",
         ValidationError::DuplicateConfigFile(_) => "DuplicateConfigFile",
+        ValidationError::ConfigFileSource(_) => "ConfigFileSource",
         ValidationError::NoConfigFiles => "NoConfigFiles",
         ValidationError::GmsaOneOf => "GmsaOneOf",
         ValidationError::GmsaWithHostProcess => "GmsaWithHostProcess",
@@ -184,6 +185,27 @@ config:
         "spec.config.files",
     );
     assert_eq!(e, ValidationError::DuplicateConfigFile("Web.config".into()));
+}
+
+#[test]
+fn config_file_source() {
+    // The CRD refuses both and neither (CEL); validate says the same for what reaches it.
+    for file in
+        ["{name: Web.config, content: x, secretRef: {name: web-secrets, key: Web.config}}", "{name: Web.config}"]
+    {
+        let e = only_error(
+            &format!("image: iis:ltsc2022\nconfig:\n  mountPath: 'C:\\app'\n  files: [{file}]\n"),
+            "ConfigFileSource",
+            "spec.config.files[Web.config]",
+        );
+        assert_eq!(e, ValidationError::ConfigFileSource("Web.config".into()));
+    }
+    // A name taken by an inline file and a Secret file is a duplicate.
+    only_error(
+        "image: x\nconfig:\n  mountPath: 'C:\\app'\n  files: [{name: a.config, content: x}, {name: a.config, secretRef: {name: s, key: k}}]\n",
+        "DuplicateConfigFile",
+        "spec.config.files",
+    );
 }
 
 #[test]

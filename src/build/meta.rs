@@ -15,6 +15,11 @@ pub const APP_LABEL: &str = "winapp.dev/app";
 pub const NAMESPACE_LABEL: &str = "winapp.dev/namespace";
 /// Pod-template annotation holding the checksum of the config files.
 pub const CONFIG_CHECKSUM: &str = "winapp.dev/config-checksum";
+/// Pod template annotation: a hash of the `resourceVersion`s of the Secrets that config files
+/// come from, so that a change of one rolls the pods.
+pub const CONFIG_SECRETS_VERSION: &str = "winapp.dev/config-secrets-version";
+/// Name of the pod volume that holds the config files from Secrets.
+pub const CONFIG_SECRETS_VOLUME: &str = "winapp-config-secrets";
 /// Annotation on cluster-scoped children with the UID of the owning app (they cannot carry an
 /// owner reference); prune deletes only children that name the current app's UID.
 pub const OWNER_UID_ANNOTATION: &str = "winapp.dev/owner-uid";

@@ -2,10 +2,13 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaimVolumeSource, PodOS, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount, WindowsSecurityContextOptions,
+    ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PersistentVolumeClaimVolumeSource, PodOS,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SecretProjection, Toleration, Volume,
+    VolumeMount, VolumeProjection, WindowsSecurityContextOptions,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::{BuildError, meta, service::protocol};
@@ -46,6 +49,9 @@ pub fn pod_template(app: &ValidatedApp) -> Result<PodTemplateSpec, BuildError> {
     let mut annotations = app.pod_annotations.clone();
     if let Some(config) = &app.config {
         annotations.insert(meta::CONFIG_CHECKSUM.into(), config.checksum.clone());
+        if !config.secret_versions.is_empty() {
+            annotations.insert(meta::CONFIG_SECRETS_VERSION.into(), crate::validate::checksum(&config.secret_versions));
+        }
     }
     if let Some((port, path)) = &app.prometheus {
         annotations.insert("prometheus.io/scrape".into(), "true".into());
@@ -81,18 +87,51 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if let Some(config) = &app.config {
-        volumes.push(Volume {
-            name: meta::CONFIG_VOLUME.into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: meta::config_map_name(app),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-        // One subPath mount per file, so the rest of the directory stays the image's.
-        for file in config.files.keys() {
-            mounts.push(VolumeMount {
+        if !config.files.is_empty() {
+            volumes.push(Volume {
                 name: meta::CONFIG_VOLUME.into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: meta::config_map_name(app),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        if !config.secret_files.is_empty() {
+            // One projected volume with a source per Secret, each key at the file's name.
+            let mut by_secret: BTreeMap<&str, Vec<KeyToPath>> = BTreeMap::new();
+            for (file, (secret, key)) in &config.secret_files {
+                by_secret.entry(secret).or_default().push(KeyToPath {
+                    key: key.clone(),
+                    path: file.clone(),
+                    ..KeyToPath::default()
+                });
+            }
+            let sources = by_secret
+                .into_iter()
+                .map(|(secret, items)| VolumeProjection {
+                    secret: Some(SecretProjection {
+                        name: secret.to_owned(),
+                        items: Some(items),
+                        ..SecretProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                })
+                .collect();
+            volumes.push(Volume {
+                name: meta::CONFIG_SECRETS_VOLUME.into(),
+                projected: Some(ProjectedVolumeSource { sources: Some(sources), ..ProjectedVolumeSource::default() }),
+                ..Volume::default()
+            });
+        }
+        // One subPath mount per file, so the rest of the directory stays the image's.
+        let inline = config.files.keys().map(|f| (f, meta::CONFIG_VOLUME));
+        let secret = config.secret_files.keys().map(|f| (f, meta::CONFIG_SECRETS_VOLUME));
+        let mut all: Vec<(&String, &str)> = inline.chain(secret).collect();
+        all.sort();
+        for (file, volume) in all {
+            mounts.push(VolumeMount {
+                name: volume.into(),
                 mount_path: meta::config_file_path(&config.mount_path, file),
                 sub_path: Some(file.clone()),
                 read_only: Some(true),

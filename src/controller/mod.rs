@@ -266,7 +266,9 @@ enum Step {
 
 /// Steps 3 to 6 of the reconcile: build, apply, prune, observe.
 async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::ValidatedApp) -> Result<Step> {
-    // 3. Build the desired children (pure).
+    // 3. Build the desired children (pure), with the versions of the Secrets config files come from.
+    let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid).await?;
+    let valid = versioned.as_ref().unwrap_or(valid);
     let mut children = build::build(valid)?;
     let keep = Keep::of(&children);
 
@@ -299,8 +301,40 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
 
     // 6. Observe.
     let mut observations = observe::observe(ctx, valid, !report.deployment_written).await?;
+    observations.missing_config_secrets = missing_config_secrets;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
     Ok(Step::Applied(observations))
+}
+
+/// The app with the `resourceVersion` of each Secret its config files come from (metadata only:
+/// the data is never read), and the Secrets that do not exist. None when no file comes from a
+/// Secret. Without `get` on Secrets (config/components/secret-check) the versions stay unknown:
+/// the files are still mounted, but a change of a Secret does not roll the pods.
+async fn config_secret_versions(
+    ctx: &Context,
+    valid: &validate::ValidatedApp,
+) -> Result<(Option<validate::ValidatedApp>, Vec<String>)> {
+    let Some(config) = valid.config.as_ref().filter(|c| !c.secret_files.is_empty()) else {
+        return Ok((None, Vec::new()));
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let mut versions = std::collections::BTreeMap::new();
+    let mut missing = Vec::new();
+    for name in config.secret_names() {
+        match secrets.get_metadata_opt(name).await {
+            Ok(Some(m)) => {
+                versions.insert(name.to_owned(), m.metadata.resource_version.unwrap_or_default());
+            }
+            Ok(None) => missing.push(name.to_owned()),
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            Err(source) => return Err(Error::SecretCheck { name: name.to_owned(), source }),
+        }
+    }
+    let mut versioned = valid.clone();
+    if let Some(c) = versioned.config.as_mut() {
+        c.secret_versions = versions;
+    }
+    Ok((Some(versioned), missing))
 }
 
 /// Manager that holds `spec.replicas` for a moment when the operator hands it to an autoscaler.

@@ -40,6 +40,7 @@ pub async fn observe(ctx: &Context, app: &ValidatedApp, deployment_current: bool
         deployment,
         rewrites: Vec::new(),
         diagnosis,
+        missing_config_secrets: Vec::new(),
     })
 }
 

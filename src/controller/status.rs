@@ -58,6 +58,8 @@ pub struct Observations {
     pub rewrites: Vec<String>,
     /// Why the pods are not available, when the rollout is stuck and the pods tell.
     pub diagnosis: Option<Diagnosis>,
+    /// Secrets that config files come from and that do not exist.
+    pub missing_config_secrets: Vec<String>,
 }
 
 /// How the reconcile went.
@@ -227,6 +229,16 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
                 format!("{} claim(s) bound", obs.claims.len()),
             ));
         }
+    }
+
+    if !obs.missing_config_secrets.is_empty() {
+        blockers.push((
+            reason::SECRET_MISSING,
+            format!(
+                "Secret(s) {} that spec.config.files[].secretRef names do not exist in the app's namespace; create them with the referenced keys",
+                obs.missing_config_secrets.join(", ")
+            ),
+        ));
     }
 
     if !obs.rewrites.is_empty() {

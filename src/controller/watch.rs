@@ -6,11 +6,15 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -195,7 +199,7 @@ async fn follow_credspec_crd(
 }
 
 /// Builds the controller and the caches, and starts following the GMSACredentialSpec CRD.
-pub fn controller(client: &Client, scope: &Scope) -> (Controller<Watched>, Stores) {
+pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Controller<Watched>, Stores) {
     let mut app_config = watcher::Config::default().any_semantic();
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
@@ -250,6 +254,45 @@ pub fn controller(client: &Client, scope: &Scope) -> (Controller<Watched>, Store
         },
         identity::credspec_resource(),
     );
+
+    // Secrets that config files come from: a change rolls the pods. Metadata only, used as a
+    // trigger and dropped at once (no cache: Secrets are many and their annotations may hold data).
+    let controller = if watch_secrets {
+        let app_store = controller.store();
+        let secrets: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default())
+            .map_ok(|mut m| {
+                m.metadata.annotations = None;
+                m.metadata.managed_fields = None;
+                m
+            });
+        controller.watches_stream(secret_events, move |secret| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            app_store
+                .state()
+                .iter()
+                .filter(|a| {
+                    let Ok(app) = &a.0 else { return false };
+                    app.namespace() == ns
+                        && app
+                            .spec
+                            .config
+                            .iter()
+                            .flat_map(|c| &c.files)
+                            .any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == name))
+                })
+                .map(|a| ObjectRef::from_obj(a.as_ref()))
+                .collect::<Vec<_>>()
+        })
+    } else {
+        controller
+    };
 
     let stores = Stores {
         deployments,

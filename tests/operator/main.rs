@@ -630,6 +630,84 @@ spec:
 }
 
 #[tokio::test]
+async fn config_files_from_secrets_are_mounted_never_copied_and_a_secret_change_rolls_the_pods() {
+    let client = support::client().await;
+    let op = shared().await;
+    let ns = TestNamespace::new(&client, "secretfiles").await;
+    let canary = format!("canary-{}-do-not-leak", ns.name());
+    let app = r#"
+apiVersion: winapp.dev/v1alpha1
+kind: WindowsApp
+metadata: {name: site}
+spec:
+  image: registry.example.com/site:1
+  windows: {version: ltsc2022}
+  config:
+    mountPath: 'C:\inetpub\wwwroot'
+    files:
+      - {name: Web.config, content: '<configuration><connectionStrings configSource="conn.config" /></configuration>'}
+      - {name: conn.config, secretRef: {name: site-secrets, key: conn}}
+"#;
+    apply(ns.name(), app);
+    let apps: Api<WindowsApp> = ns.api();
+    // The Secret does not exist yet: said so, and fixed by creating it.
+    let stalled =
+        wait_for(&apps, "site", "Stalled SecretMissing", SLOW, stalled_with("SecretMissing")).await.expect("app");
+    assert!(cond(&stalled, "Stalled").is_some_and(|c| c.message.contains("site-secrets")), "{:?}", stalled.status);
+    let secret = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: site-secrets}}\nstringData: {{conn: '<connectionStrings><add name=\"db\" connectionString=\"Password={value}\" /></connectionStrings>'}}\n"
+        )
+    };
+    apply(ns.name(), &secret(&canary));
+    wait_for(&apps, "site", "Ready", SLOW, ready_now).await;
+
+    let deployments: Api<Deployment> = ns.api();
+    let version = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(meta::CONFIG_SECRETS_VERSION).cloned())
+    };
+    let d = deployments.get("site").await.expect("deployment");
+    let first = version(&d).expect("the Secret's version is on the pod template");
+    let spec = d.spec.template.spec.clone().expect("pod spec");
+    let projected = spec.volumes.iter().flatten().find(|v| v.name == meta::CONFIG_SECRETS_VOLUME).expect("volume");
+    let source = projected
+        .projected
+        .as_ref()
+        .and_then(|p| p.sources.as_ref())
+        .and_then(|s| s.first())
+        .and_then(|s| s.secret.clone());
+    assert_eq!(source.map(|s| s.name), Some("site-secrets".to_owned()));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns.name()).get("site-config").await.expect("configmap");
+    assert_eq!(cm.data.as_ref().map(|d| d.keys().cloned().collect::<Vec<_>>()), Some(vec!["Web.config".to_owned()]));
+
+    // A new value in the Secret rolls the pods: the template's version annotation changes.
+    apply(ns.name(), &secret(&format!("{canary}-2")));
+    let rolled =
+        wait_for(&deployments, "site", "new Secret version on the template", SLOW, |d: Option<&Deployment>| {
+            d.and_then(version).is_some_and(|v| v != first)
+        })
+        .await;
+    assert!(rolled.is_some());
+    wait_for(&apps, "site", "Ready after the roll", SLOW, ready_now).await;
+
+    // The value is nowhere but in the Secret.
+    let app = apps.get("site").await.expect("app");
+    assert!(!serde_json::to_string(&app).expect("json").contains(&canary), "the WindowsApp");
+    let everything = kubectl_ok(
+        &["get", "deployments,replicasets,configmaps,services,serviceaccounts,events", "-n", ns.name(), "-o", "json"],
+        None,
+    );
+    assert!(!everything.contains(&canary), "children or events hold the Secret's value");
+    assert!(!op.log_text().contains(&canary), "operator log");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
 async fn suspend_leaves_children_alone_and_says_so() {
     let client = support::client().await;
     shared().await;
