@@ -68,6 +68,10 @@ pub enum ValidationError {
     GmsaOneOf,
     #[error("spec.gmsa: hostProcess pods run as a host account and cannot use gMSA; remove gmsa or hostProcess")]
     GmsaWithHostProcess,
+    #[error(
+        "spec.networkPolicy: hostProcess pods use the host's network, which a NetworkPolicy does not cover; remove networkPolicy or hostProcess"
+    )]
+    NetworkPolicyWithHostProcess,
     #[error("spec.volumes[{0}]: set exactly one of smb and claim")]
     VolumeOneOf(String),
     #[error("spec.volumes: the name {0:?} is used twice; volume names must be unique")]
@@ -255,6 +259,7 @@ pub struct ValidatedApp {
     pub placement: Placement,
     pub service: Option<ServiceSettings>,
     pub config: Option<ConfigSettings>,
+    pub network_policy: Option<crate::api::AppNetworkPolicy>,
     pub gmsa: Option<GmsaSettings>,
     /// The host account, when the app runs as HostProcess.
     pub host_process_user: Option<String>,
@@ -380,6 +385,10 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         }
     });
 
+    if spec.network_policy.is_some() && spec.host_process.is_some() {
+        errors.push(ValidationError::NetworkPolicyWithHostProcess);
+    }
+
     let gmsa = spec.gmsa.as_ref().and_then(|g| {
         if spec.host_process.is_some() {
             errors.push(ValidationError::GmsaWithHostProcess);
@@ -494,6 +503,7 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         api_access: spec.api_access.unwrap_or(false),
         placement,
         service,
+        network_policy: spec.network_policy.clone(),
         config,
         gmsa,
         host_process_user,

@@ -1350,3 +1350,51 @@ fn ordered_json_of_a_minimal_app() {
     let objects = children("image: x\nserviceAccountName: runner\n").to_ordered_json().expect("serializes");
     assert_eq!(kinds(&objects), vec![("Deployment".to_owned(), "web".to_owned())]);
 }
+
+#[test]
+fn the_network_policy_admits_the_named_sources_to_the_app_ports_only() {
+    let children = |spec: &str| build::build(&validated(spec)).expect("builds");
+    assert!(children("image: x\n").network_policy.is_none(), "no policy unless asked");
+
+    let np = children(
+        "image: x\nports: [{name: http, containerPort: 80}, {name: dns, containerPort: 53, protocol: UDP}]\nnetworkPolicy:\n  from:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress}}\n    - {namespaceSelector: {matchLabels: {team: a}}, podSelector: {matchLabels: {app: front}}}\n",
+    )
+    .network_policy
+    .expect("policy");
+    let spec = np.spec.expect("spec");
+    assert_eq!(
+        spec.pod_selector.and_then(|s| s.match_labels),
+        Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")]))
+    );
+    assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
+    assert!(spec.egress.is_none(), "egress is left alone");
+    let rules = spec.ingress.expect("one rule");
+    assert_eq!(rules.len(), 1);
+    let ports: Vec<(String, String)> = rules[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (format!("{:?}", p.port), p.protocol.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![("Some(Int(80))".to_owned(), "TCP".to_owned()), ("Some(Int(53))".to_owned(), "UDP".to_owned())]
+    );
+    let from = rules[0].from.clone().expect("sources");
+    assert_eq!(from.len(), 3, "own namespace + two sources: {from:?}");
+    assert_eq!(from[0].pod_selector, Some(Default::default()), "every pod of the app's namespace");
+    assert!(from[0].namespace_selector.is_none());
+    assert!(
+        from[2].namespace_selector.is_some() && from[2].pod_selector.is_some(),
+        "both: those pods in those namespaces"
+    );
+
+    // Not the own namespace, or no ports: nothing is admitted unless named.
+    let np =
+        children("image: x\nports: [{name: http, containerPort: 80}]\nnetworkPolicy: {allowSameNamespace: false}\n")
+            .network_policy
+            .expect("policy");
+    assert!(np.spec.and_then(|s| s.ingress).is_none(), "deny all ingress");
+    let np = children("image: x\nnetworkPolicy: {}\n").network_policy.expect("policy");
+    assert!(np.spec.and_then(|s| s.ingress).is_none(), "no ports: deny all ingress");
+}

@@ -79,6 +79,7 @@ fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str]
         ("serviceaccounts", ("", rw)),
         ("persistentvolumeclaims", ("", rw)),
         ("rolebindings.rbac.authorization.k8s.io", ("", rw)),
+        ("networkpolicies.networking.k8s.io", ("", rw)),
         ("persistentvolumes", ("", rw)),
         ("clusterroles.rbac.authorization.k8s.io", ("", rw)),
         ("gmsacredentialspecs.windows.k8s.io", ("", &["create", "delete", "get", "list", "patch", "use", "watch"][..])),

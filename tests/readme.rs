@@ -17,6 +17,8 @@ const CORE: &[&str] = &[
     "spec.windows.tolerations",
     "spec.podTemplate.spec",
     "spec.volumes.smb.secretRef",
+    "spec.networkPolicy.from.namespaceSelector",
+    "spec.networkPolicy.from.podSelector",
     "status.conditions",
 ];
 

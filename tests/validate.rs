@@ -42,6 +42,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::NoConfigFiles => "NoConfigFiles",
         ValidationError::GmsaOneOf => "GmsaOneOf",
         ValidationError::GmsaWithHostProcess => "GmsaWithHostProcess",
+        ValidationError::NetworkPolicyWithHostProcess => "NetworkPolicyWithHostProcess",
         ValidationError::VolumeOneOf(_) => "VolumeOneOf",
         ValidationError::DuplicateVolume(_) => "DuplicateVolume",
         ValidationError::DuplicateMountPath(..) => "DuplicateMountPath",
@@ -281,6 +282,16 @@ fn gmsa_with_host_process() {
         "spec.gmsa",
     );
     assert_eq!(e, ValidationError::GmsaWithHostProcess);
+}
+
+#[test]
+fn network_policy_with_host_process() {
+    let e = only_error(
+        "image: agent:1\nnetworkPolicy: {}\nhostProcess: {}\n",
+        "NetworkPolicyWithHostProcess",
+        "spec.networkPolicy",
+    );
+    assert_eq!(e, ValidationError::NetworkPolicyWithHostProcess);
 }
 
 #[test]

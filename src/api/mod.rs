@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
     EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -157,6 +158,13 @@ pub struct WindowsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
 
+    /// A NetworkPolicy for the pods: ingress to the app's ports only from the sources named
+    /// here, all other ingress denied. Enforced only where the Windows nodes' network plugin
+    /// implements NetworkPolicy (Calico for Windows, Azure Network Policy Manager); others
+    /// ignore it. Omit for no policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<AppNetworkPolicy>,
+
     /// Escape hatch for pod-template fields this API does not model. Applied last, over what
     /// the operator generates: maps are merged, `containers`, `initContainers`, `volumes` and
     /// `tolerations` are merged by name (tolerations by key), other values replace. It may not
@@ -227,6 +235,35 @@ pub struct Rollout {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: Option<i32>,
+}
+
+/// Who may connect to the app's ports.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppNetworkPolicy {
+    /// Allow every pod of the app's own namespace. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_same_namespace: Option<bool>,
+    /// Further sources, at most 16: pods by label (in the app's namespace, or in the namespaces
+    /// that `namespaceSelector` selects), or whole namespaces by label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub from: Vec<NetworkSource>,
+}
+
+/// One source of traffic: `namespaceSelector`, `podSelector`, or both (those pods in those
+/// namespaces).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.namespaceSelector) || has(self.podSelector)")
+    .message("set namespaceSelector, podSelector or both"))]
+pub struct NetworkSource {
+    /// Namespaces by label, for example `kubernetes.io/metadata.name: ingress-nginx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Pods by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
 }
 
 /// Windows Server release of the nodes the pods must run on.

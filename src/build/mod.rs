@@ -4,12 +4,14 @@
 pub mod config;
 pub mod identity;
 pub mod meta;
+pub mod network;
 pub mod service;
 pub mod storage;
 pub mod workload;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::DynamicObject;
 use thiserror::Error;
@@ -41,6 +43,8 @@ pub struct Children {
     /// Static PersistentVolumes of SMB volumes (cluster-scoped).
     pub persistent_volumes: Vec<PersistentVolume>,
     pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    /// Ingress to the pods only from the sources the spec names.
+    pub network_policy: Option<NetworkPolicy>,
     pub service: Option<Service>,
     pub deployment: Deployment,
 }
@@ -55,6 +59,7 @@ pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
         config_map: config::config_map(app),
         persistent_volumes: storage::persistent_volumes(app),
         persistent_volume_claims: storage::persistent_volume_claims(app),
+        network_policy: network::network_policy(app),
         service: service::service(app),
         deployment: workload::deployment(app)?,
     })
@@ -73,6 +78,7 @@ impl Children {
             config_map,
             persistent_volumes,
             persistent_volume_claims,
+            network_policy,
             service,
             deployment,
         } = self;
@@ -84,6 +90,7 @@ impl Children {
         push(&mut out, "ConfigMap", config_map.iter())?;
         push(&mut out, "PersistentVolume", persistent_volumes.iter())?;
         push(&mut out, "PersistentVolumeClaim", persistent_volume_claims.iter())?;
+        push(&mut out, "NetworkPolicy", network_policy.iter())?;
         push(&mut out, "Service", service.iter())?;
         push(&mut out, "Deployment", std::iter::once(deployment))?;
         Ok(out)

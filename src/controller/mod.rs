@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -46,6 +47,7 @@ pub const FINALIZER: &str = "winapp.dev/cleanup";
 pub struct Stores {
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
+    pub network_policies: Store<NetworkPolicy>,
     pub config_maps: Store<ConfigMap>,
     pub service_accounts: Store<ServiceAccount>,
     pub role_bindings: Store<RoleBinding>,
@@ -63,6 +65,7 @@ impl Stores {
     pub async fn wait_until_ready(&self) {
         let _ = self.deployments.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
+        let _ = self.network_policies.wait_until_ready().await;
         let _ = self.config_maps.wait_until_ready().await;
         let _ = self.service_accounts.wait_until_ready().await;
         let _ = self.role_bindings.wait_until_ready().await;
@@ -394,6 +397,7 @@ struct Keep {
     config_maps: BTreeSet<String>,
     volumes: BTreeSet<String>,
     claims: BTreeSet<String>,
+    network_policies: BTreeSet<String>,
     services: BTreeSet<String>,
     deployments: BTreeSet<String>,
 }
@@ -408,6 +412,7 @@ impl Keep {
             config_map,
             persistent_volumes,
             persistent_volume_claims,
+            network_policy,
             service,
             deployment,
         } = children;
@@ -422,6 +427,7 @@ impl Keep {
             config_maps: names(config_map),
             volumes: names(persistent_volumes),
             claims: names(persistent_volume_claims),
+            network_policies: names(network_policy),
             services: names(service),
             deployments: names(std::iter::once(deployment)),
         }
@@ -451,6 +457,7 @@ async fn apply_all(
         config_map,
         persistent_volumes,
         persistent_volume_claims,
+        network_policy,
         service,
         deployment,
     } = children;
@@ -511,6 +518,9 @@ async fn apply_all(
             pvc
         );
     }
+    if let Some(np) = network_policy {
+        step!(Api::<NetworkPolicy>::namespaced(client.clone(), ns), &s.network_policies, &(), "NetworkPolicy", np);
+    }
     if let Some(svc) = service {
         step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
     }
@@ -537,6 +547,18 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
         apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, true, &keep.deployments).await?,
     );
     note("Service", apply::prune(namespaced_api(&client), &s.services, "Service", owner, true, &keep.services).await?);
+    note(
+        "NetworkPolicy",
+        apply::prune(
+            namespaced_api(&client),
+            &s.network_policies,
+            "NetworkPolicy",
+            owner,
+            true,
+            &keep.network_policies,
+        )
+        .await?,
+    );
     note(
         "PersistentVolumeClaim",
         apply::prune(namespaced_api(&client), &s.claims, "PersistentVolumeClaim", owner, true, &keep.claims).await?,

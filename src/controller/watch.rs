@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -207,6 +208,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let apps: Api<Watched> = api(client, scope);
     let (deployments, deployment_events) = cached::<Deployment>(api(client, scope), children_config());
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
+    let (network_policies, np_events) = cached::<NetworkPolicy>(api(client, scope), children_config());
     let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
     let (service_accounts, sa_events) = cached::<ServiceAccount>(api(client, scope), children_config());
     let (role_bindings, rb_events) = cached::<RoleBinding>(api(client, scope), children_config());
@@ -226,6 +228,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let controller = Controller::new(apps, app_config)
         .owns_stream(deployment_events)
         .owns_stream(service_events)
+        .owns_stream(np_events)
         .owns_stream(config_map_events)
         .owns_stream(sa_events)
         .owns_stream(rb_events)
@@ -297,6 +300,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let stores = Stores {
         deployments,
         services,
+        network_policies,
         config_maps,
         service_accounts,
         role_bindings,

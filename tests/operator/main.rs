@@ -758,3 +758,40 @@ async fn a_foreign_object_in_the_way_stalls_with_its_name() {
     wait_for(&apps, "web", "Ready", SLOW, ready_now).await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_network_policy_is_applied_on_request_and_pruned_when_dropped() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "netpol").await;
+    let app = |policy: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: api}}\nspec:\n  image: registry.example.com/api:1\n  ports: [{{name: http, containerPort: 80}}]\n  windows: {{version: ltsc2022}}\n{policy}"
+        )
+    };
+    apply(
+        ns.name(),
+        &app(
+            "  networkPolicy:\n    allowSameNamespace: false\n    from: [{podSelector: {matchLabels: {app: front}}}]\n",
+        ),
+    );
+    let apps: Api<WindowsApp> = ns.api();
+    wait_for(&apps, "api", "Ready", SLOW, ready_now).await;
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = ns.api();
+    let np = policies.get("api").await.expect("the NetworkPolicy exists");
+    let spec = np.spec.expect("spec");
+    let rule = spec.ingress.as_ref().and_then(|i| i.first()).expect("one ingress rule");
+    let source = rule.from.as_ref().and_then(|f| f.first()).and_then(|p| p.pod_selector.clone());
+    assert_eq!(
+        source.and_then(|s| s.match_labels).and_then(|l| l.get("app").cloned()),
+        Some("front".to_owned()),
+        "only the named pods: {spec:?}"
+    );
+    assert_eq!(rule.from.as_ref().map(Vec::len), Some(1), "the own namespace is not admitted: {spec:?}");
+    assert!(np.metadata.owner_references.iter().flatten().any(|o| o.kind == "WindowsApp" && o.name == "api"));
+
+    // Dropped from the spec: pruned.
+    apply(ns.name(), &app(""));
+    wait_gone(&policies, "app.kubernetes.io/instance=api", 60).await;
+    ns.cleanup().await;
+}
