@@ -86,6 +86,7 @@ fn healthy() -> Facts {
             namespace: "agents".into(),
             name: "log-agent".into(),
             host_process: true,
+            network_policy: false,
         }])),
         namespaces: Lookup::Found(BTreeMap::from([(
             "agents".into(),
@@ -358,9 +359,9 @@ fn host_process_apps_need_a_privileged_namespace() {
             .unwrap_or_default()
     };
     facts.apps = Lookup::Found(Some(vec![
-        AppFacts { namespace: "agents".into(), name: "log-agent".into(), host_process: true },
-        AppFacts { namespace: "web".into(), name: "site".into(), host_process: false },
-        AppFacts { namespace: "open".into(), name: "probe".into(), host_process: true },
+        AppFacts { namespace: "agents".into(), name: "log-agent".into(), host_process: true, network_policy: false },
+        AppFacts { namespace: "web".into(), name: "site".into(), host_process: false, network_policy: false },
+        AppFacts { namespace: "open".into(), name: "probe".into(), host_process: true, network_policy: false },
     ]));
     facts.namespaces = Lookup::Found(BTreeMap::from([
         ("agents".into(), labels(Some("baseline"))),
@@ -502,4 +503,33 @@ fn windows_versions_parse_by_name_or_build() {
     assert_eq!(doctor::parse_windows_version("ltsc2025"), Ok(WindowsVersion::Ltsc2025));
     assert_eq!(doctor::parse_windows_version("10.0.17763"), Ok(WindowsVersion::Ltsc2019));
     assert!(doctor::parse_windows_version("2022").is_err_and(|e| e.contains("ltsc2022")));
+}
+
+#[test]
+fn network_policy_on_windows_needs_a_dataplane_that_enforces_it() {
+    let mut facts = healthy();
+    // No dataplane, no app asks: fine, said as information.
+    let f = run(&facts, &[]);
+    assert_eq!(only(&f, Check::NetworkPolicy).level, Level::Ok);
+    assert!(only(&f, Check::NetworkPolicy).message.contains("Calico for Windows"));
+
+    // An app asks for a policy that nothing enforces: a warning naming it.
+    facts.apps = Lookup::Found(Some(vec![AppFacts {
+        namespace: "shop".into(),
+        name: "catalog".into(),
+        host_process: false,
+        network_policy: true,
+    }]));
+    let f = run(&facts, &[]);
+    assert_eq!(only(&f, Check::NetworkPolicy).level, Level::Warning);
+    assert!(only(&f, Check::NetworkPolicy).message.contains("shop/catalog"));
+
+    // Calico for Windows runs: enforced.
+    let mut calico = smb_daemonset(2, 2);
+    calico.namespace = "calico-system".into();
+    calico.name = "calico-node-windows".into();
+    facts.daemon_sets = Lookup::Found(vec![smb_daemonset(2, 2), calico]);
+    let f = run(&facts, &[]);
+    assert_eq!(only(&f, Check::NetworkPolicy).level, Level::Ok);
+    assert!(only(&f, Check::NetworkPolicy).message.contains("Calico for Windows (calico-system/calico-node-windows)"));
 }

@@ -1,7 +1,7 @@
 //! Pure checks of the cluster add-ons some WindowsApps need: the gMSA CRD and admission webhook
 //! (apps with `spec.gmsa`), and the SMB CSI driver with its Windows node plugin (SMB volumes).
 
-use super::facts::{DaemonSetFacts, GmsaCrdFacts, Lookup, NodeFacts, WebhookConfigFacts};
+use super::facts::{AppFacts, DaemonSetFacts, GmsaCrdFacts, Lookup, NodeFacts, WebhookConfigFacts};
 use super::{Check, Finding, name_list, not_checked};
 use crate::build::workload::OS_LABEL;
 
@@ -206,6 +206,69 @@ pub fn smb_node_daemonset(daemon_sets: &Lookup<Vec<DaemonSetFacts>>, nodes: &[No
             Check::SmbNodeDaemonset,
             format!("SMB CSI node plugin ready: {ready}/{desired}"),
             format!("{names} runs on the Windows nodes: SMB volumes can be mounted"),
+        )]
+    }
+}
+
+/// DaemonSet names of network plugins that enforce NetworkPolicy on Windows nodes, and the
+/// plugin each belongs to. Other plugins (Flannel, the cloud providers' default CNIs on Windows)
+/// ignore NetworkPolicy there.
+const WINDOWS_POLICY_DATAPLANES: &[(&str, &str)] = &[
+    ("calico-node-windows", "Calico for Windows"),
+    ("azure-npm-win", "Azure Network Policy Manager"),
+    ("antrea-agent-windows", "Antrea"),
+];
+
+/// Whether a network plugin that enforces NetworkPolicy runs on the Windows nodes, as far as
+/// its DaemonSet's name tells; a warning only when WindowsApps ask for a policy without one.
+pub fn network_policy(daemon_sets: &Lookup<Vec<DaemonSetFacts>>, apps: &Lookup<Option<Vec<AppFacts>>>) -> Vec<Finding> {
+    if let Some(f) = not_checked(Check::NetworkPolicy, "DaemonSets", daemon_sets) {
+        return vec![f];
+    }
+    let found: Vec<String> = daemon_sets
+        .found()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            WINDOWS_POLICY_DATAPLANES
+                .iter()
+                .find(|(name, _)| d.name.contains(name))
+                .map(|(_, plugin)| format!("{plugin} ({}/{})", d.namespace, d.name))
+        })
+        .collect();
+    let asking: Vec<String> = apps
+        .found()
+        .and_then(|a| a.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|a| a.network_policy)
+        .map(|a| format!("{}/{}", a.namespace, a.name))
+        .collect();
+    if !found.is_empty() {
+        return vec![Finding::ok(
+            Check::NetworkPolicy,
+            "NetworkPolicy enforced on Windows nodes",
+            format!("{} runs: spec.networkPolicy of WindowsApps takes effect", name_list(&found, 3)),
+        )];
+    }
+    let known = WINDOWS_POLICY_DATAPLANES.iter().map(|(_, p)| *p).collect::<Vec<_>>().join(", ");
+    if asking.is_empty() {
+        vec![Finding::ok(
+            Check::NetworkPolicy,
+            "no NetworkPolicy dataplane for Windows found; no WindowsApp asks for a policy",
+            format!(
+                "none of {known} runs, so a NetworkPolicy would not be enforced on the Windows nodes; install one                  before apps rely on spec.networkPolicy"
+            ),
+        )]
+    } else {
+        vec![Finding::warning(
+            Check::NetworkPolicy,
+            format!("{} WindowsApp(s) set spec.networkPolicy, which nothing enforces on Windows nodes", asking.len()),
+            format!(
+                "{} ask for a NetworkPolicy but none of {known} runs (as far as DaemonSet names tell): their pods \
+                 accept traffic from anywhere; install one of them, or do not rely on the policy",
+                name_list(&asking, 3)
+            ),
         )]
     }
 }

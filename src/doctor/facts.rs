@@ -156,6 +156,8 @@ pub struct AppFacts {
     pub name: String,
     /// `spec.hostProcess` is set.
     pub host_process: bool,
+    /// `spec.networkPolicy` is set.
+    pub network_policy: bool,
 }
 
 /// One Deployment of the operator.

@@ -266,6 +266,11 @@ async fn windows_apps(cluster: &Cluster) -> Result<Lookup<Option<Vec<AppFacts>>>
                 .into_iter()
                 .map(|a| AppFacts {
                     host_process: a.data.get("spec").and_then(|s| s.get("hostProcess")).is_some_and(|h| !h.is_null()),
+                    network_policy: a
+                        .data
+                        .get("spec")
+                        .and_then(|s| s.get("networkPolicy"))
+                        .is_some_and(|n| !n.is_null()),
                     namespace: a.metadata.namespace.unwrap_or_default(),
                     name: a.metadata.name.unwrap_or_default(),
                 })

@@ -39,6 +39,8 @@ Checks, each reported as ok, warning or error with what to do:
   gMSA           the GMSACredentialSpec CRD and the gMSA admission webhooks (warning: missing)
   SMB storage    the CSIDriver smb.csi.k8s.io and its Windows node DaemonSet, ready on the
                  Windows nodes (warning: missing or not ready)
+  NetworkPolicy  a network plugin that enforces NetworkPolicy on Windows nodes (Calico for Windows,
+                 Azure NPM, Antrea); warning: WindowsApps set spec.networkPolicy and none runs
   Pod Security   namespaces with HostProcess WindowsApps admit privileged pods (error: they do not)
   Operator       the WindowsApp CRD equals this binary's (warning: stale), the operator's
                  Deployment is available (error: not), its ClusterRole grants at least
@@ -100,6 +102,7 @@ pub enum Check {
     GmsaWebhook,
     SmbCsiDriver,
     SmbNodeDaemonset,
+    NetworkPolicy,
     PodSecurity,
     OperatorCrd,
     OperatorDeployment,
@@ -118,6 +121,7 @@ impl Check {
             Check::GmsaWebhook => "gmsa-webhook",
             Check::SmbCsiDriver => "smb-csi-driver",
             Check::SmbNodeDaemonset => "smb-node-daemonset",
+            Check::NetworkPolicy => "network-policy",
             Check::PodSecurity => "pod-security",
             Check::OperatorCrd => "operator-crd",
             Check::OperatorDeployment => "operator-deployment",
@@ -131,6 +135,7 @@ impl Check {
             Check::WindowsNodes | Check::WindowsVersion | Check::Taints | Check::Runtime => "Windows nodes",
             Check::GmsaCrd | Check::GmsaWebhook => "gMSA",
             Check::SmbCsiDriver | Check::SmbNodeDaemonset => "SMB storage",
+            Check::NetworkPolicy => "NetworkPolicy",
             Check::PodSecurity => "Pod Security",
             Check::OperatorCrd | Check::OperatorDeployment | Check::OperatorRbac => "Operator",
         }
@@ -291,6 +296,7 @@ pub fn check(facts: &Facts, expected: &Expected, opts: &CheckOptions) -> Vec<Fin
     findings.extend(addons::gmsa_webhook(&facts.mutating_webhooks, &facts.validating_webhooks));
     findings.extend(addons::smb_csi_driver(&facts.smb_csi_driver));
     findings.extend(addons::smb_node_daemonset(&facts.daemon_sets, &facts.nodes));
+    findings.extend(addons::network_policy(&facts.daemon_sets, &facts.apps));
     findings.extend(security::pod_security(&facts.apps, &facts.namespaces));
     findings.extend(operator::crd(&facts.windowsapp_crd, &expected.crd));
     findings.extend(operator::deployment(&facts.operator_deployments, opts.operator_namespace.as_deref()));
