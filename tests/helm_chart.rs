@@ -210,7 +210,13 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     assert!(!defaults.iter().any(|a| a.starts_with("--namespace") || a.starts_with("--selector")), "{defaults:?}");
     assert_eq!(t["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
     assert!(t["spec"]["tolerations"].is_null(), "no tolerations by default");
-    assert!(t["spec"]["affinity"].is_null(), "no affinity by default");
+    // By default only a preferred anti-affinity that keeps the replicas on different nodes.
+    let preferred = &t["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(preferred["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname", "{}", t["spec"]["affinity"]);
+    let own = t["metadata"]["labels"].as_object().expect("pod labels");
+    let wanted = preferred["podAffinityTerm"]["labelSelector"]["matchLabels"].as_object().expect("matchLabels");
+    assert!(!wanted.is_empty() && wanted.iter().all(|(k, v)| own.get(k) == Some(v)), "it selects its own pods");
+    assert_eq!(t["spec"]["affinity"].as_object().map(|a| a.len()), Some(1), "nothing else");
 
     let t = pod_spec(&[
         "--set",
@@ -245,6 +251,7 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
             ["matchExpressions"][0]["key"],
         "pool"
     );
+    assert!(t["spec"]["affinity"]["podAntiAffinity"].is_null(), "a set affinity replaces the default");
     // Helm merges maps into the defaults; null removes a default.
     assert_eq!(t["spec"]["containers"][0]["resources"], json!({"requests": {"cpu": "10m", "memory": "64Mi"}}));
     let env = &t["spec"]["containers"][0]["env"];
