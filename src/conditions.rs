@@ -29,6 +29,7 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
     pub const NODES_FOUND: &str = "NodesFound";
+    pub const WAITING_FOR_NODES: &str = "WaitingForNodes";
     pub const CREDSPEC_MISSING: &str = "CredentialSpecMissing";
     pub const CREDSPEC_CRD_MISSING: &str = "CredentialSpecCRDMissing";
     pub const CREDSPEC_FOUND: &str = "CredentialSpecFound";
@@ -64,6 +65,7 @@ pub mod reason {
         INVALID_SPEC,
         NO_WINDOWS_NODES,
         NODES_FOUND,
+        WAITING_FOR_NODES,
         CREDSPEC_MISSING,
         CREDSPEC_CRD_MISSING,
         CREDSPEC_FOUND,

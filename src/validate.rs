@@ -30,6 +30,11 @@ pub mod defaults {
     pub const PROGRESS_DEADLINE_SECONDS: i32 = 900;
     pub const POOL_TAINT_KEY: &str = "os";
     pub const POOL_TAINT_VALUE: &str = "windows";
+    /// The Windows pool taints tolerated when `spec.windows.toleration` is unset, one per
+    /// convention: kubeadm and the EKS guide (`os=windows`), OpenShift's Windows Machine Config
+    /// Operator (`os=Windows`), GKE (`node.kubernetes.io/os=windows`). AKS taints none.
+    pub const POOL_TAINTS: [(&str, &str); 3] =
+        [(POOL_TAINT_KEY, POOL_TAINT_VALUE), ("os", "Windows"), ("node.kubernetes.io/os", "windows")];
     pub const HOST_PROCESS_USER: &str = r"NT AUTHORITY\SYSTEM";
     pub const PROMETHEUS_PORT: i32 = 9182;
     pub const PROMETHEUS_PATH: &str = "/metrics";
@@ -156,7 +161,8 @@ pub struct ResolvedProbes {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     pub version: Option<WindowsVersion>,
-    pub pool_taint: PoolTaint,
+    /// The Windows pool taints tolerated (effect NoSchedule).
+    pub pool_taints: Vec<PoolTaint>,
     pub node_selector: BTreeMap<String, String>,
     pub tolerations: Vec<Toleration>,
 }
@@ -318,10 +324,13 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
 
     let placement = Placement {
         version: spec.windows.version,
-        pool_taint: spec.windows.toleration.clone().unwrap_or_else(|| PoolTaint {
-            key: defaults::POOL_TAINT_KEY.into(),
-            value: defaults::POOL_TAINT_VALUE.into(),
-        }),
+        pool_taints: match &spec.windows.toleration {
+            Some(t) => vec![t.clone()],
+            None => defaults::POOL_TAINTS
+                .iter()
+                .map(|(key, value)| PoolTaint { key: (*key).into(), value: (*value).into() })
+                .collect(),
+        },
         node_selector: spec.windows.node_selector.clone(),
         tolerations: spec.windows.tolerations.clone(),
     };

@@ -118,7 +118,15 @@ fn pods_are_pinned_to_windows_nodes() {
     assert_eq!(spec.os.as_ref().map(|o| o.name.as_str()), Some("windows"));
     assert_eq!(spec.node_selector, Some(map(&[("kubernetes.io/os", "windows")])));
     assert_eq!(workload::OS_LABEL, "kubernetes.io/os");
-    assert_eq!(spec.tolerations, Some(vec![pool_toleration("os", "windows")]));
+    // One toleration per provider's Windows pool convention: kubeadm/EKS, OpenShift, GKE.
+    assert_eq!(
+        spec.tolerations,
+        Some(vec![
+            pool_toleration("os", "windows"),
+            pool_toleration("os", "Windows"),
+            pool_toleration("node.kubernetes.io/os", "windows"),
+        ])
+    );
 }
 
 #[test]
@@ -728,7 +736,10 @@ podTemplate:
     assert_eq!(
         spec.tolerations,
         Some(vec![
+            // Merged by key: the first `os` toleration takes the override's value.
             pool_toleration("os", "win"),
+            pool_toleration("os", "Windows"),
+            pool_toleration("node.kubernetes.io/os", "windows"),
             Toleration { key: Some("gpu".into()), operator: Some("Exists".into()), ..Toleration::default() },
         ])
     );

@@ -23,6 +23,9 @@ fn healthy() -> Observations {
             wanted: "ltsc2022 (10.0.20348)".into(),
             build: Some("10.0.20348".into()),
             ready_matching: 2,
+            names: vec!["win-1".into(), "win-2".into()],
+            tolerated_taints: vec!["os=windows:NoSchedule".into()],
+            untolerated: vec![],
         },
         gmsa: None,
         claims: vec![],
@@ -68,13 +71,38 @@ fn every_observation_maps_to_its_condition_and_reason() {
     let cases: Vec<Case> = vec![
         ("all good", |_| {}, [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")], None),
         (
-            "no matching nodes",
-            |o| o.nodes.ready_matching = 0,
+            // A pool that scales from zero: progress until the rollout's deadline.
+            "no matching nodes yet",
+            |o| {
+                o.nodes.ready_matching = 0;
+                if let Some(d) = o.deployment.as_mut() {
+                    d.available = 0;
+                }
+            },
+            [("False", "WaitingForNodes"), ("True", "WaitingForNodes"), ("False", "Progressing")],
+            Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
+        ),
+        (
+            "no matching nodes past the deadline",
+            |o| {
+                o.nodes.ready_matching = 0;
+                if let Some(d) = o.deployment.as_mut() {
+                    d.available = 0;
+                    d.progress_deadline_exceeded = true;
+                }
+            },
             [
                 ("False", "NoMatchingWindowsNodes"),
                 ("False", "NoMatchingWindowsNodes"),
                 ("True", "NoMatchingWindowsNodes"),
             ],
+            Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
+        ),
+        (
+            // Nodes cordoned for maintenance while the pods keep running: still Ready.
+            "no schedulable nodes, pods available",
+            |o| o.nodes.ready_matching = 0,
+            [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
             Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
         ),
         (
@@ -180,12 +208,25 @@ fn every_observation_maps_to_its_condition_and_reason() {
 fn the_first_blocker_names_the_reason_and_every_blocker_is_in_the_message() {
     let mut obs = healthy();
     obs.nodes.ready_matching = 0;
+    obs.nodes.untolerated = vec!["dedicated=gpu:NoSchedule (win-3)".into()];
+    if let Some(d) = obs.deployment.as_mut() {
+        d.available = 0;
+        d.progress_deadline_exceeded = true;
+    }
     obs.gmsa = Some(GmsaCheck::CredSpecMissing { credspec: "reports".into() });
     let s = run(&Outcome::Applied(obs));
     let stalled = c::find(&s.conditions, c::STALLED).expect("Stalled");
     assert_eq!(stalled.reason, "NoMatchingWindowsNodes");
     assert!(stalled.message.contains("node.kubernetes.io/windows-build=10.0.20348"), "{}", stalled.message);
     assert!(stalled.message.contains("GMSACredentialSpec reports does not exist"), "{}", stalled.message);
+    assert!(
+        stalled.message.contains("dedicated=gpu:NoSchedule (win-3)"),
+        "names the untolerated taint: {}",
+        stalled.message
+    );
+    let nodes =
+        c::find(&run(&Outcome::Applied(healthy())).conditions, c::WINDOWS_NODES).expect("nodes").message.clone();
+    assert!(nodes.contains("(win-1, win-2); tolerating os=windows:NoSchedule"), "{nodes}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ const GMSA_CRD: &str = "gmsacredentialspecs.windows.k8s.io";
 const SMB_DRIVER: &str = "smb.csi.k8s.io";
 const SMB_DAEMONSET: &str = "csi-smb-node-win";
 /// A taint that the operator's default placement (os=windows:NoSchedule) does not tolerate.
-const FOREIGN_TAINT: &str = "node.kubernetes.io/os=windows:NoSchedule";
+const FOREIGN_TAINT: &str = "dedicated=windows-gpu:NoSchedule";
 /// Name of the webhook configurations this test creates.
 const WEBHOOK_CONFIG: &str = "winapp-doctor-test-gmsa";
 
@@ -274,7 +274,7 @@ async fn untolerated_taint(restore: &mut Restore) {
     restore.tainted = Some(node.clone());
     kubectl_ok(&["taint", "nodes", &node, FOREIGN_TAINT], None);
     let run = doctor(&[]);
-    let taint = run.find("taints", "node.kubernetes.io/os=windows:NoSchedule");
+    let taint = run.find("taints", FOREIGN_TAINT);
     assert_eq!(taint["level"], "warning", "{}", run.stdout);
     let message = taint["message"].as_str().unwrap_or_default();
     assert!(message.contains(&node) && message.contains("spec.windows.toleration"), "{message}");

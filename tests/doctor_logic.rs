@@ -245,12 +245,12 @@ fn the_default_pool_taint_is_tolerated_and_others_are_named() {
     assert!(f.message.contains("os=windows:NoSchedule"), "{}", f.message);
 
     let mut facts = healthy();
-    facts.nodes[1].taints.push(taint("node.kubernetes.io/os", "windows", "NoSchedule"));
+    facts.nodes[1].taints.push(taint("dedicated", "windows-gpu", "NoSchedule"));
     facts.nodes[2].taints.push(taint("node.kubernetes.io/not-ready", "", "NoExecute"));
     let findings = run(&facts, &[]);
     let f = only(&findings, Check::Taints);
     assert_eq!(f.level, Level::Warning);
-    assert!(f.title.contains("node.kubernetes.io/os=windows:NoSchedule"), "{}", f.title);
+    assert!(f.title.contains("dedicated=windows-gpu:NoSchedule"), "{}", f.title);
     assert!(f.message.contains("win2022-1") && !f.message.contains("win2022-2"), "{}", f.message);
     assert!(f.message.contains("spec.windows.toleration"), "names the field: {}", f.message);
 

@@ -627,7 +627,15 @@ volumes:
     assert_eq!(v.max_surge, IntOrString::String("25%".into()));
     assert_eq!(v.max_unavailable, IntOrString::Int(0));
     assert_eq!(v.progress_deadline_seconds, 900);
-    assert_eq!(v.placement.pool_taint, PoolTaint { key: "os".into(), value: "windows".into() });
+    // Every provider's Windows pool convention: kubeadm/EKS, OpenShift, GKE.
+    assert_eq!(
+        v.placement.pool_taints,
+        vec![
+            PoolTaint { key: "os".into(), value: "windows".into() },
+            PoolTaint { key: "os".into(), value: "Windows".into() },
+            PoolTaint { key: "node.kubernetes.io/os".into(), value: "windows".into() },
+        ]
+    );
     assert_eq!(v.host_process_user.as_deref(), Some(r"NT AUTHORITY\SYSTEM"));
     assert_eq!(v.prometheus, Some((9182, "/metrics".into())));
     assert_eq!(v.volumes.len(), 2);
@@ -679,7 +687,7 @@ volumes:
     assert_eq!(v.max_unavailable, IntOrString::String("10%".into()));
     assert_eq!(v.progress_deadline_seconds, 1800);
     assert_eq!(v.placement.version, Some(WindowsVersion::Ltsc2025));
-    assert_eq!(v.placement.pool_taint, PoolTaint { key: "pool".into(), value: "win".into() });
+    assert_eq!(v.placement.pool_taints, vec![PoolTaint { key: "pool".into(), value: "win".into() }]);
     assert_eq!(v.host_process_user.as_deref(), Some(r"NT AUTHORITY\LOCAL SERVICE"));
     assert_eq!(v.prometheus, Some((9100, "/stats".into())));
     assert_eq!(v.service_account, ServiceAccountChoice::Existing("runner".into()));

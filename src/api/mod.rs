@@ -317,8 +317,9 @@ pub struct WindowsPlacement {
     /// every build in the pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<WindowsVersion>,
-    /// The taint of the Windows node pool, tolerated with effect NoSchedule.
-    /// Default key `os`, value `windows`.
+    /// The taint of the Windows node pool, tolerated with effect NoSchedule. Default: the
+    /// conventions of kubeadm and EKS (`os=windows`), OpenShift (`os=Windows`) and GKE
+    /// (`node.kubernetes.io/os=windows`), all three; set it to tolerate exactly one other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toleration: Option<PoolTaint>,
     /// Extra node labels to select.

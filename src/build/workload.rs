@@ -75,13 +75,17 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
     if let Some(v) = placement.version {
         node_selector.insert(WINDOWS_BUILD_LABEL.into(), v.build().into());
     }
-    let mut tolerations = vec![Toleration {
-        key: Some(placement.pool_taint.key.clone()),
-        operator: Some("Equal".into()),
-        value: Some(placement.pool_taint.value.clone()),
-        effect: Some("NoSchedule".into()),
-        ..Toleration::default()
-    }];
+    let mut tolerations: Vec<Toleration> = placement
+        .pool_taints
+        .iter()
+        .map(|t| Toleration {
+            key: Some(t.key.clone()),
+            operator: Some("Equal".into()),
+            value: Some(t.value.clone()),
+            effect: Some("NoSchedule".into()),
+            ..Toleration::default()
+        })
+        .collect();
     tolerations.extend(placement.tolerations.iter().cloned());
 
     let mut volumes = Vec::new();

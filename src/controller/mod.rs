@@ -260,6 +260,7 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 }
 
 /// How applying went, short of an error.
+#[allow(clippy::large_enum_variant, reason = "one short-lived value per reconcile")]
 enum Step {
     /// Every child is applied; what was observed afterwards.
     Applied(Observations),
@@ -274,6 +275,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     let valid = versioned.as_ref().unwrap_or(valid);
     let mut children = build::build(valid)?;
     let keep = Keep::of(&children);
+    let pod = children.deployment.spec.template.spec.clone();
 
     // 4. Apply in order; a child owned by someone else stops here.
     if valid.replicas.is_none() {
@@ -303,7 +305,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     }
 
     // 6. Observe.
-    let mut observations = observe::observe(ctx, valid, !report.deployment_written).await?;
+    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.deployment_written).await?;
     observations.missing_config_secrets = missing_config_secrets;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
     Ok(Step::Applied(observations))

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret, Toleration};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, PodSpec, Secret, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
@@ -18,9 +18,15 @@ use super::status::{ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observati
 use crate::build::{meta, workload};
 use crate::validate::{ValidatedApp, VolumeSource};
 
-/// Gathers the observations for `app`. `deployment_current` is false when this reconcile just
-/// wrote the Deployment, so the cached copy may predate the write.
-pub async fn observe(ctx: &Context, app: &ValidatedApp, deployment_current: bool) -> Result<Observations> {
+/// Gathers the observations for `app`, whose pods have the spec `pod` (as applied).
+/// `deployment_current` is false when this reconcile just wrote the Deployment, so the cached
+/// copy may predate the write.
+pub async fn observe(
+    ctx: &Context,
+    app: &ValidatedApp,
+    pod: Option<&PodSpec>,
+    deployment_current: bool,
+) -> Result<Observations> {
     let cached = ctx.stores.deployments.get(&ObjectRef::new(&meta::workload_name(app)).within(&app.namespace));
     let deployment = cached.as_deref().map(|d| deployment(d, deployment_current));
     let diagnosis = match (&cached, &deployment) {
@@ -34,7 +40,7 @@ pub async fn observe(ctx: &Context, app: &ValidatedApp, deployment_current: bool
         _ => None,
     };
     Ok(Observations {
-        nodes: nodes(ctx, app),
+        nodes: nodes(ctx, app, pod),
         gmsa: gmsa(ctx, app),
         claims: claims(ctx, app).await?,
         deployment,
@@ -171,36 +177,70 @@ fn pod_facts(ctx: &Context, p: &Pod, now: Timestamp) -> PodFacts {
     }
 }
 
-fn nodes(ctx: &Context, app: &ValidatedApp) -> NodeCheck {
+/// The Windows nodes the pods can run on, judged by the pod spec the operator applies (its node
+/// selector and tolerations, `podTemplate` overrides included), and the taints that make other
+/// nodes with the right labels unusable.
+fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCheck {
     let p = &app.placement;
     let build = p.version.map(|v| v.build().to_owned());
-    let mut tolerations = p.tolerations.clone();
-    tolerations.push(Toleration {
-        key: Some(p.pool_taint.key.clone()),
-        value: Some(p.pool_taint.value.clone()),
-        operator: Some("Equal".into()),
-        effect: Some("NoSchedule".into()),
-        ..Toleration::default()
-    });
-    let ready_matching = ctx
-        .stores
-        .nodes
-        .state()
-        .iter()
-        .filter(|n| {
-            let labels = n.labels();
-            labels.get(workload::OS_LABEL).map(String::as_str) == Some("windows")
-                && build.as_ref().is_none_or(|b| labels.get(workload::WINDOWS_BUILD_LABEL) == Some(b))
-                && p.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                && node_ready(n)
-                && tolerated(n, &tolerations)
-        })
-        .count();
+    let selector = pod.and_then(|s| s.node_selector.clone()).unwrap_or_default();
+    let tolerations = pod.and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let mut ready_matching = Vec::new();
+    let mut tolerated_taints = std::collections::BTreeSet::new();
+    let mut untolerated = std::collections::BTreeSet::new();
+    for n in ctx.stores.nodes.state().iter() {
+        let labels = n.labels();
+        let selected = labels.get(workload::OS_LABEL).map(String::as_str) == Some("windows")
+            && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+        if !selected || !node_ready(n) {
+            continue;
+        }
+        let blocking = blocking_taints(n);
+        let refused: Vec<String> = blocking
+            .iter()
+            .filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
+            .map(taint_text)
+            .collect();
+        if refused.is_empty() {
+            ready_matching.push(n.name_any());
+            tolerated_taints.extend(blocking.iter().map(taint_text));
+        } else {
+            untolerated.extend(refused.into_iter().map(|t| format!("{t} ({})", n.name_any())));
+        }
+    }
+    ready_matching.sort();
     NodeCheck {
         wanted: p.version.map_or_else(|| "any build".to_owned(), |v| format!("{} ({})", v.as_str(), v.build())),
         build,
-        ready_matching,
+        ready_matching: ready_matching.len(),
+        names: ready_matching.into_iter().take(5).collect(),
+        tolerated_taints: tolerated_taints.into_iter().collect(),
+        untolerated: untolerated.into_iter().take(5).collect(),
     }
+}
+
+/// NoSchedule and NoExecute taints: the ones that keep pods off a node.
+fn blocking_taints(n: &Node) -> Vec<Taint> {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.effect != "PreferNoSchedule")
+        .collect()
+}
+
+fn taint_text(t: &Taint) -> String {
+    format!("{}={}:{}", t.key, t.value.as_deref().unwrap_or(""), t.effect)
+}
+
+/// Kubernetes' matching of a toleration against a taint.
+fn tolerates(tol: &Toleration, t: &Taint) -> bool {
+    let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty() || k == t.key);
+    let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == t.effect);
+    let value_ok = tol.operator.as_deref() == Some("Exists")
+        || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
+    key_ok && effect_ok && value_ok
 }
 
 fn node_ready(n: &Node) -> bool {
@@ -211,20 +251,6 @@ fn node_ready(n: &Node) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     schedulable && ready
-}
-
-/// Every NoSchedule/NoExecute taint of the node is tolerated.
-fn tolerated(n: &Node, tolerations: &[Toleration]) -> bool {
-    let taints = n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    taints.iter().filter(|t| t.effect != "PreferNoSchedule").all(|t| {
-        tolerations.iter().any(|tol| {
-            let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty() || k == t.key);
-            let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == t.effect);
-            let value_ok = tol.operator.as_deref() == Some("Exists")
-                || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
-            key_ok && effect_ok && value_ok
-        })
-    })
 }
 
 fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {

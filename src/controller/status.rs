@@ -13,6 +13,13 @@ pub struct NodeCheck {
     /// The build label value, if pinned.
     pub build: Option<String>,
     pub ready_matching: usize,
+    /// Some of those nodes, by name.
+    pub names: Vec<String>,
+    /// The NoSchedule/NoExecute taints of those nodes (all tolerated), `key=value:effect`.
+    pub tolerated_taints: Vec<String>,
+    /// Taints that keep the pods off Ready Windows nodes with the right labels,
+    /// `key=value:effect (node)`.
+    pub untolerated: Vec<String>,
 }
 
 /// Whether the gMSA credspec can be used.
@@ -64,6 +71,7 @@ pub struct Observations {
 
 /// How the reconcile went.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "one short-lived value per reconcile")]
 pub enum Outcome {
     /// Every child was applied (or already matched).
     Applied(Observations),
@@ -159,20 +167,50 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     let mut blockers: Vec<(&'static str, String)> = Vec::new();
 
     let n = &obs.nodes;
+    let d = obs.deployment.clone();
+    let deadline_passed = d.as_ref().is_some_and(|d| d.progress_deadline_exceeded);
+    let available = d.as_ref().is_some_and(|d| d.up_to_date && d.available >= d.desired && d.desired > 0);
+    // No node yet is progress while the rollout's deadline runs: the Pending pods are what makes
+    // a cluster autoscaler add a node to a pool that scales from zero.
+    let mut waiting_for_nodes = None;
     if n.ready_matching == 0 {
+        let untolerated = if n.untolerated.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; Windows nodes with these labels carry taints the pods do not tolerate: {} (add them to spec.windows.tolerations)",
+                n.untolerated.join(", ")
+            )
+        };
         let msg = format!(
-            "no Ready Windows node with {} exists{}; add such nodes or change spec.windows.version",
+            "no Ready, schedulable Windows node with {}{} matches the pods' node selector and tolerations{untolerated}",
             n.wanted,
             n.build.as_ref().map(|b| format!(" (label node.kubernetes.io/windows-build={b})")).unwrap_or_default()
         );
         domain.push(Cond::new(c::WINDOWS_NODES, false, reason::NO_WINDOWS_NODES, msg.clone()));
-        blockers.push((reason::NO_WINDOWS_NODES, msg));
+        if deadline_passed {
+            blockers.push((
+                reason::NO_WINDOWS_NODES,
+                format!("{msg}; none appeared within spec.rollout.progressDeadlineSeconds: add such nodes or change spec.windows"),
+            ));
+        } else if !available {
+            waiting_for_nodes = Some(format!(
+                "{msg}; the pods wait Pending, which makes a cluster autoscaler add a node where one is set up; Stalled once spec.rollout.progressDeadlineSeconds passes without progress"
+            ));
+        }
     } else {
+        let names =
+            if n.names.len() < n.ready_matching { format!("{}, ...", n.names.join(", ")) } else { n.names.join(", ") };
+        let taints = if n.tolerated_taints.is_empty() {
+            "untainted".to_owned()
+        } else {
+            format!("tolerating {}", n.tolerated_taints.join(", "))
+        };
         domain.push(Cond::new(
             c::WINDOWS_NODES,
             true,
             reason::NODES_FOUND,
-            format!("{} Ready Windows node(s) with {}", n.ready_matching, n.wanted),
+            format!("{} Ready Windows node(s) with {} ({names}); {taints}", n.ready_matching, n.wanted),
         ));
     }
 
@@ -253,9 +291,9 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         ));
     }
 
-    let d = obs.deployment.clone();
     if let Some(d) = &d
         && d.progress_deadline_exceeded
+        && n.ready_matching > 0
     {
         let deadline = format!(
             "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available)",
@@ -277,6 +315,7 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         conds.extend(stalled(r, msg));
     } else {
         let waiting = match &d {
+            _ if waiting_for_nodes.is_some() => waiting_for_nodes.clone().map(|m| (reason::WAITING_FOR_NODES, m)),
             None => {
                 Some((reason::NEW_GENERATION, "the Deployment was applied; waiting for it to be observed".to_owned()))
             }

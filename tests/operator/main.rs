@@ -390,10 +390,27 @@ async fn a_missing_windows_build_stalls_until_such_a_node_exists() {
         "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: next}\nspec:\n  image: mcr.microsoft.com/windows/servercore:ltsc2025\n  windows: {version: ltsc2025}\n",
     );
     let apps: Api<WindowsApp> = ns.api();
+    // A pool that may scale from zero: waiting is progress, not a failure...
+    let waiting = |a: Option<&WindowsApp>| {
+        a.is_some_and(|a| {
+            is(a, "Reconciling", "True") && cond(a, "Ready").is_some_and(|c| c.reason == "WaitingForNodes")
+        })
+    };
+    let app = wait_for(&apps, "next", "WaitingForNodes", SLOW, waiting).await.expect("app");
+    let msg = &cond(&app, "Ready").expect("Ready").message;
+    assert!(msg.contains("10.0.26100") && msg.contains("ltsc2025"), "message should name the build: {msg}");
+    assert!(msg.contains("autoscaler"), "says why it waits: {msg}");
+    assert!(is(&app, "Stalled", "False") && is(&app, "WindowsNodesAvailable", "False"));
+    assert_eq!(kstatus(&app), "InProgress", "kstatus (Flux) of an app waiting for nodes");
+    assert_eq!(argocd_health(&app), "Progressing", "Argo CD health of an app waiting for nodes");
+    // ...until the rollout's progress deadline passes: then a person must act.
+    apply(
+        ns.name(),
+        "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: next}\nspec:\n  image: mcr.microsoft.com/windows/servercore:ltsc2025\n  windows: {version: ltsc2025}\n  rollout: {progressDeadlineSeconds: 5}\n",
+    );
     let app = wait_for(&apps, "next", "Stalled", SLOW, stalled_with("NoMatchingWindowsNodes")).await.expect("app");
     let msg = &cond(&app, "Stalled").expect("Stalled").message;
-    assert!(msg.contains("10.0.26100") && msg.contains("ltsc2025"), "message should name the build: {msg}");
-    assert!(is(&app, "Ready", "False") && is(&app, "WindowsNodesAvailable", "False"));
+    assert!(msg.contains("progressDeadlineSeconds"), "says why it stalled: {msg}");
     assert_eq!(kstatus(&app), "Failed", "kstatus (Flux) of a stalled app");
     assert_eq!(argocd_health(&app), "Degraded", "Argo CD health of a stalled app");
 
@@ -793,5 +810,97 @@ async fn a_network_policy_is_applied_on_request_and_pruned_when_dropped() {
     // Dropped from the spec: pruned.
     apply(ns.name(), &app(""));
     wait_gone(&policies, "app.kubernetes.io/instance=api", 60).await;
+    ns.cleanup().await;
+}
+
+/// A Windows node of the dev cluster's KWOK, in a pool of its own: labelled and tainted with
+/// `winapp.dev/test-pool=<pool>` so that only the test's apps land there, plus `taints`.
+fn pool_node(name: &str, pool: &str, taints: &[(&str, &str)]) -> String {
+    let mut all: Vec<serde_json::Value> = taints
+        .iter()
+        .map(|(key, value)| serde_json::json!({"key": key, "value": value, "effect": "NoSchedule"}))
+        .collect();
+    all.push(serde_json::json!({"key": "winapp.dev/test-pool", "value": pool, "effect": "NoSchedule"}));
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/os": "windows", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
+                "node.kubernetes.io/windows-build": "10.0.20348", "type": "kwok", "winapp.dev/test-pool": pool,
+            },
+        },
+        "spec": {"taints": all},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
+            "nodeInfo": {"operatingSystem": "windows", "architecture": "amd64", "osImage": "Windows Server 2022 Datacenter",
+                "kernelVersion": "10.0.20348.1", "kubeletVersion": "v1.37.2", "kubeProxyVersion": "v1.37.2",
+                "containerRuntimeVersion": "containerd://2.1.4", "bootID": "", "machineID": "", "systemUUID": ""},
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn every_providers_windows_pool_taint_is_tolerated_without_settings() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "providers").await;
+    let id = ns.name().to_owned();
+    // (node, its Windows pool taint as the provider sets it)
+    let pools: [(&str, &[(&str, &str)]); 4] = [
+        ("gke", &[("node.kubernetes.io/os", "windows")]),
+        ("openshift", &[("os", "Windows")]),
+        ("aks", &[]),
+        ("custom", &[("dedicated", "windows")]),
+    ];
+    let nodes: Api<Node> = Api::all(client.clone());
+    let names: Vec<String> = pools.iter().map(|(p, _)| format!("{p}-{id}")).collect();
+    for ((pool, taints), name) in pools.iter().zip(&names) {
+        kubectl_ok(&["create", "-f", "-"], Some(&pool_node(name, &format!("{pool}-{id}"), taints)));
+    }
+    let cleanup = || async {
+        for name in &names {
+            let _ = nodes.delete(name, &DeleteParams::default()).await;
+        }
+    };
+    for (pool, _) in &pools {
+        apply(
+            ns.name(),
+            &format!(
+                "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: {pool}}}\nspec:\n  image: registry.example.com/web:1\n  windows:\n    version: ltsc2022\n    nodeSelector: {{winapp.dev/test-pool: {pool}-{id}}}\n    tolerations: [{{key: winapp.dev/test-pool, operator: Exists}}]\n"
+            ),
+        );
+    }
+    let apps: Api<WindowsApp> = ns.api();
+    for (pool, taints) in &pools[..3] {
+        let app = wait_for(&apps, pool, "Ready", SLOW, ready_now).await;
+        let Some(app) = app else {
+            cleanup().await;
+            panic!("{pool}: app gone");
+        };
+        let msg = cond(&app, "WindowsNodesAvailable").map(|c| c.message.clone()).unwrap_or_default();
+        assert!(msg.contains(&format!("({pool}-{id})")), "{pool}: names the node: {msg}");
+        for (k, v) in taints.iter() {
+            assert!(
+                msg.contains(&format!("tolerating {k}={v}:NoSchedule")),
+                "{pool}: names the tolerated taint: {msg}"
+            );
+        }
+    }
+    // A taint of no known convention: the app waits and the status names the taint to tolerate.
+    let waiting =
+        |a: Option<&WindowsApp>| a.is_some_and(|a| cond(a, "Ready").is_some_and(|c| c.reason == "WaitingForNodes"));
+    let custom = wait_for(&apps, "custom", "WaitingForNodes", SLOW, waiting).await;
+    cleanup().await;
+    let custom = custom.expect("app");
+    let msg = cond(&custom, "WindowsNodesAvailable").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(
+        msg.contains(&format!("dedicated=windows:NoSchedule (custom-{id})"))
+            && msg.contains("spec.windows.tolerations"),
+        "names the untolerated taint and the field: {msg}"
+    );
     ns.cleanup().await;
 }
