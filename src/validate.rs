@@ -180,6 +180,8 @@ pub struct ServicePort {
 /// The resolved Service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSettings {
+    /// The Service's name (default: the app's).
+    pub name: Option<String>,
     pub type_: ServiceType,
     pub ports: Vec<ServicePort>,
     pub external_traffic_policy: Option<TrafficPolicy>,
@@ -587,6 +589,7 @@ fn resolve_service(
         return None;
     }
     Some(ServiceSettings {
+        name: s.name.clone(),
         type_,
         ports,
         external_traffic_policy: s.external_traffic_policy,

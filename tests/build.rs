@@ -1409,3 +1409,17 @@ fn the_network_policy_admits_the_named_sources_to_the_app_ports_only() {
     let np = children("image: x\nnetworkPolicy: {}\n").network_policy.expect("policy");
     assert!(np.spec.and_then(|s| s.ingress).is_none(), "no ports: deny all ingress");
 }
+
+#[test]
+fn the_service_may_have_a_name_of_its_own() {
+    let svc = |spec: &str| build::build(&validated(spec)).expect("builds").service.expect("service");
+    let ports = "image: x\nports: [{name: http, containerPort: 80}]\n";
+    assert_eq!(svc(&format!("{ports}service: {{}}\n")).metadata.name.as_deref(), Some("web"));
+    let named = svc(&format!("{ports}service: {{name: iis-service}}\n"));
+    assert_eq!(named.metadata.name.as_deref(), Some("iis-service"));
+    // It still selects the app's pods.
+    assert_eq!(
+        named.spec.and_then(|s| s.selector),
+        Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")]))
+    );
+}

@@ -346,6 +346,11 @@ pub struct PoolTaint {
     .message("externalTrafficPolicy applies only to type LoadBalancer or NodePort")
     .field_path(".externalTrafficPolicy"))]
 pub struct AppService {
+    /// The Service's name, when clients already know another one (for example `iis-service`).
+    /// Default: the app's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: Option<String>,
     /// ClusterIP (default), NodePort or LoadBalancer.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<ServiceType>,

@@ -37,6 +37,11 @@ pub fn workload_name(app: &ValidatedApp) -> String {
     app.name.clone()
 }
 
+/// The Service: `spec.service.name`, or the app's name.
+pub fn service_name(app: &ValidatedApp) -> String {
+    app.service.as_ref().and_then(|s| s.name.clone()).unwrap_or_else(|| app.name.clone())
+}
+
 /// The ConfigMap with the config files.
 pub fn config_map_name(app: &ValidatedApp) -> String {
     format!("{}-config", app.name)

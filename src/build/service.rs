@@ -9,7 +9,7 @@ use crate::validate::ValidatedApp;
 /// The Service, when the app asks for one.
 pub fn service(app: &ValidatedApp) -> Option<Service> {
     let s = app.service.as_ref()?;
-    let mut metadata = meta::namespaced(app, meta::workload_name(app));
+    let mut metadata = meta::namespaced(app, meta::service_name(app));
     if !s.annotations.is_empty() {
         metadata.annotations = Some(s.annotations.clone());
     }

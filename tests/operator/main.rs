@@ -904,3 +904,25 @@ async fn every_providers_windows_pool_taint_is_tolerated_without_settings() {
     );
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_service_takes_its_own_name_and_a_rename_replaces_it() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "svcname").await;
+    let app = |name: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: site}}\nspec:\n  image: registry.example.com/site:1\n  ports: [{{name: http, containerPort: 80}}]\n  windows: {{version: ltsc2022}}\n  service: {{name: {name}}}\n"
+        )
+    };
+    apply(ns.name(), &app("iis-service"));
+    let apps: Api<WindowsApp> = ns.api();
+    wait_for(&apps, "site", "Ready", SLOW, ready_now).await;
+    let services: Api<Service> = ns.api();
+    assert!(services.get_opt("iis-service").await.expect("get").is_some(), "the named Service");
+    assert!(services.get_opt("site").await.expect("get").is_none(), "no Service under the app's name");
+    apply(ns.name(), &app("web-service"));
+    wait_for(&services, "iis-service", "pruned", SLOW, |s: Option<&Service>| s.is_none()).await;
+    wait_for(&services, "web-service", "created", SLOW, |s: Option<&Service>| s.is_some()).await;
+    ns.cleanup().await;
+}
