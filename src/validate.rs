@@ -77,6 +77,10 @@ pub enum ValidationError {
         "spec.networkPolicy: hostProcess pods use the host's network, which a NetworkPolicy does not cover; remove networkPolicy or hostProcess"
     )]
     NetworkPolicyWithHostProcess,
+    #[error(
+        "spec.volumes[{volume}].smb.claimSize: {claim} is more than the volume's capacity {capacity}; a claim cannot bind to a smaller volume: lower claimSize or raise capacity"
+    )]
+    ClaimLargerThanVolume { volume: String, claim: String, capacity: String },
     #[error("spec.volumes[{0}]: set exactly one of smb and claim")]
     VolumeOneOf(String),
     #[error("spec.volumes: the name {0:?} is used twice; volume names must be unique")]
@@ -222,7 +226,7 @@ pub struct GmsaSettings {
 /// Where a volume comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VolumeSource {
-    Smb { source: String, secret_name: String, capacity: Quantity, mount_options: Vec<String> },
+    Smb { source: String, secret_name: String, capacity: Quantity, claim_size: Quantity, mount_options: Vec<String> },
     Claim { storage_class_name: Option<String>, size: Quantity, access_modes: Vec<AccessMode> },
 }
 
@@ -435,12 +439,24 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
             });
         }
         let source = match (&v.smb, &v.claim) {
-            (Some(smb), None) => VolumeSource::Smb {
-                source: smb.source.clone(),
-                secret_name: smb.secret_ref.name.clone(),
-                capacity: smb.capacity.clone().unwrap_or_else(|| Quantity(defaults::SMB_CAPACITY.into())),
-                mount_options: smb.mount_options.clone(),
-            },
+            (Some(smb), None) => {
+                let capacity = smb.capacity.clone().unwrap_or_else(|| Quantity(defaults::SMB_CAPACITY.into()));
+                let claim_size = smb.claim_size.clone().unwrap_or_else(|| capacity.clone());
+                if crate::quantity::compare(&claim_size.0, &capacity.0) == Some(std::cmp::Ordering::Greater) {
+                    errors.push(ValidationError::ClaimLargerThanVolume {
+                        volume: v.name.clone(),
+                        claim: claim_size.0.clone(),
+                        capacity: capacity.0.clone(),
+                    });
+                }
+                VolumeSource::Smb {
+                    source: smb.source.clone(),
+                    secret_name: smb.secret_ref.name.clone(),
+                    capacity,
+                    claim_size,
+                    mount_options: smb.mount_options.clone(),
+                }
+            }
             (None, Some(claim)) => VolumeSource::Claim {
                 storage_class_name: claim.storage_class_name.clone(),
                 size: claim.size.clone(),

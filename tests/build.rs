@@ -1423,3 +1423,22 @@ fn the_service_may_have_a_name_of_its_own() {
         Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")]))
     );
 }
+
+#[test]
+fn an_smb_claim_may_ask_for_less_than_the_volume() {
+    let c = build::build(&validated(
+        "image: x\nvolumes:\n  - {name: data, mountPath: 'D:\\data', smb: {source: //fs/share, secretRef: {name: c}, capacity: 1Ti, claimSize: 200Gi}}\n",
+    ))
+    .expect("builds");
+    let pv = &c.persistent_volumes[0];
+    let pvc = &c.persistent_volume_claims[0];
+    let pv_size = pv.spec.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
+    let pvc_size = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone());
+    assert_eq!((pv_size.as_deref(), pvc_size.as_deref()), (Some("1Ti"), Some("200Gi")));
+}

@@ -44,6 +44,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::GmsaWithHostProcess => "GmsaWithHostProcess",
         ValidationError::NetworkPolicyWithHostProcess => "NetworkPolicyWithHostProcess",
         ValidationError::VolumeOneOf(_) => "VolumeOneOf",
+        ValidationError::ClaimLargerThanVolume { .. } => "ClaimLargerThanVolume",
         ValidationError::DuplicateVolume(_) => "DuplicateVolume",
         ValidationError::DuplicateMountPath(..) => "DuplicateMountPath",
         ValidationError::DuplicatePort(..) => "DuplicatePort",
@@ -292,6 +293,27 @@ fn network_policy_with_host_process() {
         "spec.networkPolicy",
     );
     assert_eq!(e, ValidationError::NetworkPolicyWithHostProcess);
+}
+
+#[test]
+fn claim_larger_than_volume() {
+    let e = only_error(
+        "image: x\nvolumes:\n  - {name: data, mountPath: 'D:\\data', smb: {source: //fs/share, secretRef: {name: c}, capacity: 100Gi, claimSize: 0.5Ti}}\n",
+        "ClaimLargerThanVolume",
+        "spec.volumes[data].smb.claimSize",
+    );
+    assert_eq!(
+        e,
+        ValidationError::ClaimLargerThanVolume {
+            volume: "data".into(),
+            claim: "0.5Ti".into(),
+            capacity: "100Gi".into()
+        }
+    );
+    // Equal by value in other units is fine.
+    valid(
+        "image: x\nvolumes:\n  - {name: data, mountPath: 'D:\\data', smb: {source: //fs/share, secretRef: {name: c}, capacity: 1Ti, claimSize: 1024Gi}}\n",
+    );
 }
 
 #[test]
@@ -641,10 +663,11 @@ volumes:
     assert_eq!(v.volumes.len(), 2);
     assert!(!v.volumes[0].read_only);
     match &v.volumes[0].source {
-        VolumeSource::Smb { source, secret_name, capacity, mount_options } => {
+        VolumeSource::Smb { source, secret_name, capacity, claim_size, mount_options } => {
             assert_eq!(source, "//server/share");
             assert_eq!(secret_name, "creds");
             assert_eq!(capacity, &Quantity("100Gi".into()));
+            assert_eq!(claim_size, capacity, "the claim asks for the whole volume by default");
             assert!(mount_options.is_empty());
         }
         other => panic!("expected an SMB volume, got {other:?}"),
@@ -676,7 +699,7 @@ volumes:
   - name: share
     mountPath: 'D:\share'
     readOnly: true
-    smb: {source: //server/share, secretRef: {name: creds}, capacity: 2Ti, mountOptions: [vers=3.0]}
+    smb: {source: //server/share, secretRef: {name: creds}, capacity: 2Ti, claimSize: 500Gi, mountOptions: [vers=3.0]}
   - name: files
     mountPath: 'D:\files'
     claim: {size: 5Gi, storageClassName: azurefile, accessModes: [ReadWriteOnce, ReadOnlyMany]}
@@ -698,6 +721,7 @@ volumes:
             source: "//server/share".into(),
             secret_name: "creds".into(),
             capacity: Quantity("2Ti".into()),
+            claim_size: Quantity("500Gi".into()),
             mount_options: vec!["vers=3.0".into()],
         }
     );

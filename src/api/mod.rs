@@ -572,9 +572,12 @@ pub struct SmbVolume {
     /// Secret in the app's namespace with `username` and `password`, read by the CSI driver
     /// when it mounts the share. The operator never reads it.
     pub secret_ref: LocalObjectReference,
-    /// Size recorded on the PersistentVolume and claim. Default 100Gi.
+    /// Size recorded on the PersistentVolume. Default 100Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Quantity>,
+    /// Size the claim requests, at most `capacity`. Default: `capacity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_size: Option<Quantity>,
     /// Mount options, for example `dir_mode=0777`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mount_options: Vec<String>,

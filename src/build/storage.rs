@@ -30,7 +30,7 @@ pub fn persistent_volumes(app: &ValidatedApp) -> Vec<PersistentVolume> {
     app.volumes
         .iter()
         .filter_map(|v| match &v.source {
-            VolumeSource::Smb { source, secret_name, capacity, mount_options } => Some(PersistentVolume {
+            VolumeSource::Smb { source, secret_name, capacity, mount_options, .. } => Some(PersistentVolume {
                 metadata: meta::cluster(app, meta::persistent_volume_name(app, &v.name)),
                 spec: Some(PersistentVolumeSpec {
                     capacity: Some(BTreeMap::from([("storage".to_owned(), capacity.clone())])),
@@ -70,12 +70,12 @@ pub fn persistent_volume_claims(app: &ValidatedApp) -> Vec<PersistentVolumeClaim
 
 fn claim(app: &ValidatedApp, v: &VolumeSettings) -> PersistentVolumeClaim {
     let spec = match &v.source {
-        VolumeSource::Smb { capacity, .. } => PersistentVolumeClaimSpec {
+        VolumeSource::Smb { claim_size, .. } => PersistentVolumeClaimSpec {
             access_modes: Some(vec![access_mode(AccessMode::ReadWriteMany)]),
             storage_class_name: Some(String::new()),
             volume_name: Some(meta::persistent_volume_name(app, &v.name)),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_owned(), capacity.clone())])),
+                requests: Some(BTreeMap::from([("storage".to_owned(), claim_size.clone())])),
                 ..VolumeResourceRequirements::default()
             }),
             ..PersistentVolumeClaimSpec::default()

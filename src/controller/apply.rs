@@ -113,62 +113,9 @@ const QUANTITY_MAPS: &[&str] = &["limits", "requests", "capacity", "overhead"];
 /// Fields that are quantities themselves.
 const QUANTITY_FIELDS: &[&str] = &["sizeLimit"];
 
-/// An exact decimal value `n * 10^scale` with no trailing zeros in `n`.
-fn quantity(s: &str) -> Option<(i128, i32)> {
-    let s = s.trim();
-    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
-    let (number, suffix) = s.split_at(num_end);
-    let (neg, digits) = match number.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, number.strip_prefix('+').unwrap_or(number)),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if (int.is_empty() && frac.is_empty()) || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let mut n: i128 = 0;
-    for c in int.chars().chain(frac.chars()) {
-        n = n.checked_mul(10)?.checked_add(i128::from(c.to_digit(10)?))?;
-    }
-    let mut scale = -i32::try_from(frac.len()).ok()?;
-    let (pow2, pow10): (u32, i32) = match suffix {
-        "" => (0, 0),
-        "Ki" => (10, 0),
-        "Mi" => (20, 0),
-        "Gi" => (30, 0),
-        "Ti" => (40, 0),
-        "Pi" => (50, 0),
-        "Ei" => (60, 0),
-        "n" => (0, -9),
-        "u" => (0, -6),
-        "m" => (0, -3),
-        "k" => (0, 3),
-        "M" => (0, 6),
-        "G" => (0, 9),
-        "T" => (0, 12),
-        "P" => (0, 15),
-        "E" => (0, 18),
-        e if e.starts_with(['e', 'E']) => (0, e[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    n = n.checked_mul(1i128.checked_shl(pow2)?)?;
-    scale = scale.checked_add(pow10)?;
-    if neg {
-        n = -n;
-    }
-    while n != 0 && n % 10 == 0 {
-        n /= 10;
-        scale += 1;
-    }
-    if n == 0 {
-        scale = 0;
-    }
-    Some((n, scale))
-}
-
 /// Whether two strings are the same quantity (`0.5` and `500m`, `1024Mi` and `1Gi`).
 pub fn same_quantity(a: &str, b: &str) -> bool {
-    a == b || matches!((quantity(a), quantity(b)), (Some(x), Some(y)) if x == y)
+    a == b || matches!((crate::quantity::parse(a), crate::quantity::parse(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A value Go's `omitempty` drops, so the server stores it as an absent field.

@@ -196,11 +196,8 @@ fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCheck 
             continue;
         }
         let blocking = blocking_taints(n);
-        let refused: Vec<String> = blocking
-            .iter()
-            .filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-            .map(taint_text)
-            .collect();
+        let refused: Vec<String> =
+            blocking.iter().filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t))).map(taint_text).collect();
         if refused.is_empty() {
             ready_matching.push(n.name_any());
             tolerated_taints.extend(blocking.iter().map(taint_text));
