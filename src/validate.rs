@@ -280,6 +280,10 @@ pub struct ValidatedApp {
     pub prometheus: Option<(i32, String)>,
     pub pod_labels: BTreeMap<String, String>,
     pub pod_annotations: BTreeMap<String, String>,
+    /// The app's own labels that every child and the pods carry too (see [`propagates`]).
+    pub propagated_labels: BTreeMap<String, String>,
+    /// The app's annotations named in [`PROPAGATE_ANNOTATIONS`], for every child and the pods.
+    pub propagated_annotations: BTreeMap<String, String>,
     /// The escape hatch, type-checked as a pod spec fragment.
     pub pod_spec_overrides: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -542,6 +546,24 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
             )
         }),
         pod_labels,
+        propagated_labels: app
+            .labels()
+            .iter()
+            .filter(|(k, _)| propagates(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        propagated_annotations: {
+            let wanted: Vec<&str> = app
+                .annotations()
+                .get(PROPAGATE_ANNOTATIONS)
+                .map(|list| list.split(',').map(str::trim).filter(|k| !k.is_empty()).collect())
+                .unwrap_or_default();
+            app.annotations()
+                .iter()
+                .filter(|(k, _)| wanted.contains(&k.as_str()) && propagates(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        },
         pod_annotations,
         pod_spec_overrides,
         name,
@@ -673,6 +695,23 @@ pub fn checksum(files: &BTreeMap<String, String>) -> String {
         h.update(v.as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Annotation of a WindowsApp: a comma-separated list of its annotation keys that its children
+/// and pods carry too (labels propagate without it).
+pub const PROPAGATE_ANNOTATIONS: &str = "winapp.dev/propagate-annotations";
+
+/// Whether a label or annotation key of the app propagates to its children: every key except
+/// those that tools own, whose copies would confuse them: `app.kubernetes.io/*` (the selector and
+/// Argo CD's tracking label), `winapp.dev/*`, `*kubernetes.io/*` and `*k8s.io/*`, Argo CD's
+/// `*argoproj.io/*`, Flux's `*fluxcd.io/*` and Helm's `helm.sh/*`.
+pub fn propagates(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else { return true };
+    !(prefix == "winapp.dev"
+        || prefix == "helm.sh"
+        || ["kubernetes.io", "k8s.io", "argoproj.io", "fluxcd.io"]
+            .iter()
+            .any(|d| prefix == *d || prefix.ends_with(&format!(".{d}"))))
 }
 
 /// The rule of the CRD's metadata.name check.

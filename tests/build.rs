@@ -1442,3 +1442,72 @@ fn an_smb_claim_may_ask_for_less_than_the_volume() {
         .map(|q| q.0.clone());
     assert_eq!((pv_size.as_deref(), pvc_size.as_deref()), (Some("1Ti"), Some("200Gi")));
 }
+
+#[test]
+fn the_apps_labels_and_listed_annotations_reach_every_child_and_the_pods() {
+    let app: WindowsApp = serde_saphyr::from_str(
+        r#"
+apiVersion: winapp.dev/v1alpha1
+kind: WindowsApp
+metadata:
+  name: web
+  namespace: shop
+  uid: 9f0c0c5e-1111-2222-3333-444455556666
+  labels:
+    cost-center: cc-42
+    team: payments
+    app.kubernetes.io/instance: argo-app-name
+    argocd.argoproj.io/instance: shop
+    kustomize.toolkit.fluxcd.io/name: apps
+    winapp.dev/group: a
+  annotations:
+    winapp.dev/propagate-annotations: "owner, policy.example.com/tier"
+    owner: alice@example.com
+    policy.example.com/tier: gold
+    not-listed: x
+spec:
+  image: x
+  ports: [{name: http, containerPort: 80}]
+  service: {annotations: {service.beta.kubernetes.io/azure-load-balancer-internal: "true"}}
+  config: {mountPath: 'C:\app', files: [{name: a.config, content: x}]}
+  podTemplate:
+    metadata: {labels: {team: pods-own}}
+"#,
+    )
+    .expect("app");
+    let v = validate::validate(&app, None).expect("valid");
+    let c = build::build(&v).expect("builds");
+    let metas = [
+        ("ServiceAccount", c.service_account.as_ref().map(|o| o.metadata.clone())),
+        ("ConfigMap", c.config_map.as_ref().map(|o| o.metadata.clone())),
+        ("Service", c.service.as_ref().map(|o| o.metadata.clone())),
+        ("Deployment", Some(c.deployment.metadata.clone())),
+    ];
+    for (kind, m) in metas {
+        let m = m.unwrap_or_else(|| panic!("{kind} built"));
+        let labels = m.labels.unwrap_or_default();
+        assert_eq!(labels.get("cost-center").map(String::as_str), Some("cc-42"), "{kind}");
+        assert_eq!(labels.get("team").map(String::as_str), Some("payments"), "{kind}");
+        // Tools' labels stay theirs; the selector stays the operator's.
+        assert_eq!(labels.get("app.kubernetes.io/instance").map(String::as_str), Some("web"), "{kind}");
+        for key in ["argocd.argoproj.io/instance", "kustomize.toolkit.fluxcd.io/name", "winapp.dev/group"] {
+            assert!(!labels.contains_key(key), "{kind}: {key} must not propagate");
+        }
+        let annotations = m.annotations.unwrap_or_default();
+        assert_eq!(annotations.get("owner").map(String::as_str), Some("alice@example.com"), "{kind}");
+        assert_eq!(annotations.get("policy.example.com/tier").map(String::as_str), Some("gold"), "{kind}");
+        assert!(!annotations.contains_key("not-listed") && !annotations.contains_key("winapp.dev/propagate-annotations"));
+    }
+    let svc = c.service.expect("service").metadata.annotations.unwrap_or_default();
+    assert_eq!(svc.get("service.beta.kubernetes.io/azure-load-balancer-internal").map(String::as_str), Some("true"));
+    let template = c.deployment.spec.template.metadata.expect("pod metadata");
+    let pod_labels = template.labels.unwrap_or_default();
+    assert_eq!(pod_labels.get("cost-center").map(String::as_str), Some("cc-42"));
+    assert_eq!(pod_labels.get("team").map(String::as_str), Some("pods-own"), "the pod template's own label wins");
+    assert_eq!(template.annotations.unwrap_or_default().get("owner").map(String::as_str), Some("alice@example.com"));
+    assert_eq!(
+        c.deployment.spec.selector.match_labels,
+        Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")])),
+        "the selector is untouched"
+    );
+}

@@ -99,6 +99,13 @@ pub fn selector_labels(app: &ValidatedApp) -> BTreeMap<String, String> {
 
 /// Labels on every child (and the pods).
 pub fn labels(app: &ValidatedApp) -> BTreeMap<String, String> {
+    let mut l = app.propagated_labels.clone();
+    l.extend(own_labels(app));
+    l
+}
+
+/// The operator's own labels: the selector, managed-by, and which app a child belongs to.
+pub fn own_labels(app: &ValidatedApp) -> BTreeMap<String, String> {
     let mut l = selector_labels(app);
     l.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
     l.insert("app.kubernetes.io/part-of".into(), app.name.clone());
@@ -130,6 +137,7 @@ pub fn namespaced(app: &ValidatedApp, name: String) -> ObjectMeta {
         name: Some(name),
         namespace: Some(app.namespace.clone()),
         labels: Some(labels(app)),
+        annotations: (!app.propagated_annotations.is_empty()).then(|| app.propagated_annotations.clone()),
         owner_references: owner_reference(app).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
@@ -141,7 +149,13 @@ pub fn cluster(app: &ValidatedApp, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         labels: Some(labels(app)),
-        annotations: app.uid.as_ref().map(|uid| BTreeMap::from([(OWNER_UID_ANNOTATION.to_owned(), uid.clone())])),
+        annotations: {
+            let mut a = app.propagated_annotations.clone();
+            if let Some(uid) = &app.uid {
+                a.insert(OWNER_UID_ANNOTATION.to_owned(), uid.clone());
+            }
+            (!a.is_empty()).then_some(a)
+        },
         ..ObjectMeta::default()
     }
 }

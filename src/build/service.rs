@@ -11,7 +11,7 @@ pub fn service(app: &ValidatedApp) -> Option<Service> {
     let s = app.service.as_ref()?;
     let mut metadata = meta::namespaced(app, meta::service_name(app));
     if !s.annotations.is_empty() {
-        metadata.annotations = Some(s.annotations.clone());
+        metadata.annotations.get_or_insert_default().extend(s.annotations.clone());
     }
     Some(Service {
         metadata,

@@ -44,9 +44,12 @@ pub fn deployment(app: &ValidatedApp) -> Result<Deployment, BuildError> {
 
 /// The pod template: labels, annotations (config checksum, Prometheus), and the pod spec.
 pub fn pod_template(app: &ValidatedApp) -> Result<PodTemplateSpec, BuildError> {
-    let mut labels = app.pod_labels.clone();
-    labels.extend(meta::labels(app));
-    let mut annotations = app.pod_annotations.clone();
+    // Inherited, then the pod template's own, then the operator's (the selector always wins).
+    let mut labels = app.propagated_labels.clone();
+    labels.extend(app.pod_labels.clone());
+    labels.extend(meta::own_labels(app));
+    let mut annotations = app.propagated_annotations.clone();
+    annotations.extend(app.pod_annotations.clone());
     if let Some(config) = &app.config {
         annotations.insert(meta::CONFIG_CHECKSUM.into(), config.checksum.clone());
         if !config.secret_versions.is_empty() {
