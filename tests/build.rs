@@ -1432,7 +1432,8 @@ fn an_smb_claim_may_ask_for_less_than_the_volume() {
     .expect("builds");
     let pv = &c.persistent_volumes[0];
     let pvc = &c.persistent_volume_claims[0];
-    let pv_size = pv.spec.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
+    let pv_size =
+        pv.spec.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
     let pvc_size = pvc
         .spec
         .as_ref()
@@ -1496,7 +1497,9 @@ spec:
         let annotations = m.annotations.unwrap_or_default();
         assert_eq!(annotations.get("owner").map(String::as_str), Some("alice@example.com"), "{kind}");
         assert_eq!(annotations.get("policy.example.com/tier").map(String::as_str), Some("gold"), "{kind}");
-        assert!(!annotations.contains_key("not-listed") && !annotations.contains_key("winapp.dev/propagate-annotations"));
+        assert!(
+            !annotations.contains_key("not-listed") && !annotations.contains_key("winapp.dev/propagate-annotations")
+        );
     }
     let svc = c.service.expect("service").metadata.annotations.unwrap_or_default();
     assert_eq!(svc.get("service.beta.kubernetes.io/azure-load-balancer-internal").map(String::as_str), Some("true"));
