@@ -30,6 +30,7 @@ pub mod reason {
     pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
     pub const NODES_FOUND: &str = "NodesFound";
     pub const WAITING_FOR_NODES: &str = "WaitingForNodes";
+    pub const RUNTIME_CLASS_MISSING: &str = "RuntimeClassMissing";
     pub const CREDSPEC_MISSING: &str = "CredentialSpecMissing";
     pub const CREDSPEC_CRD_MISSING: &str = "CredentialSpecCRDMissing";
     pub const CREDSPEC_FOUND: &str = "CredentialSpecFound";
@@ -66,6 +67,7 @@ pub mod reason {
         NO_WINDOWS_NODES,
         NODES_FOUND,
         WAITING_FOR_NODES,
+        RUNTIME_CLASS_MISSING,
         CREDSPEC_MISSING,
         CREDSPEC_CRD_MISSING,
         CREDSPEC_FOUND,

@@ -71,6 +71,10 @@ pub enum ValidationError {
     NoConfigFiles,
     #[error("spec.gmsa: set exactly one of credentialSpecName and credentialSpec")]
     GmsaOneOf,
+    #[error(
+        "spec.windows.toleration: the RuntimeClass in spec.windows.runtimeClassName brings the pool's tolerations; remove toleration (or add it to the RuntimeClass's scheduling)"
+    )]
+    RuntimeClassWithToleration,
     #[error("spec.gmsa: hostProcess pods run as a host account and cannot use gMSA; remove gmsa or hostProcess")]
     GmsaWithHostProcess,
     #[error(
@@ -169,6 +173,8 @@ pub struct Placement {
     pub pool_taints: Vec<PoolTaint>,
     pub node_selector: BTreeMap<String, String>,
     pub tolerations: Vec<Toleration>,
+    /// The RuntimeClass that places the pods (then `pool_taints` is empty).
+    pub runtime_class_name: Option<String>,
 }
 
 /// A resolved Service port.
@@ -334,15 +340,21 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
 
     let placement = Placement {
         version: spec.windows.version,
-        pool_taints: match &spec.windows.toleration {
-            Some(t) => vec![t.clone()],
-            None => defaults::POOL_TAINTS
+        pool_taints: match (&spec.windows.toleration, &spec.windows.runtime_class_name) {
+            (Some(_), Some(_)) => {
+                errors.push(ValidationError::RuntimeClassWithToleration);
+                Vec::new()
+            }
+            (None, Some(_)) => Vec::new(),
+            (Some(t), None) => vec![t.clone()],
+            (None, None) => defaults::POOL_TAINTS
                 .iter()
                 .map(|(key, value)| PoolTaint { key: (*key).into(), value: (*value).into() })
                 .collect(),
         },
         node_selector: spec.windows.node_selector.clone(),
         tolerations: spec.windows.tolerations.clone(),
+        runtime_class_name: spec.windows.runtime_class_name.clone(),
     };
 
     let service = spec.service.as_ref().and_then(|s| resolve_service(s, &spec.ports, &mut errors));

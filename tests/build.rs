@@ -1514,3 +1514,22 @@ spec:
         "the selector is untouched"
     );
 }
+
+#[test]
+fn a_runtime_class_places_the_pods_instead_of_the_pool_tolerations() {
+    let spec = pod_spec(
+        "image: x\nwindows: {version: ltsc2022, runtimeClassName: windows-2022, tolerations: [{key: gpu, operator: Exists}]}\n",
+    );
+    assert_eq!(spec.runtime_class_name.as_deref(), Some("windows-2022"));
+    assert_eq!(
+        spec.tolerations,
+        Some(vec![Toleration { key: Some("gpu".into()), operator: Some("Exists".into()), ..Toleration::default() }]),
+        "no pool tolerations: the RuntimeClass brings them"
+    );
+    assert_eq!(
+        spec.node_selector,
+        Some(map(&[("kubernetes.io/os", "windows"), ("node.kubernetes.io/windows-build", "10.0.20348")]))
+    );
+    let plain = pod_spec("image: x\nwindows: {runtimeClassName: windows-2022}\n");
+    assert_eq!(plain.tolerations, None);
+}

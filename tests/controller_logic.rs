@@ -26,6 +26,7 @@ fn healthy() -> Observations {
             names: vec!["win-1".into(), "win-2".into()],
             tolerated_taints: vec!["os=windows:NoSchedule".into()],
             untolerated: vec![],
+            runtime_class_missing: None,
         },
         gmsa: None,
         claims: vec![],
@@ -97,6 +98,12 @@ fn every_observation_maps_to_its_condition_and_reason() {
                 ("True", "NoMatchingWindowsNodes"),
             ],
             Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
+        ),
+        (
+            "runtime class missing",
+            |o| o.nodes.runtime_class_missing = Some("windows-2022".into()),
+            [("False", "RuntimeClassMissing"), ("False", "RuntimeClassMissing"), ("True", "RuntimeClassMissing")],
+            Some((c::WINDOWS_NODES, ("False", "RuntimeClassMissing"))),
         ),
         (
             // Nodes cordoned for maintenance while the pods keep running: still Ready.

@@ -42,6 +42,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::NoConfigFiles => "NoConfigFiles",
         ValidationError::GmsaOneOf => "GmsaOneOf",
         ValidationError::GmsaWithHostProcess => "GmsaWithHostProcess",
+        ValidationError::RuntimeClassWithToleration => "RuntimeClassWithToleration",
         ValidationError::NetworkPolicyWithHostProcess => "NetworkPolicyWithHostProcess",
         ValidationError::VolumeOneOf(_) => "VolumeOneOf",
         ValidationError::ClaimLargerThanVolume { .. } => "ClaimLargerThanVolume",
@@ -283,6 +284,16 @@ fn gmsa_with_host_process() {
         "spec.gmsa",
     );
     assert_eq!(e, ValidationError::GmsaWithHostProcess);
+}
+
+#[test]
+fn runtime_class_with_toleration() {
+    let e = only_error(
+        "image: x\nwindows: {runtimeClassName: windows-2022, toleration: {key: os, value: windows}}\n",
+        "RuntimeClassWithToleration",
+        "spec.windows.toleration",
+    );
+    assert_eq!(e, ValidationError::RuntimeClassWithToleration);
 }
 
 #[test]

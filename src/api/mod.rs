@@ -328,6 +328,13 @@ pub struct WindowsPlacement {
     /// Extra tolerations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// A RuntimeClass (node.k8s.io) that places the pods, for platforms that define one per
+    /// Windows pool: its `scheduling` node selector and tolerations are added to the pods at
+    /// admission, and the operator adds no pool tolerations of its own (so `toleration` may not be
+    /// set with it). `kubernetes.io/os: windows`, `version` and `nodeSelector` still apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub runtime_class_name: Option<String>,
 }
 
 /// Key and value of the Windows pool's NoSchedule taint.

@@ -210,7 +210,9 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
     PodSpec {
         os: Some(PodOS { name: "windows".into() }),
         node_selector: Some(node_selector),
-        tolerations: Some(tolerations),
+        tolerations: non_empty(&tolerations),
+        // Its scheduling (node selector, tolerations) is added at admission.
+        runtime_class_name: placement.runtime_class_name.clone(),
         service_account_name: Some(app.service_account.name().to_owned()),
         // The pod's setting wins over the ServiceAccount's: no API token unless asked for.
         automount_service_account_token: Some(app.api_access),

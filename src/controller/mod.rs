@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -57,6 +58,8 @@ pub struct Stores {
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
     pub nodes: Store<Node>,
+    /// RuntimeClasses, for apps that name one: their scheduling is part of the pods' placement.
+    pub runtime_classes: Store<RuntimeClass>,
 }
 
 impl Stores {
@@ -73,6 +76,7 @@ impl Stores {
         let _ = self.volumes.wait_until_ready().await;
         let _ = self.cluster_roles.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
+        let _ = self.runtime_classes.wait_until_ready().await;
         self.credspecs.settled().await;
     }
 }

@@ -183,8 +183,21 @@ fn pod_facts(ctx: &Context, p: &Pod, now: Timestamp) -> PodFacts {
 fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCheck {
     let p = &app.placement;
     let build = p.version.map(|v| v.build().to_owned());
-    let selector = pod.and_then(|s| s.node_selector.clone()).unwrap_or_default();
-    let tolerations = pod.and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let mut selector = pod.and_then(|s| s.node_selector.clone()).unwrap_or_default();
+    let mut tolerations = pod.and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    // A RuntimeClass adds its scheduling at admission: judge the nodes as the scheduler will.
+    let mut runtime_class_missing = None;
+    if let Some(rc) = pod.and_then(|s| s.runtime_class_name.as_deref()) {
+        match ctx.stores.runtime_classes.get(&ObjectRef::new(rc)) {
+            Some(class) => {
+                if let Some(scheduling) = &class.scheduling {
+                    selector.extend(scheduling.node_selector.clone().unwrap_or_default());
+                    tolerations.extend(scheduling.tolerations.clone().unwrap_or_default());
+                }
+            }
+            None => runtime_class_missing = Some(rc.to_owned()),
+        }
+    }
     let mut ready_matching = Vec::new();
     let mut tolerated_taints = std::collections::BTreeSet::new();
     let mut untolerated = std::collections::BTreeSet::new();
@@ -213,6 +226,7 @@ fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCheck 
         names: ready_matching.into_iter().take(5).collect(),
         tolerated_taints: tolerated_taints.into_iter().collect(),
         untolerated: untolerated.into_iter().take(5).collect(),
+        runtime_class_missing,
     }
 }
 

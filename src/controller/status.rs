@@ -20,6 +20,8 @@ pub struct NodeCheck {
     /// Taints that keep the pods off Ready Windows nodes with the right labels,
     /// `key=value:effect (node)`.
     pub untolerated: Vec<String>,
+    /// `spec.windows.runtimeClassName`, when no such RuntimeClass exists.
+    pub runtime_class_missing: Option<String>,
 }
 
 /// Whether the gMSA credspec can be used.
@@ -173,7 +175,13 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     // No node yet is progress while the rollout's deadline runs: the Pending pods are what makes
     // a cluster autoscaler add a node to a pool that scales from zero.
     let mut waiting_for_nodes = None;
-    if n.ready_matching == 0 {
+    if let Some(rc) = &n.runtime_class_missing {
+        let msg = format!(
+            "RuntimeClass {rc} (spec.windows.runtimeClassName) does not exist: the API server refuses the pods; create it or remove the field"
+        );
+        domain.push(Cond::new(c::WINDOWS_NODES, false, reason::RUNTIME_CLASS_MISSING, msg.clone()));
+        blockers.push((reason::RUNTIME_CLASS_MISSING, msg));
+    } else if n.ready_matching == 0 {
         let untolerated = if n.untolerated.is_empty() {
             String::new()
         } else {

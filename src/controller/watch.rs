@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -216,6 +217,11 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let (volumes, volume_events) = cached::<PersistentVolume>(Api::all(client.clone()), children_config());
     let (cluster_roles, cr_events) = cached::<ClusterRole>(Api::all(client.clone()), children_config());
     let (nodes, node_events) = cached::<Node>(Api::all(client.clone()), watcher::Config::default().any_semantic());
+    let (runtime_classes, runtime_class_events) =
+        cached::<RuntimeClass>(Api::all(client.clone()), watcher::Config::default().any_semantic());
+    let runtime_class_changes = runtime_class_events
+        .predicate_filter(kube::runtime::predicates::generation, PredicateConfig::default())
+        .filter_map(|_| async { Some(()) });
 
     let (credspec_tx, credspec_events) = futures::channel::mpsc::unbounded();
     let (crd_tx, crd_changed) = futures::channel::mpsc::unbounded::<()>();
@@ -235,7 +241,10 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         .owns_stream(claim_events)
         .watches_stream(volume_events, |pv| owner_of(&pv))
         .watches_stream(cr_events, |cr| owner_of(&cr))
-        .reconcile_all_on(futures::stream::select(node_changes, crd_changed));
+        .reconcile_all_on(futures::stream::select(
+            futures::stream::select(node_changes, crd_changed),
+            runtime_class_changes,
+        ));
 
     // An unlabelled credspec (one the platform team owns) may be the one an app references:
     // re-check the apps that name it, and the app that owns a generated one.
@@ -309,6 +318,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         cluster_roles,
         credspecs,
         nodes,
+        runtime_classes,
     };
     (controller, stores)
 }

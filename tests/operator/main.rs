@@ -926,3 +926,42 @@ async fn the_service_takes_its_own_name_and_a_rename_replaces_it() {
     wait_for(&services, "web-service", "created", SLOW, |s: Option<&Service>| s.is_some()).await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_runtime_class_places_the_pods_and_a_missing_one_stalls() {
+    let client = support::client().await;
+    shared().await;
+    let ns = TestNamespace::new(&client, "runtimeclass").await;
+    let id = ns.name().to_owned();
+    let (node, class) = (format!("rc-{id}"), format!("winapp-test-{id}"));
+    kubectl_ok(&["create", "-f", "-"], Some(&pool_node(&node, &node, &[("dedicated", "windows-rc")])));
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {{name: {class}}}\nhandler: runhcs-wcow-process\nscheduling:\n  nodeSelector: {{winapp.dev/test-pool: {node}}}\n  tolerations:\n    - {{key: dedicated, operator: Equal, value: windows-rc, effect: NoSchedule}}\n    - {{key: winapp.dev/test-pool, operator: Exists}}\n"
+        )),
+    );
+    let app = |name: &str, class: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: {name}}}\nspec:\n  image: registry.example.com/web:1\n  windows: {{version: ltsc2022, runtimeClassName: {class}}}\n"
+        )
+    };
+    apply(ns.name(), &app("placed", &class));
+    apply(ns.name(), &app("unplaced", &format!("missing-{id}")));
+    let apps: Api<WindowsApp> = ns.api();
+    let placed = wait_for(&apps, "placed", "Ready", SLOW, ready_now).await;
+    let unplaced = wait_for(&apps, "unplaced", "Stalled", SLOW, stalled_with("RuntimeClassMissing")).await;
+    let pods: Vec<Pod> = list_all(&ns.api::<Pod>(), "app.kubernetes.io/instance=placed").await;
+    let _ = kubectl(&["delete", "runtimeclass", &class, "--ignore-not-found"], None);
+    let _ = Api::<Node>::all(client.clone()).delete(&node, &DeleteParams::default()).await;
+    let placed = placed.expect("app");
+    let msg = cond(&placed, "WindowsNodesAvailable").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(msg.contains(&format!("({node})")), "the RuntimeClass's pool is the one judged: {msg}");
+    assert!(
+        pods.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())),
+        "the pods run on the RuntimeClass's node"
+    );
+    let unplaced = unplaced.expect("app");
+    assert!(cond(&unplaced, "Stalled").is_some_and(|c| c.message.contains(&format!("missing-{id}"))));
+    ns.cleanup().await;
+}
