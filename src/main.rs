@@ -20,6 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print every object that the WindowsApps in a file become, in apply order, without a cluster.
+    #[command(after_long_help = winapp_operator::render::ASSUMPTIONS)]
     Render {
         /// YAML file with one or more WindowsApps; `-` reads standard input.
         #[arg(short = 'f', long = "filename")]

@@ -6,6 +6,20 @@ use crate::api::{GROUP, VERSION, WindowsApp};
 use crate::build::{self, BuildError};
 use crate::validate::{self, ValidationErrors};
 
+/// What `render` cannot know without a cluster, and so assumes (shown by `render --help`).
+pub const ASSUMPTIONS: &str = "\
+Without a cluster, render assumes:
+  - placement: the pods tolerate the Windows pool taints of kubeadm and EKS (os=windows),
+    OpenShift (os=Windows) and GKE (node.kubernetes.io/os=windows), unless
+    spec.windows.toleration or spec.windows.runtimeClassName says otherwise; which nodes match,
+    and what a RuntimeClass adds at admission, only the operator judges (WindowsNodesAvailable);
+  - config files from Secrets: the operator also puts the Secrets' resourceVersions into the pod
+    template annotation winapp.dev/config-secrets-version, which render leaves out;
+  - replicas: with spec.replicas unset the operator keeps the running count of an existing
+    Deployment; render prints 1;
+  - the owner reference and winapp.dev/owner-uid carry the app's UID, which only exists on the
+    cluster: render leaves them out.";
+
 /// Why an input could not be rendered.
 #[derive(Debug, Error)]
 pub enum RenderError {
