@@ -5,8 +5,10 @@
 #   1. $RUSTSEC_SNAPSHOT, or ../shared/rustsec-advisory-db when present: an offline snapshot, laid
 #      out where cargo-deny looks for its default database (deny.toml's db-path) as a one-commit
 #      git repository (cargo-deny reads HEAD's time as the database's age);
-#   2. otherwise cargo-deny fetches the database itself (a machine with internet access).
-# Only when neither works does it fail, saying how to provide a snapshot.
+#   2. otherwise cargo-deny fetches the database itself (a machine with internet access);
+#   3. when neither works (an offline machine without a snapshot), licenses, bans and sources are
+#      still checked and the skipped advisories are reported loudly; DENY_REQUIRE_ADVISORIES=1
+#      makes that an error instead.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -40,11 +42,17 @@ fi
 [ -f "$db/.snapshot" ] && rm -rf "$db"
 echo "[deny] no advisory snapshot; fetching the RustSec database" >&2
 if ! cargo deny fetch db; then
+  how="allow access to github.com/RustSec/advisory-db, or point RUSTSEC_SNAPSHOT at a copy of it
+[deny] (a checkout of rustsec/advisory-db with a SNAPSHOT file naming its commit)"
+  if [ "${DENY_REQUIRE_ADVISORIES:-0}" = 1 ]; then
+    echo "[deny] error: cannot fetch the RustSec advisory database and there is no snapshot; $how" >&2
+    exit 1
+  fi
   cat >&2 <<MSG
-[deny] error: cannot fetch the RustSec advisory database, and there is no offline snapshot.
-[deny] Either allow access to the advisory database, or point RUSTSEC_SNAPSHOT at a copy of it
-[deny] (a checkout of rustsec/advisory-db with a SNAPSHOT file naming its commit), then run again.
+[deny] WARNING: advisories NOT checked: the RustSec database cannot be fetched and there is no
+[deny] offline snapshot. To check them, $how.
+[deny] Checking licenses, bans and sources only.
 MSG
-  exit 1
+  exec cargo deny --offline check --hide-inclusion-graph licenses bans sources
 fi
 exec cargo deny check --disable-fetch --hide-inclusion-graph "${checks[@]}"
