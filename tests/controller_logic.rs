@@ -378,7 +378,7 @@ mod diagnosis {
     }
 
     fn event(reason: &str, message: &str, age_s: u64) -> EventFacts {
-        EventFacts { reason: reason.into(), message: message.into(), warning: true, age: Duration::from_secs(age_s) }
+        EventFacts { reason: reason.into(), message: message.into(), age: Duration::from_secs(age_s) }
     }
 
     fn facts(pods: Vec<PodFacts>) -> WorkloadFacts {

@@ -30,8 +30,6 @@ pub struct PodFacts {
     pub containers: Vec<ContainerFacts>,
     /// The pod's recent events, oldest first.
     pub events: Vec<EventFacts>,
-    /// Time since the pod was created.
-    pub age: Duration,
 }
 
 /// One container (init containers included) of a pod.
@@ -53,7 +51,6 @@ pub struct ContainerFacts {
 pub struct EventFacts {
     pub reason: String,
     pub message: String,
-    pub warning: bool,
     /// Time since the event last happened.
     pub age: Duration,
 }

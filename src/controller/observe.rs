@@ -88,7 +88,7 @@ async fn diagnose(
     let events: Api<Event> = Api::namespaced(ctx.client.clone(), &app.namespace);
     let mut sampled = Vec::new();
     for pod in not_ready.iter().take(PODS_SAMPLED) {
-        let mut facts = pod_facts(ctx, pod, now);
+        let mut facts = pod_facts(ctx, pod);
         if let Some(uid) = pod.metadata.uid.as_deref() {
             let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
             let mut evs: Vec<(Duration, EventFacts)> = list
@@ -104,7 +104,6 @@ async fn diagnose(
                     let facts = EventFacts {
                         reason: e.reason.clone().unwrap_or_default(),
                         message: e.message.clone().unwrap_or_default(),
-                        warning: e.type_.as_deref() == Some("Warning"),
                         age,
                     };
                     (age, facts)
@@ -131,7 +130,7 @@ fn pod_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn pod_facts(ctx: &Context, p: &Pod, now: Timestamp) -> PodFacts {
+fn pod_facts(ctx: &Context, p: &Pod) -> PodFacts {
     let status = p.status.clone().unwrap_or_default();
     let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
     let node_build = node
@@ -166,15 +165,7 @@ fn pod_facts(ctx: &Context, p: &Pod, now: Timestamp) -> PodFacts {
             }
         })
         .collect();
-    PodFacts {
-        name: p.name_any(),
-        node,
-        node_build,
-        unschedulable,
-        containers,
-        events: Vec::new(),
-        age: p.metadata.creation_timestamp.as_ref().map_or(Duration::ZERO, |t| since(now, &t.0)),
-    }
+    PodFacts { name: p.name_any(), node, node_build, unschedulable, containers, events: Vec::new() }
 }
 
 /// The Windows nodes the pods can run on, judged by the pod spec the operator applies (its node

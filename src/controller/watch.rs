@@ -6,7 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
@@ -220,7 +219,8 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let (runtime_classes, runtime_class_events) =
         cached::<RuntimeClass>(Api::all(client.clone()), watcher::Config::default().any_semantic());
     let runtime_class_changes = runtime_class_events
-        .predicate_filter(kube::runtime::predicates::generation, PredicateConfig::default())
+        // Not generation: RuntimeClasses have none, and a deletion must re-check the apps too.
+        .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default())
         .filter_map(|_| async { Some(()) });
 
     let (credspec_tx, credspec_events) = futures::channel::mpsc::unbounded();
@@ -268,7 +268,8 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     );
 
     // Secrets that config files come from: a change rolls the pods. Metadata only, used as a
-    // trigger and dropped at once (no cache: Secrets are many and their annotations may hold data).
+    // trigger and dropped once mapped (no cache: Secrets are many and their annotations may hold
+    // data).
     let controller = if watch_secrets {
         let app_store = controller.store();
         let secrets: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
@@ -278,12 +279,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
             .default_backoff()
             .touched_objects()
-            .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default())
-            .map_ok(|mut m| {
-                m.metadata.annotations = None;
-                m.metadata.managed_fields = None;
-                m
-            });
+            .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default());
         controller.watches_stream(secret_events, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             app_store
