@@ -11,5 +11,7 @@ pub mod metrics;
 pub mod quantity;
 pub mod render;
 pub mod run;
+pub mod schema;
 pub mod server;
 pub mod validate;
+pub mod yaml;
