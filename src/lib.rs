@@ -1,5 +1,6 @@
 //! winapp-operator: runs Windows workloads described by `WindowsApp` resources on hybrid clusters.
 
+pub mod admission;
 pub mod api;
 pub mod build;
 pub mod conditions;

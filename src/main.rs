@@ -20,7 +20,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print every object that the WindowsApps in a file become, in apply order, without a cluster.
-    #[command(after_long_help = winapp_operator::render::ASSUMPTIONS)]
+    /// Each WindowsApp is first checked as the API server checks it (the CRD's schema and CEL
+    /// rules, unknown fields refused), then by the operator's own rules, and the objects it
+    /// becomes as the API server would check them; every problem is printed as
+    /// `error: FILE:LINE:COLUMN: document N (WindowsApp NAMESPACE/NAME): FIELD: what to do`.
+    #[command(after_long_help = render::help())]
     Render {
         /// YAML file with one or more WindowsApps; `-` reads standard input.
         #[arg(short = 'f', long = "filename")]
@@ -181,17 +185,24 @@ fn render_cmd(file: &str, namespace: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let source = if file == "-" { "<stdin>" } else { file };
     match render::render(&input, namespace) {
         Ok(rendered) => {
+            for w in &rendered.warnings {
+                eprintln!("warning: {source}:{}: {}", w.pos, w.message);
+            }
             for s in &rendered.skipped {
-                eprintln!("note: {file}: {s} is not a WindowsApp; left out");
+                eprintln!("note: {source}: {s} is not a WindowsApp; left out");
             }
             print!("{}", rendered.yaml);
             ExitCode::SUCCESS
         }
         Err(errors) => {
             for e in errors {
-                eprintln!("error: {file}: {e}");
+                match e.pos() {
+                    Some(pos) => eprintln!("error: {source}:{pos}: {e}"),
+                    None => eprintln!("error: {source}: {e}"),
+                }
             }
             ExitCode::FAILURE
         }

@@ -1,10 +1,15 @@
 //! Offline `render`: multi-document YAML in, every child of every `WindowsApp` out, in apply order.
 
+use std::fmt;
+
 use thiserror::Error;
 
+use crate::admission::{self, ChildError};
 use crate::api::{GROUP, VERSION, WindowsApp};
 use crate::build::{self, BuildError};
-use crate::validate::{self, ValidationErrors};
+use crate::schema::{self, FieldPath, SchemaError, Step};
+use crate::validate::{self, ValidationError};
+use crate::yaml::{self, Document, Pos, YamlError};
 
 /// What `render` cannot know without a cluster, and so assumes (shown by `render --help`).
 pub const ASSUMPTIONS: &str = "\
@@ -20,21 +25,90 @@ Without a cluster, render assumes:
   - the owner reference and winapp.dev/owner-uid carry the app's UID, which only exists on the
     cluster: render leaves them out.";
 
-/// Why an input could not be rendered.
+/// What `render --help` shows after the options: assumptions, limits, how YAML is read.
+pub fn help() -> String {
+    format!("{ASSUMPTIONS}\n\n{LIMITS}\n\n{READING}")
+}
+
+/// How render reads YAML (shown by `render --help`).
+pub const READING: &str = "\
+Scalars are read as kubectl reads them (yes/no/on/off are booleans, 010 is octal, 1.0 is 1); a key
+given twice keeps its last value, as with kubectl, with a warning.";
+
+/// The limits on an input stream (shown by `render --help`).
+pub const LIMITS: &str = "\
+Limits on the input (generous for `kustomize build` of a large app set; YAML bombs are refused
+within a second):
+  - the whole input: at most 64 MiB, 50,000 documents and 5,000,000 YAML nodes;
+  - one document: at most 3 MiB (the API server's own request limit);
+  - nesting of mappings and sequences: at most 100 levels;
+  - aliases (*name): at most 10,000, expanding to at most 1,000,000 nodes in all.";
+
+/// Which document an error is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocRef {
+    /// Position among the stream's non-empty documents, from 0.
+    pub index: usize,
+    /// `namespace/name` of the WindowsApp, when it has a name.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for DocRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "document {} (WindowsApp {n})", self.index),
+            None => write!(f, "document {}", self.index),
+        }
+    }
+}
+
+/// Why an input could not be rendered. Every error about a document names it, the field, and
+/// (see [`RenderError::pos`]) the line and column in the input.
 #[derive(Debug, Error)]
 pub enum RenderError {
-    #[error("the input is not valid YAML: {0}")]
-    Yaml(#[from] serde_saphyr::Error),
-    #[error("document {index}: not a valid WindowsApp: {source}")]
-    Decode { index: usize, source: serde_json::Error },
-    #[error("WindowsApp {namespace}/{name} is invalid:\n  - {}", .errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - "))]
-    Invalid { namespace: String, name: String, errors: ValidationErrors },
-    #[error("WindowsApp {namespace}/{name}: {source}")]
-    Build { namespace: String, name: String, source: BuildError },
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("{doc}: {message}")]
+    Document { doc: DocRef, pos: Pos, message: String },
+    #[error("{doc}: {error}")]
+    Schema { doc: DocRef, pos: Pos, error: SchemaError },
+    #[error("{doc}: not a valid WindowsApp ({source}); fix the field it names")]
+    Decode { doc: DocRef, pos: Pos, source: serde_json::Error },
+    #[error("{doc}: {error}")]
+    Invalid { doc: DocRef, pos: Pos, error: ValidationError },
+    #[error("{doc}: {source}")]
+    Build { doc: DocRef, pos: Pos, source: BuildError },
+    #[error("{doc}: the API server would refuse the {error}{}", .error.origin.as_ref().map(|o| format!(" (from {o})")).unwrap_or_default())]
+    Child { doc: DocRef, pos: Pos, error: ChildError },
     #[error("could not write YAML: {0}")]
     Serialize(#[from] serde_saphyr::SerializeError),
     #[error("the input holds no WindowsApp (apiVersion {GROUP}/{VERSION}, kind WindowsApp)")]
     NoWindowsApp,
+}
+
+impl RenderError {
+    /// Line and column in the input of the node the error is about.
+    pub fn pos(&self) -> Option<Pos> {
+        match self {
+            RenderError::Document { pos, .. }
+            | RenderError::Schema { pos, .. }
+            | RenderError::Decode { pos, .. }
+            | RenderError::Invalid { pos, .. }
+            | RenderError::Build { pos, .. }
+            | RenderError::Child { pos, .. } => Some(*pos),
+            RenderError::Yaml(YamlError::Syntax(e)) => {
+                e.location().map(|l| Pos { line: l.line(), column: l.column() }).filter(|p| p.line > 0)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Something render did that the user should know, with where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub pos: Pos,
+    pub message: String,
 }
 
 /// The result of a render: the YAML stream and the documents that were passed over.
@@ -43,59 +117,183 @@ pub struct Rendered {
     pub yaml: String,
     /// `kind/name` of input documents that are not WindowsApps (left out of the output).
     pub skipped: Vec<String>,
+    /// Keys given twice in a WindowsApp (the last one wins, as with kubectl).
+    pub warnings: Vec<Warning>,
 }
 
 /// Renders every `WindowsApp` in a multi-document YAML stream. Objects without a namespace get
-/// `default_namespace`, as `kubectl apply` would give them. Every error is reported, not just
-/// the first app's.
+/// `default_namespace`, as `kubectl apply` would give them. Every error of every document is
+/// reported, in input order: schema (as the API server checks the CRD), the operator's own rules,
+/// then what the API server would refuse of the children.
 pub fn render(input: &str, default_namespace: &str) -> Result<Rendered, Vec<RenderError>> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(input).map_err(|e| vec![RenderError::Yaml(e)])?;
+    let docs = yaml::parse_stream(input).map_err(|e| vec![RenderError::Yaml(e)])?;
     let mut out = String::new();
     let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let mut apps = 0;
-    for (index, doc) in docs.into_iter().enumerate() {
-        if doc.is_null() {
+    for doc in docs {
+        let spans = &doc.spans;
+        let plain = DocRef { index: doc.index, name: None };
+        if doc.value.is_null() {
             continue;
         }
-        let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("<no kind>");
-        let api_version = doc.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
+        let Some(obj) = doc.value.as_object() else {
+            errors.push(RenderError::Document {
+                doc: plain,
+                pos: spans.pos,
+                message:
+                    "is not a mapping; every document must be a Kubernetes object (apiVersion, kind, metadata, ...)"
+                        .into(),
+            });
+            continue;
+        };
+        let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        let api_version = obj.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
+        if kind.is_empty() || api_version.is_empty() {
+            let missing = if kind.is_empty() { "kind" } else { "apiVersion" };
+            errors.push(RenderError::Document {
+                doc: plain,
+                pos: spans.pos,
+                message: format!(
+                    "{missing}: missing, so kubectl would refuse the document; add it (apiVersion: {GROUP}/{VERSION}, kind: WindowsApp for an app)"
+                ),
+            });
+            continue;
+        }
+        let ours = api_version.split('/').next() == Some(GROUP);
         if kind != "WindowsApp" || api_version != format!("{GROUP}/{VERSION}") {
-            let name = doc.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("<no name>");
-            skipped.push(format!("{kind}/{name}"));
+            if ours {
+                let (field, message) = if api_version != format!("{GROUP}/{VERSION}") {
+                    ("apiVersion", format!("apiVersion: {api_version} is not served; use {GROUP}/{VERSION}"))
+                } else {
+                    let hint = schema::closest(kind, ["WindowsApp"])
+                        .map(|s| format!("; did you mean {s}?"))
+                        .unwrap_or_default();
+                    ("kind", format!("kind: {kind} is not a kind of {GROUP}{hint} (the only kind is WindowsApp)"))
+                };
+                errors.push(RenderError::Document {
+                    doc: plain,
+                    pos: spans.locate(&[Step::Key(field.into())], false),
+                    message,
+                });
+            } else {
+                let name = doc.value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("<no name>");
+                skipped.push(format!("{kind}/{name}"));
+            }
             continue;
         }
         apps += 1;
-        match render_one(doc, index, default_namespace) {
+        for (path, pos) in spans.duplicates() {
+            warnings.push(Warning {
+                pos,
+                message: format!(
+                    "document {}: {} is given twice; the last value is used, as kubectl does: remove the other",
+                    doc.index,
+                    FieldPath(path)
+                ),
+            });
+        }
+        match render_one(doc, default_namespace) {
             Ok(yaml) => out.push_str(&yaml),
-            Err(e) => errors.push(e),
+            Err(mut e) => {
+                e.sort_by_key(|e| e.pos().map(|p| (p.line, p.column)));
+                errors.append(&mut e);
+            }
         }
     }
-    if apps == 0 {
+    if apps == 0 && errors.is_empty() {
         errors.push(RenderError::NoWindowsApp);
     }
-    if errors.is_empty() { Ok(Rendered { yaml: out, skipped }) } else { Err(errors) }
+    if errors.is_empty() { Ok(Rendered { yaml: out, skipped, warnings }) } else { Err(errors) }
 }
 
-fn render_one(doc: serde_json::Value, index: usize, default_namespace: &str) -> Result<String, RenderError> {
-    let app: WindowsApp = serde_json::from_value(doc).map_err(|source| RenderError::Decode { index, source })?;
-    let namespace = app.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
-    let name = app.metadata.name.clone().unwrap_or_default();
-    let valid = validate::validate(&app, Some(default_namespace)).map_err(|errors| RenderError::Invalid {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        errors,
+fn render_one(doc: Document, default_namespace: &str) -> Result<String, Vec<RenderError>> {
+    let Document { index, mut value, spans } = doc;
+    let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).map(|n| {
+        let ns = value.pointer("/metadata/namespace").and_then(|n| n.as_str()).unwrap_or(default_namespace);
+        format!("{ns}/{n}")
+    });
+    let doc = DocRef { index, name };
+    if let Err(errors) = schema::check(&value) {
+        return Err(errors
+            .into_iter()
+            .map(|error| RenderError::Schema {
+                doc: doc.clone(),
+                pos: spans.locate(&error.path.0, error.at_key()),
+                error,
+            })
+            .collect());
+    }
+    schema::normalize(&mut value);
+    let app: WindowsApp = serde_json::from_value(value.clone())
+        .map_err(|source| vec![RenderError::Decode { doc: doc.clone(), pos: spans.pos, source }])?;
+    let valid = validate::validate(&app, Some(default_namespace)).map_err(|errors| {
+        errors
+            .0
+            .into_iter()
+            .map(|error| RenderError::Invalid {
+                pos: spans.locate(&text_path(&error.to_string(), &value), false),
+                doc: doc.clone(),
+                error,
+            })
+            .collect::<Vec<_>>()
     })?;
-    let children = build::build(&valid).map_err(|source| RenderError::Build {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
-    let objects = children.to_ordered_json().map_err(|source| RenderError::Build { namespace, name, source })?;
+    let build_error = |source| vec![RenderError::Build { doc: doc.clone(), pos: spans.pos, source }];
+    let children = build::build(&valid).map_err(build_error)?;
+    let objects = children.to_ordered_json().map_err(build_error)?;
+    let refused = admission::check(&objects, &value);
+    if !refused.is_empty() {
+        return Err(refused
+            .into_iter()
+            .map(|error| RenderError::Child {
+                pos: error.origin.as_ref().map_or(spans.pos, |o| spans.locate(&o.0, false)),
+                doc: doc.clone(),
+                error,
+            })
+            .collect());
+    }
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&o)?);
+        out.push_str(&serde_saphyr::to_string(&o).map_err(|e| vec![RenderError::Serialize(e)])?);
     }
     Ok(out)
+}
+
+/// The path that starts a validation message (`spec.volumes[data].mountPath: ...`), with list
+/// entries named by their `name` resolved to their index in `doc`.
+fn text_path(message: &str, doc: &serde_json::Value) -> Vec<Step> {
+    let head = message.split(": ").next().unwrap_or("");
+    let mut steps = Vec::new();
+    let mut here = Some(doc);
+    let mut rest = head;
+    while !rest.is_empty() {
+        let (step, next) = if let Some(r) = rest.strip_prefix('[') {
+            let Some(end) = r.find(']') else { break };
+            let inner = &r[..end];
+            let index = inner.parse::<usize>().ok().or_else(|| {
+                here.and_then(|v| v.as_array())
+                    .and_then(|items| items.iter().position(|i| i.get("name").and_then(|n| n.as_str()) == Some(inner)))
+            });
+            match index {
+                Some(i) => (Step::Index(i), &r[end + 1..]),
+                None => break,
+            }
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end == 0 || r[..end].contains(char::is_whitespace) {
+                break;
+            }
+            (Step::Key(r[..end].to_owned()), &r[end..])
+        };
+        here = here.and_then(|v| match &step {
+            Step::Key(k) => v.get(k),
+            Step::Index(i) => v.get(*i),
+        });
+        steps.push(step);
+        rest = next;
+    }
+    steps
 }
