@@ -221,8 +221,11 @@ pub struct Probes {
 }
 
 /// Rolling update limits of the Deployment.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.maxSurge) || !(string(self.maxSurge) in ['0', '0%']) || (has(self.maxUnavailable) && !(string(self.maxUnavailable) in ['0', '0%']))")
+    .message("maxSurge and maxUnavailable cannot both be 0 (maxUnavailable defaults to 0): a rollout could never make progress; raise one of them")
+    .field_path(".maxSurge"))]
 pub struct Rollout {
     /// Extra pods above `replicas` during a rollout (number or percentage). Default 25%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
