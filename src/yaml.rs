@@ -31,7 +31,7 @@ pub mod limits {
     /// Aliases (`*name`) in the whole stream.
     pub const MAX_ALIASES: usize = 10_000;
     /// Nodes that aliases may expand to, in the whole stream (what a "billion laughs" grows).
-    pub const MAX_ALIAS_EXPANSION: usize = 1_000_000;
+    pub const MAX_ALIAS_EXPANSION: usize = 100_000;
 }
 
 /// Line and column (both from 1) of a node in the input.
@@ -152,7 +152,11 @@ pub enum YamlError {
     )]
     DocumentTooLarge { index: usize, line: u64, size: usize, max: usize },
     #[error("the input is not valid YAML: {0}")]
-    Syntax(#[from] serde_saphyr::Error),
+    Syntax(Box<serde_saphyr::Error>),
+    #[error(
+        "the input is over a limit of render ({what}; `winapp-operator render --help` lists them): split it, or remove what repeats ({0})", what = .1
+    )]
+    Limit(Box<serde_saphyr::Error>, &'static str),
 }
 
 /// Parses a YAML stream into its non-empty documents.
@@ -160,7 +164,7 @@ pub fn parse_stream(input: &str) -> Result<Vec<Document>, YamlError> {
     if input.len() > limits::MAX_INPUT_BYTES {
         return Err(YamlError::InputTooLarge { size: input.len(), max: limits::MAX_INPUT_BYTES });
     }
-    let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(input, options())?;
+    let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(input, options()).map_err(limit)?;
     let starts: Vec<(usize, u64)> =
         raw.iter().map(|d| (d.referenced.span().byte_offset().unwrap_or(0) as usize, d.referenced.line())).collect();
     let mut docs = Vec::with_capacity(raw.len());
@@ -178,6 +182,28 @@ pub fn parse_stream(input: &str) -> Result<Vec<Document>, YamlError> {
     Ok(docs)
 }
 
+/// Budget and alias errors say which limit was hit (the error may come wrapped with a snippet of
+/// the input, so it is recognised by its text).
+fn limit(e: serde_saphyr::Error) -> YamlError {
+    let text = e.to_string();
+    let what = if text.contains("budget breached: Documents") {
+        "at most 50,000 documents"
+    } else if text.contains("budget breached: Nodes") || text.contains("budget breached: Events") {
+        "at most 5,000,000 YAML nodes"
+    } else if text.contains("budget breached: Depth") || text.contains("recursion limit exceeded") {
+        "at most 100 levels of nesting"
+    } else if text.contains("budget breached: Aliases") || text.contains("budget breached: AliasAnchorRatio") {
+        "at most 10,000 aliases"
+    } else if text.contains("budget breached: RecordedAnchor") || text.to_ascii_lowercase().contains("alias") {
+        "aliases expand to at most 100,000 nodes"
+    } else if text.contains("budget breached") {
+        "the size of the input"
+    } else {
+        return YamlError::Syntax(Box::new(e));
+    };
+    YamlError::Limit(Box::new(e), what)
+}
+
 fn options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = limits::MAX_DOCUMENTS;
@@ -188,6 +214,7 @@ fn options() -> serde_saphyr::Options {
     budget.max_aliases = limits::MAX_ALIASES;
     budget.max_total_scalar_bytes = limits::MAX_INPUT_BYTES;
     budget.max_reader_input_bytes = Some(limits::MAX_INPUT_BYTES);
+    budget.max_recorded_anchor_events = limits::MAX_ALIAS_EXPANSION;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
     options.alias_limits.max_total_replayed_events = limits::MAX_ALIAS_EXPANSION;

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::{FieldPath, Problem, SchemaError, closest};
 #[cfg(test)]
 use super::Step;
+use super::{FieldPath, Problem, SchemaError, closest};
 
 /// Fields of ObjectMeta.
 pub const FIELDS: &[&str] = &[
@@ -67,15 +67,6 @@ pub fn check(value: &Value, path: &FieldPath, errors: &mut Vec<SchemaError>) {
                         Problem::Metadata(format!(
                             "{s:?} is not a valid namespace name (a DNS label: at most 63 lower-case letters, digits and '-'); fix it"
                         )),
-                    ));
-                }
-                if key == "resourceVersion" && !s.is_empty() {
-                    errors.push(SchemaError::new(
-                        here,
-                        Problem::Metadata(
-                            "must not be set on an object to be created (it comes from a `kubectl get`); remove it"
-                                .into(),
-                        ),
                     ));
                 }
             }
@@ -256,12 +247,20 @@ pub fn is_dns1123_label(s: &str) -> bool {
 }
 
 /// The part of `metadata` that CEL rules at the root see: `name` and `generateName` only.
+/// Like the API server, a `generateName` without a `name` gets a name (five random characters
+/// after it) before the rules run.
 pub fn cel_view(meta: Option<&Value>) -> Value {
     let mut out = serde_json::Map::new();
     for key in ["name", "generateName"] {
-        if let Some(v) = meta.and_then(|m| m.get(key)) {
+        if let Some(v) = meta.and_then(|m| m.get(key)).filter(|v| !v.is_null()) {
             out.insert(key.into(), v.clone());
         }
+    }
+    if !out.contains_key("name")
+        && let Some(prefix) = out.get("generateName").and_then(Value::as_str)
+    {
+        let generated = format!("{prefix}x7k2q");
+        out.insert("name".into(), Value::String(generated));
     }
     Value::Object(out)
 }

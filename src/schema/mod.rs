@@ -299,9 +299,13 @@ pub fn check(doc: &Value) -> Result<(), Vec<SchemaError>> {
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
-/// What the API server stores of a document it accepts: fields set to `null` whose schema is not
-/// nullable are dropped, and `default`s of absent fields are filled in.
+/// What the API server stores of a document it accepts on create: `status` is dropped (it has its
+/// own subresource), fields set to `null` whose schema is not nullable are dropped, and `default`s
+/// of absent fields are filled in.
 pub fn normalize(doc: &mut Value) {
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("status");
+    }
     if let Ok(root) = root() {
         normalize_with(root, doc);
     }
