@@ -2,10 +2,12 @@
 //! structural or CEL error in the schema fails here), then each example's WindowsApp and its
 //! rendered children are applied with server-side dry-run.
 
+mod corpus_support;
 mod support;
 
 use std::path::PathBuf;
 
+use corpus_support::{Expect, corpus};
 use support::{TestNamespace, kubectl};
 use winapp_operator::render;
 
@@ -132,5 +134,90 @@ async fn the_api_server_refuses_a_config_file_with_both_or_no_source() {
         kubectl(&["apply", "--dry-run=server", "-n", ns.name(), "-f", "-"], Some(&app(file)))
             .unwrap_or_else(|e| panic!("{file}: refused: {e}"));
     }
+    ns.cleanup().await;
+}
+
+/// One source of truth for validity: every input of tests/corpus/ is created with server-side
+/// dry-run and strict field validation. Every input the API server refuses, render refuses; every
+/// input it accepts, render accepts, except those whose header says render refuses them: for
+/// `refuses (child)` the API server must refuse what render would build (rendered without the
+/// child checks, then applied with dry-run); `refuses (operator)` are the operator's own rules,
+/// which the CRD cannot express. The headers themselves are checked against the server too.
+#[tokio::test]
+async fn the_api_server_and_render_agree_on_every_corpus_input() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let client = support::client().await;
+    kubectl(&["apply", "--server-side", "-f", &root.join("crds").to_string_lossy()], None)
+        .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
+    let gmsa = root.join("tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml");
+    kubectl(&["apply", "--server-side", "-f", &gmsa.to_string_lossy()], None).expect("GMSACredentialSpec CRD");
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/windowsapps.winapp.dev",
+            "crd/gmsacredentialspecs.windows.k8s.io",
+        ],
+        None,
+    )
+    .expect("established");
+    let ns = TestNamespace::new(&client, "corpus").await;
+    let cases = corpus();
+    let (mut refused_both, mut accepted_both, mut child, mut operator) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let server =
+            kubectl(&["create", "--dry-run=server", "--validate=strict", "-n", ns.name(), "-f", "-"], Some(&case.yaml));
+        let rendered = render::render(&case.yaml, ns.name());
+        let verdict = |accepted: bool| if accepted { Expect::Accepts } else { Expect::Refuses };
+        let server_verdict = verdict(server.is_ok());
+        if server_verdict != case.server {
+            failures.push(format!(
+                "{}: the header says the server {:?}, it {server_verdict:?}: {server:?}",
+                case.name, case.server
+            ));
+            continue;
+        }
+        match (server_verdict, &rendered, case.render) {
+            (Expect::Refuses, Err(_), _) => refused_both += 1,
+            (Expect::Accepts, Ok(_), Expect::Accepts) => accepted_both += 1,
+            (Expect::Accepts, Err(_), Expect::RefusesOperator) => operator += 1,
+            (Expect::Accepts, Err(_), Expect::RefusesChild) => {
+                let options = render::Options { check_children: false };
+                match render::render_with(&case.yaml, ns.name(), &options) {
+                    Ok(unchecked) => {
+                        match kubectl(&["apply", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&unchecked.yaml))
+                        {
+                            Err(_) => child += 1,
+                            Ok(out) => failures.push(format!(
+                                "{}: render refuses a child that the API server accepts:\n{out}",
+                                case.name
+                            )),
+                        }
+                    }
+                    Err(e) => failures.push(format!("{}: refused before the children were built: {e:?}", case.name)),
+                }
+            }
+            (s, r, expect) => failures.push(format!(
+                "{}: the server {s:?}, render {}, header {expect:?}: {:?}",
+                case.name,
+                if r.is_ok() { "accepts" } else { "refuses" },
+                r.as_ref().err()
+            )),
+        }
+    }
+    eprintln!(
+        "corpus: {} inputs; {refused_both} refused by the API server and by render; {accepted_both} accepted by both; \
+         {child} accepted by the API server but refused by render because the API server refuses a child (each checked); \
+         {operator} refused by the operator's own rules",
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus inputs disagree:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     ns.cleanup().await;
 }

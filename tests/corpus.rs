@@ -1,0 +1,135 @@
+//! The corpus of tests/corpus/: WindowsApps (mostly invalid) with, in their first lines, what the
+//! API server does with them (`# server: accepts|refuses`) and what render does
+//! (`# render: accepts|refuses`, `refuses (child)` when the API server would refuse a child render
+//! builds, `refuses (operator)` for the operator's own rules). This test holds render to its
+//! header without a cluster; tests/render_dry_run.rs holds the headers to the real API server.
+//! Also: render's limits on large streams and YAML bombs.
+
+mod corpus_support;
+
+use std::time::{Duration, Instant};
+
+use corpus_support::{Expect, corpus};
+use winapp_operator::render::{self, RenderError};
+
+#[test]
+fn render_refuses_and_accepts_what_each_corpus_input_says() {
+    let cases = corpus();
+    assert!(cases.len() >= 60, "the corpus has {} inputs", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let result = render::render(&case.yaml, "default");
+        let problem = match (&case.render, &result) {
+            (Expect::Accepts, Ok(_)) => None,
+            (Expect::Accepts, Err(e)) => Some(format!("refused: {e:#?}")),
+            (_, Ok(_)) => Some("accepted".to_owned()),
+            (expect, Err(errors)) => {
+                let wrong_layer: Vec<&RenderError> = errors
+                    .iter()
+                    .filter(|e| match expect {
+                        // Refused where the API server refuses: by the schema (or the document's kind).
+                        Expect::Refuses => !matches!(e, RenderError::Schema { .. } | RenderError::Document { .. }),
+                        Expect::RefusesChild => !matches!(e, RenderError::Child { .. }),
+                        Expect::RefusesOperator => !matches!(e, RenderError::Invalid { .. }),
+                        Expect::Accepts => false,
+                    })
+                    .collect();
+                if !wrong_layer.is_empty() {
+                    Some(format!("refused, but not as expected ({expect:?}): {wrong_layer:#?}"))
+                } else if let Some(e) = errors.iter().find(|e| e.pos().is_none_or(|p| p.line <= 3)) {
+                    Some(format!("an error without a line in the document: {e}"))
+                } else {
+                    errors
+                        .iter()
+                        .find(|e| !e.to_string().starts_with("document 0"))
+                        .map(|e| format!("an error that does not name the document: {e}"))
+                }
+            }
+        };
+        if let Some(p) = problem {
+            failures.push(format!("{}: {p}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus inputs disagree:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unknown_fields_name_the_closest_field_and_their_line() {
+    let case = corpus().into_iter().find(|c| c.name == "unknown-windows-versoin").expect("in the corpus");
+    let errors = render::render(&case.yaml, "default").expect_err("refused");
+    assert_eq!(errors.len(), 1);
+    let e = &errors[0];
+    assert_eq!(e.pos().map(|p| (p.line, p.column)), Some((11, 5)), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "document 0 (WindowsApp default/web): spec.windows.versoin: unknown field; did you mean \"version\"?"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn decode_errors_are_schema_errors_with_a_path_and_line() {
+    let case = corpus().into_iter().find(|c| c.name == "type-replicas-word").expect("in the corpus");
+    let errors = render::render(&case.yaml, "default").expect_err("refused");
+    let shown = errors[0].to_string();
+    assert!(shown.contains("spec.replicas: must be an integer (32-bit), not a string (three)"), "{shown}");
+    assert_eq!(errors[0].pos().map(|p| p.line), Some(10));
+}
+
+#[test]
+fn a_key_given_twice_is_a_warning() {
+    let case = corpus().into_iter().find(|c| c.name == "valid-duplicate-key").expect("in the corpus");
+    let rendered = render::render(&case.yaml, "default").expect("accepted");
+    assert_eq!(rendered.warnings.len(), 1, "{:?}", rendered.warnings);
+    assert!(rendered.warnings[0].message.contains("spec.image is given twice"), "{:?}", rendered.warnings);
+    assert!(rendered.yaml.contains("registry.example.com/web:2"));
+}
+
+const APP: &str = "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: web\nspec:\n  image: x\n";
+
+#[test]
+fn a_stream_of_ten_thousand_documents_renders() {
+    let other = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n---\n";
+    let input = format!("{}{APP}", other.repeat(10_000));
+    let started = Instant::now();
+    let rendered = render::render(&input, "default").unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(rendered.skipped.len(), 10_000);
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    // And many WindowsApps.
+    let apps: String = (0..1_100).map(|i| APP.replace("name: web", &format!("name: web{i}")) + "---\n").collect();
+    render::render(&apps, "default").unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+#[test]
+fn yaml_bombs_and_oversized_input_are_refused_quickly() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    let deep = format!("{}x{}", "[".repeat(5_000), "]".repeat(5_000));
+    let wide_doc = format!("{APP}  args: [{}]\n", vec!["\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""; 120_000].join(", "));
+    let many_docs = "---\na: 1\n".repeat(60_000);
+    let huge = "#".repeat(65 * 1024 * 1024);
+    // Amplification is stopped within seconds (of a debug build); large inputs are linear work.
+    for (what, input, seconds) in [
+        ("a billion laughs", bomb, 5),
+        ("5,000 levels of nesting", deep, 5),
+        ("a 4 MB document", wide_doc, 30),
+        ("60,000 documents", many_docs, 30),
+        ("65 MiB", huge, 5),
+    ] {
+        let started = Instant::now();
+        let errors = render::render(&input, "default").expect_err(what);
+        assert!(started.elapsed() < Duration::from_secs(seconds), "{what}: took {:?}", started.elapsed());
+        assert!(matches!(errors[0], RenderError::Yaml(_)), "{what}: {errors:?}");
+        eprintln!("{what}: refused in {:?}: {}", started.elapsed(), errors[0]);
+    }
+}
