@@ -133,3 +133,58 @@ fn yaml_bombs_and_oversized_input_are_refused_quickly() {
         eprintln!("{what}: refused in {:?}: {}", started.elapsed(), errors[0]);
     }
 }
+
+/// No input makes render panic: mutations (characters replaced, lines dropped or repeated,
+/// indentation changed) of every example and corpus input, reproducible from a fixed seed.
+#[test]
+fn render_never_panics_on_mutated_inputs() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut seeds: Vec<String> = corpus().into_iter().map(|c| c.yaml).collect();
+    for entry in std::fs::read_dir(root.join("examples")).expect("examples/") {
+        seeds.push(std::fs::read_to_string(entry.expect("entry").path()).expect("example"));
+    }
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    const REPLACEMENTS: &[&str] =
+        &[":", "-", " ", "{", "}", "[", "]", "\"", "'", "1", "-1", "x", "\\", "&a", "*a", "!!", "null", "~", "\n"];
+    // More with FUZZ_ROUNDS=200 (for example), in a release build.
+    let rounds: usize = std::env::var("FUZZ_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(12);
+    let mut runs = 0;
+    for seed in &seeds {
+        for _ in 0..rounds {
+            let mut lines: Vec<String> = seed.lines().map(str::to_owned).collect();
+            for _ in 0..1 + next(3) {
+                let i = next(lines.len());
+                match next(4) {
+                    0 => {
+                        let line = &mut lines[i];
+                        let at = next(line.len() + 1);
+                        let at = (0..=at).rev().find(|a| line.is_char_boundary(*a)).unwrap_or(0);
+                        line.insert_str(at, REPLACEMENTS[next(REPLACEMENTS.len())]);
+                    }
+                    1 => {
+                        lines.remove(i.min(lines.len().saturating_sub(1)));
+                    }
+                    2 => {
+                        let l = lines[i].clone();
+                        lines.insert(i, l);
+                    }
+                    _ => lines[i] = format!("{}{}", " ".repeat(next(5)), lines[i].trim_start()),
+                }
+                if lines.is_empty() {
+                    lines.push(String::new());
+                }
+            }
+            let input = lines.join("\n");
+            let outcome = std::panic::catch_unwind(|| render::render(&input, "default").map(|_| ()));
+            assert!(outcome.is_ok(), "render panicked on:\n{input}");
+            runs += 1;
+        }
+    }
+    assert!(runs > 1_000, "{runs} mutations");
+}

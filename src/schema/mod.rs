@@ -646,7 +646,12 @@ fn check_rules(node: &Node, value: &Value, path: &FieldPath, errors: &mut Vec<Sc
         return;
     }
     for rule in node.rules.iter().filter(|r| !r.transition) {
-        let at = rule.field_path.as_deref().map_or_else(|| path.clone(), |fp| path.extend_with(fp));
+        let at = match rule.field_path.as_deref() {
+            Some(fp) => path.extend_with(fp),
+            // The root's name rule is about metadata.name (the API server reports it at the root).
+            None if is_root && rule.source.starts_with("self.metadata.name") => path.join("metadata").join("name"),
+            None => path.clone(),
+        };
         match rule.evaluate(value) {
             cel::Outcome::Passed => {}
             cel::Outcome::Failed => errors.push(SchemaError::new(

@@ -164,7 +164,7 @@ fn cel_rules_run_when_the_rest_passed() {
     let mut doc = app(json!({"image": "x"}));
     doc["metadata"]["name"] = json!("Web_App");
     let e = one_error(&doc);
-    assert!(e.starts_with("(the document): metadata.name must be a DNS-1035 label"), "{e}");
+    assert!(e.starts_with("metadata.name: metadata.name must be a DNS-1035 label"), "{e}");
     // Not checked while the structure is wrong (as the API server does).
     assert_eq!(errors(&app(json!({"image": 1, "gmsa": {}}))).len(), 1);
     // A nullable field set to null is absent for has().
