@@ -316,3 +316,36 @@ fn text_path(message: &str, doc: &serde_json::Value) -> Vec<Step> {
     }
     steps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validation_messages_lead_to_their_field() {
+        let doc = json!({"spec": {"volumes": [{"name": "a"}, {"name": "data", "mountPath": "x"}],
+            "config": {"files": [{"name": "Web.config"}]}}});
+        let steps = |m: &str| FieldPath(text_path(m, &doc)).to_string();
+        assert_eq!(steps("spec.volumes[data].mountPath: the mount path is used twice"), "spec.volumes[1].mountPath");
+        assert_eq!(steps("spec.config.files[Web.config]: set exactly one"), "spec.config.files[0]");
+        assert_eq!(steps("spec.ports: the name \"a\" is used twice"), "spec.ports");
+        assert_eq!(steps("spec.volumes[nothere].mountPath: x"), "spec.volumes");
+        assert_eq!(steps("metadata.name: \"A\" must be"), "metadata.name");
+    }
+
+    #[test]
+    fn documents_that_are_not_objects_or_not_served_are_refused() {
+        let e = render("- a\n- b\n", "default").expect_err("a list");
+        assert!(e[0].to_string().contains("is not a mapping"), "{}", e[0]);
+        let e = render("apiVersion: winapp.dev/v1\nkind: WindowsApp\n", "default").expect_err("v1");
+        assert!(e[0].to_string().contains("use winapp.dev/v1alpha1"), "{}", e[0]);
+        assert_eq!(e[0].pos().map(|p| p.line), Some(1));
+        let e = render("apiVersion: winapp.dev/v1alpha1\nkind: WindowsAp\n", "default").expect_err("kind");
+        assert!(e[0].to_string().contains("did you mean WindowsApp?"), "{}", e[0]);
+        let e = render("metadata: {name: x}\n", "default").expect_err("no kind");
+        assert!(e[0].to_string().contains("kind: missing"), "{}", e[0]);
+        let e = render("apiVersion: v1\nkind: ConfigMap\n", "default").expect_err("no app");
+        assert!(matches!(e[0], RenderError::NoWindowsApp));
+    }
+}

@@ -156,7 +156,7 @@ fn check_labels(v: &Value, path: &FieldPath, errors: &mut Vec<SchemaError>) {
         if !is_qualified_name(k) {
             errors.push(SchemaError::new(
                 here.clone(),
-                Problem::Metadata(format!(
+                Problem::MetadataKey(format!(
                     "{k:?} is not a valid label key (an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit); rename it"
                 )),
             ));
@@ -190,7 +190,7 @@ fn check_annotations(v: &Value, path: &FieldPath, errors: &mut Vec<SchemaError>)
         if !is_qualified_name(&k.to_ascii_lowercase()) {
             errors.push(SchemaError::new(
                 here.clone(),
-                Problem::Metadata(format!(
+                Problem::MetadataKey(format!(
                     "{k:?} is not a valid annotation key (an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'); rename it"
                 )),
             ));

@@ -113,7 +113,7 @@ impl SchemaError {
 
     /// Whether the error is about a key itself (an unknown field), rather than its value.
     pub fn at_key(&self) -> bool {
-        matches!(self.problem, Problem::UnknownField { .. })
+        matches!(self.problem, Problem::UnknownField { .. } | Problem::MetadataKey(_))
     }
 }
 
@@ -164,6 +164,9 @@ pub enum Problem {
     RuleError { rule: String, error: String },
     #[error("{0}")]
     Metadata(String),
+    /// About a key of labels or annotations (reported where the key is).
+    #[error("{0}")]
+    MetadataKey(String),
 }
 
 impl Problem {

@@ -203,3 +203,80 @@ fn closest_names() {
     assert_eq!(closest("IMAGE", ["image"]), Some("image".into()));
     assert_eq!(closest("zzz", ["image", "replicas"]), None);
 }
+
+/// The checker on a schema of its own, for keywords the WindowsApp CRD does not use (yet).
+fn synthetic(schema: Value, value: Value) -> Vec<String> {
+    let node = compile::compile(&schema, "").expect("compiles");
+    let mut errors = Vec::new();
+    check_node(&node, &value, &FieldPath::default().join("x"), &mut errors, Mode::Full);
+    if errors.is_empty() {
+        check_rules(&node, &value, &FieldPath::default().join("x"), &mut errors, false);
+    }
+    errors.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn embedded_resources_allow_their_type_and_check_their_metadata() {
+    let schema = json!({"type": "object", "x-kubernetes-embedded-resource": true,
+        "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}}});
+    assert!(
+        synthetic(
+            schema.clone(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "spec": {"a": "b"}})
+        )
+        .is_empty()
+    );
+    let e = synthetic(schema, json!({"apiVersion": "v1", "metadata": {"nmae": "c"}, "data": {}}));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e[0].starts_with("x.data: unknown field"), "{e:#?}");
+    assert!(e[1].starts_with("x.metadata.nmae: unknown field; did you mean \"name\"?"), "{e:#?}");
+}
+
+#[test]
+fn maps_sets_bounds_and_counts() {
+    let map = json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0, "exclusiveMinimum": true}, "maxProperties": 2, "minProperties": 1});
+    assert!(synthetic(map.clone(), json!({"a": 1, "b": 2})).is_empty());
+    let e = synthetic(map.clone(), json!({"a": 0, "b": 2, "c": 3}));
+    assert_eq!(
+        e,
+        vec!["x.a: 0 is at or below 0; use a value of more than 0", "x: has 3 keys, at most 2 allowed; remove some"]
+    );
+    assert_eq!(synthetic(map, json!({})), vec!["x: has 0 keys, at least 1 needed; add more"]);
+    let set = json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}, "minItems": 1});
+    assert_eq!(
+        synthetic(set.clone(), json!(["a", "b", "a"])),
+        vec![
+            "x[2]: duplicate entry \"a\" (entries of this list are identified by it); give each entry its own or remove the duplicate"
+        ]
+    );
+    assert_eq!(synthetic(set, json!([])), vec!["x: has 0 entries, at least 1 needed; add more"]);
+    let num = json!({"type": "number", "maximum": 1.5, "multipleOf": 0.5});
+    assert_eq!(synthetic(num.clone(), json!(1.0)), Vec::<String>::new());
+    assert_eq!(
+        synthetic(num, json!(1.75)),
+        vec![
+            "x: 1.75 is above the maximum 1.5; use a value of at most 1.5",
+            "x: 1.75 is not a multiple of 0.5; use a multiple of it"
+        ]
+    );
+    let time = json!({"type": "string", "format": "date-time"});
+    assert!(synthetic(time.clone(), json!("2024-01-31T12:00:00Z")).is_empty());
+    assert_eq!(synthetic(time, json!("yesterday")).len(), 1);
+}
+
+#[test]
+fn rules_without_a_message_and_rules_that_cannot_be_evaluated() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}, "x-kubernetes-validations": [{"rule": "self.a > 1"}]});
+    assert_eq!(
+        synthetic(schema.clone(), json!({"a": 1})),
+        vec!["x: failed rule: self.a > 1; change the value so that it holds"]
+    );
+    let e = synthetic(schema, json!({}));
+    assert!(e[0].starts_with("x: the rule \"self.a > 1\" could not be checked"), "{e:#?}");
+}
+
+#[test]
+fn unknown_keywords_fail_compilation() {
+    assert!(compile::compile(&json!({"type": "object", "oneOf": []}), "").is_err());
+    assert!(compile::compile(&json!({"x-kubernetes-validations": [{"rule": "self >"}]}), "").is_err());
+}
