@@ -198,6 +198,9 @@ fn render_cmd(file: &str, namespace: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
+            for w in render::warnings(&input) {
+                eprintln!("warning: {source}:{}: {}", w.pos, w.message);
+            }
             for e in errors {
                 match e.pos() {
                     Some(pos) => eprintln!("error: {source}:{pos}: {e}"),

@@ -203,16 +203,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
             continue;
         }
         apps += 1;
-        for (path, pos) in spans.duplicates() {
-            warnings.push(Warning {
-                pos,
-                message: format!(
-                    "document {}: {} is given twice; the last value is used, as kubectl does: remove the other",
-                    doc.index,
-                    FieldPath(path)
-                ),
-            });
-        }
+        warnings.extend(duplicates(&doc));
         match render_one(doc, default_namespace, options) {
             Ok(yaml) => out.push_str(&yaml),
             Err(mut e) => {
@@ -225,6 +216,32 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
         errors.push(RenderError::NoWindowsApp);
     }
     if errors.is_empty() { Ok(Rendered { yaml: out, skipped, warnings }) } else { Err(errors) }
+}
+
+/// Keys given twice in the document.
+fn duplicates(doc: &Document) -> Vec<Warning> {
+    doc.spans
+        .duplicates()
+        .into_iter()
+        .map(|(path, pos)| Warning {
+            pos,
+            message: format!(
+                "document {}: {} is given twice; the last value is used, as kubectl does: remove the other",
+                doc.index,
+                FieldPath(path)
+            ),
+        })
+        .collect()
+}
+
+/// The warnings of [`Rendered::warnings`] for an input that failed to render (keys given twice in
+/// its WindowsApps), so that they are shown with the errors.
+pub fn warnings(input: &str) -> Vec<Warning> {
+    let Ok(docs) = yaml::parse_stream(input) else { return Vec::new() };
+    docs.iter()
+        .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("WindowsApp"))
+        .flat_map(duplicates)
+        .collect()
 }
 
 fn render_one(doc: Document, default_namespace: &str, options: &Options) -> Result<String, Vec<RenderError>> {
@@ -332,6 +349,16 @@ mod tests {
         assert_eq!(steps("spec.ports: the name \"a\" is used twice"), "spec.ports");
         assert_eq!(steps("spec.volumes[nothere].mountPath: x"), "spec.volumes");
         assert_eq!(steps("metadata.name: \"A\" must be"), "metadata.name");
+    }
+
+    #[test]
+    fn keys_given_twice_are_warned_about_also_when_the_input_fails() {
+        let input = "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: a}\nspec: {image: x, replicas: 1, replicas: -1}\n";
+        assert!(render(input, "default").is_err());
+        let w = warnings(input);
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].pos.line, w[0].pos.column), (4, 31));
+        assert!(w[0].message.contains("spec.replicas is given twice"), "{w:?}");
     }
 
     #[test]
