@@ -204,6 +204,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
         }
         apps += 1;
         warnings.extend(duplicates(&doc));
+        warnings.extend(ignored_overrides(&doc));
         match render_one(doc, default_namespace, options) {
             Ok(yaml) => out.push_str(&yaml),
             Err(mut e) => {
@@ -240,8 +241,101 @@ pub fn warnings(input: &str) -> Vec<Warning> {
     let Ok(docs) = yaml::parse_stream(input) else { return Vec::new() };
     docs.iter()
         .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("WindowsApp"))
-        .flat_map(duplicates)
+        .flat_map(|d| duplicates(d).into_iter().chain(ignored_overrides(d)))
         .collect()
+}
+
+/// Fields of `spec.podTemplate.spec` that are not fields of a pod spec (at any depth: containers,
+/// probes, ...). The API server keeps them (the field preserves unknown fields), but the operator
+/// builds a PodSpec from the merged override, which drops them: a typo there would be lost in
+/// silence.
+fn ignored_overrides(doc: &Document) -> Vec<Warning> {
+    let Some(fragment) = doc.value.pointer("/spec/podTemplate/spec").and_then(|v| v.as_object()) else {
+        return Vec::new();
+    };
+    let mut lent = fragment.clone();
+    lent.entry("containers").or_insert_with(|| serde_json::json!([]));
+    let lent = serde_json::Value::Object(lent);
+    let Ok(typed) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(lent.clone()) else {
+        return Vec::new(); // not a pod spec at all: validate says so
+    };
+    let Ok(kept) = serde_json::to_value(typed) else { return Vec::new() };
+    let base = FieldPath(vec![Step::Key("spec".into()), Step::Key("podTemplate".into()), Step::Key("spec".into())]);
+    let mut dropped = Vec::new();
+    dropped_fields(&lent, &kept, &base, &mut dropped);
+    let pod_spec_schema = serde_json::to_value(schemars::schema_for!(k8s_openapi::api::core::v1::PodSpec)).ok();
+    dropped
+        .into_iter()
+        .map(|(path, kept_keys)| {
+            let known = pod_spec_schema
+                .as_ref()
+                .and_then(|s| fields_at(s, &path.0[base.0.len()..path.0.len() - 1]))
+                .unwrap_or(kept_keys);
+            let last = match path.0.last() {
+                Some(Step::Key(k)) => k.clone(),
+                _ => String::new(),
+            };
+            let hint = schema::closest(&last, known.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            Warning {
+                pos: doc.spans.locate(&path.0, true),
+                message: format!(
+                    "document {}: {path}: not a field of a pod spec{hint}; the API server keeps it, but the operator ignores it: rename or remove it",
+                    doc.index
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The field names of the object at `path` in a JSON schema (following `$ref`s and `items`).
+fn fields_at(root: &serde_json::Value, path: &[Step]) -> Option<Vec<String>> {
+    fn resolve<'a>(root: &'a serde_json::Value, mut node: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        for _ in 0..8 {
+            match node.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => node = root.pointer(r.strip_prefix('#')?)?,
+                None => break,
+            }
+        }
+        Some(node)
+    }
+    let mut node = resolve(root, root)?;
+    for step in path {
+        node = match step {
+            Step::Key(k) => resolve(root, node.get("properties")?.get(k)?)?,
+            Step::Index(_) => resolve(root, node.get("items")?)?,
+        };
+    }
+    Some(node.get("properties")?.as_object()?.keys().cloned().collect())
+}
+
+/// Keys of `given` (recursively) that are missing from `kept`, with the keys `kept` has there.
+fn dropped_fields(
+    given: &serde_json::Value,
+    kept: &serde_json::Value,
+    path: &FieldPath,
+    out: &mut Vec<(FieldPath, Vec<String>)>,
+) {
+    match (given, kept) {
+        (serde_json::Value::Object(g), serde_json::Value::Object(k)) => {
+            for (key, v) in g {
+                match k.get(key) {
+                    Some(kv) => dropped_fields(v, kv, &path.join(key), out),
+                    None if v.is_null() => {}
+                    // An empty list or map may be left out when serialized again.
+                    None if v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(|o| o.is_empty()) => {}
+                    None => out.push((path.join(key), k.keys().cloned().collect())),
+                }
+            }
+        }
+        (serde_json::Value::Array(g), serde_json::Value::Array(k)) => {
+            for (i, (gv, kv)) in g.iter().zip(k).enumerate() {
+                dropped_fields(gv, kv, &path.index(i), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn render_one(doc: Document, default_namespace: &str, options: &Options) -> Result<String, Vec<RenderError>> {
@@ -359,6 +453,16 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!((w[0].pos.line, w[0].pos.column), (4, 31));
         assert!(w[0].message.contains("spec.replicas is given twice"), "{w:?}");
+    }
+
+    #[test]
+    fn pod_template_fields_the_operator_would_ignore_are_warned_about() {
+        let input = "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: a}\nspec:\n  image: x\n  podTemplate:\n    spec:\n      nodeSelecter: {a: b}\n      priorityClassName: high\n      containers:\n        - name: app\n          imagePullPolicyy: Always\n";
+        let rendered = render(input, "default").expect("the API server accepts it, and so does render");
+        let shown: Vec<String> = rendered.warnings.iter().map(|w| format!("{}: {}", w.pos, w.message)).collect();
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+        assert!(shown[0].starts_with("12:11: document 0: spec.podTemplate.spec.containers[0].imagePullPolicyy: not a field of a pod spec (did you mean \"imagePullPolicy\"?)"), "{shown:#?}");
+        assert!(shown[1].starts_with("8:7: document 0: spec.podTemplate.spec.nodeSelecter: not a field of a pod spec (did you mean \"nodeSelector\"?)"), "{shown:#?}");
     }
 
     #[test]
