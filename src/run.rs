@@ -120,6 +120,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         failures: Default::default(),
         applied: Default::default(),
         diagnose_after: config.diagnose_after,
+        progress: Default::default(),
     });
     let h = health.clone();
     tokio::spawn(async move {

@@ -27,6 +27,8 @@ pub mod defaults {
     pub const REPLICAS: i32 = 1;
     pub const MAX_SURGE: &str = "25%";
     pub const MAX_UNAVAILABLE: i32 = 0;
+    /// Node agents roll one node at a time: a host-network agent cannot run twice on a node.
+    pub const NODE_AGENT_MAX_UNAVAILABLE: i32 = 1;
     pub const PROGRESS_DEADLINE_SECONDS: i32 = 900;
     pub const POOL_TAINT_KEY: &str = "os";
     pub const POOL_TAINT_VALUE: &str = "windows";
@@ -47,6 +49,8 @@ pub mod defaults {
 /// One thing wrong with a `WindowsApp`, with the field and what to do.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ValidationError {
+    #[error("spec.{0}: a nodeAgent runs one pod on every matching Windows node; remove spec.{0}")]
+    NodeAgentWith(&'static str),
     #[error("metadata.namespace: missing; set the namespace of the WindowsApp")]
     MissingNamespace,
     #[error(
@@ -260,7 +264,9 @@ pub struct ValidatedApp {
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
     pub env_from: Vec<EnvFromSource>,
-    /// None when an HPA owns the replica count.
+    /// One pod per matching Windows node (a DaemonSet) instead of a Deployment.
+    pub node_agent: bool,
+    /// None when an HPA owns the replica count, or for a node agent.
     pub replicas: Option<i32>,
     /// Whether `spec.replicas` was given (when not, the running count of an existing
     /// Deployment is kept rather than reset to the default).
@@ -416,6 +422,13 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         }
     });
 
+    let node_agent = spec.node_agent.unwrap_or(false);
+    if node_agent && spec.replicas.is_some() {
+        errors.push(ValidationError::NodeAgentWith("replicas"));
+    }
+    if node_agent && spec.autoscaled.unwrap_or(false) {
+        errors.push(ValidationError::NodeAgentWith("autoscaled"));
+    }
     if spec.network_policy.is_some() && spec.host_process.is_some() {
         errors.push(ValidationError::NetworkPolicyWithHostProcess);
     }
@@ -530,7 +543,8 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         args: spec.args.clone(),
         env: spec.env.clone(),
         env_from: spec.env_from.clone(),
-        replicas: if spec.autoscaled.unwrap_or(false) {
+        node_agent,
+        replicas: if spec.autoscaled.unwrap_or(false) || node_agent {
             None
         } else {
             Some(spec.replicas.unwrap_or(defaults::REPLICAS))
@@ -539,8 +553,14 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         resources: spec.resources.clone(),
         ports: spec.ports.clone(),
         probes,
-        max_surge: rollout.max_surge.unwrap_or_else(|| IntOrString::String(defaults::MAX_SURGE.into())),
-        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(defaults::MAX_UNAVAILABLE)),
+        max_surge: rollout.max_surge.unwrap_or_else(|| {
+            if node_agent { IntOrString::Int(0) } else { IntOrString::String(defaults::MAX_SURGE.into()) }
+        }),
+        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(if node_agent {
+            defaults::NODE_AGENT_MAX_UNAVAILABLE
+        } else {
+            defaults::MAX_UNAVAILABLE
+        })),
         progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
         service_account,
         api_access: spec.api_access.unwrap_or(false),

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use winapp_operator::api::{WindowsApp, WindowsAppSpec};
+use winapp_operator::build::workload::Workload;
 use winapp_operator::build::{self, Children, identity, meta, storage, workload};
 use winapp_operator::validate::{self, ValidatedApp};
 
@@ -38,7 +39,10 @@ fn children(yaml_spec: &str) -> Children {
 }
 
 fn deployment(yaml_spec: &str) -> Deployment {
-    children(yaml_spec).deployment
+    match children(yaml_spec).workload {
+        Workload::Deployment(d) => d,
+        Workload::DaemonSet(_) => panic!("expected a Deployment"),
+    }
 }
 
 fn pod_spec(yaml_spec: &str) -> PodSpec {
@@ -214,6 +218,36 @@ fn replicas_default_given_and_autoscaled() {
 }
 
 #[test]
+fn node_agent_is_a_daemon_set_with_the_same_pods() {
+    let agent = "image: x\nnodeAgent: true\nhostProcess: {}\nports: [{name: metrics, containerPort: 9182}]\n";
+    let c = children(agent);
+    assert!(c.workload.as_deployment().is_none(), "a node agent has no Deployment");
+    let ds = c.workload.as_daemon_set().expect("a DaemonSet").clone();
+    assert_eq!(c.workload.kind(), "DaemonSet");
+    assert_eq!(ds.metadata.name.as_deref(), Some(NAME));
+    assert_eq!(ds.metadata.namespace.as_deref(), Some(NS));
+    assert_eq!(ds.spec.selector.match_labels, Some(meta::selector_labels(&validated(agent))));
+    // One node at a time by default, the spec's limits otherwise.
+    let ru = ds.spec.update_strategy.clone().expect("strategy").rolling_update.expect("rolling update");
+    assert_eq!((ru.max_surge, ru.max_unavailable), (Some(IntOrString::Int(0)), Some(IntOrString::Int(1))));
+    let ds2 = children(&format!("{agent}rollout: {{maxUnavailable: '10%'}}\n")).workload;
+    let ru = ds2.as_daemon_set().and_then(|d| d.spec.update_strategy.clone()).and_then(|s| s.rolling_update);
+    assert_eq!(ru.and_then(|r| r.max_unavailable), Some(IntOrString::String("10%".into())));
+    // The pods are exactly those a Deployment of the same app would run: pinned, tolerating,
+    // host process, and no replica count anywhere.
+    let as_deployment = deployment("image: x\nhostProcess: {}\nports: [{name: metrics, containerPort: 9182}]\n");
+    assert_eq!(ds.spec.template, as_deployment.spec.template);
+    let json = serde_json::to_value(&ds).expect("serializes");
+    assert_eq!(json.pointer("/spec/replicas"), None, "{json}");
+    // Applied last, as the Deployment would be.
+    let ordered = c.to_ordered_json().expect("serializes");
+    assert_eq!(ordered.last().and_then(|o| o.get("kind")), Some(&json!("DaemonSet")));
+    assert!(ordered.iter().all(|o| o.get("kind") != Some(&json!("Deployment"))));
+    // No Service unless asked.
+    assert!(c.service.is_none());
+}
+
+#[test]
 fn rolling_update_values() {
     let spec = deployment("image: x").spec;
     let strategy = spec.strategy.expect("strategy");
@@ -335,7 +369,7 @@ config:
     - {name: appsettings.json, content: "{}"}
 "#;
     let v = validated(yaml);
-    let d = build::build(&v).expect("builds").deployment;
+    let d = build::build(&v).expect("builds").workload.as_deployment().expect("a Deployment").clone();
     let template = d.spec.template;
     let spec = template.spec.expect("pod spec");
     let volumes = spec.volumes.as_ref().expect("volumes");
@@ -383,7 +417,7 @@ config:
     // The ConfigMap holds the inline file only.
     let cm = c.config_map.expect("a ConfigMap for the inline file");
     assert_eq!(cm.data.expect("data").keys().collect::<Vec<_>>(), vec!["Web.config"]);
-    let spec = c.deployment.spec.template.spec.expect("pod spec");
+    let spec = c.workload.template().spec.clone().expect("pod spec");
     let volumes = spec.volumes.clone().expect("volumes");
     let projected = volumes.iter().find(|v| v.name == "winapp-config-secrets").expect("the Secrets' volume");
     let sources = projected.projected.as_ref().and_then(|p| p.sources.clone()).expect("sources");
@@ -436,10 +470,10 @@ config:
     let annotation = |v: &winapp_operator::validate::ValidatedApp| {
         build::build(v)
             .expect("builds")
-            .deployment
-            .spec
-            .template
+            .workload
+            .template()
             .metadata
+            .clone()
             .and_then(|m| m.annotations)
             .and_then(|a| a.get("winapp.dev/config-secrets-version").cloned())
     };
@@ -458,7 +492,7 @@ config:
     .expect("builds");
     assert!(only.config_map.is_none());
     let names: Vec<String> =
-        only.deployment.spec.template.spec.and_then(|s| s.volumes).into_iter().flatten().map(|v| v.name).collect();
+        only.workload.template().spec.clone().and_then(|s| s.volumes).into_iter().flatten().map(|v| v.name).collect();
     assert_eq!(names, vec!["winapp-config-secrets"]);
 }
 
@@ -1482,7 +1516,7 @@ spec:
         ("ServiceAccount", c.service_account.as_ref().map(|o| o.metadata.clone())),
         ("ConfigMap", c.config_map.as_ref().map(|o| o.metadata.clone())),
         ("Service", c.service.as_ref().map(|o| o.metadata.clone())),
-        ("Deployment", Some(c.deployment.metadata.clone())),
+        ("Deployment", c.workload.as_deployment().map(|d| d.metadata.clone())),
     ];
     for (kind, m) in metas {
         let m = m.unwrap_or_else(|| panic!("{kind} built"));
@@ -1503,13 +1537,13 @@ spec:
     }
     let svc = c.service.expect("service").metadata.annotations.unwrap_or_default();
     assert_eq!(svc.get("service.beta.kubernetes.io/azure-load-balancer-internal").map(String::as_str), Some("true"));
-    let template = c.deployment.spec.template.metadata.expect("pod metadata");
+    let template = c.workload.template().metadata.clone().expect("pod metadata");
     let pod_labels = template.labels.unwrap_or_default();
     assert_eq!(pod_labels.get("cost-center").map(String::as_str), Some("cc-42"));
     assert_eq!(pod_labels.get("team").map(String::as_str), Some("pods-own"), "the pod template's own label wins");
     assert_eq!(template.annotations.unwrap_or_default().get("owner").map(String::as_str), Some("alice@example.com"));
     assert_eq!(
-        c.deployment.spec.selector.match_labels,
+        c.workload.as_deployment().expect("a Deployment").spec.selector.match_labels,
         Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")])),
         "the selector is untouched"
     );

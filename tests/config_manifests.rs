@@ -74,6 +74,7 @@ fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str]
         ("windowsapps.winapp.dev/status", ("", &["patch"][..])),
         ("windowsapps.winapp.dev/finalizers", ("", &["update"][..])),
         ("deployments.apps", ("", rw)),
+        ("daemonsets.apps", ("", rw)),
         ("services", ("", rw)),
         ("configmaps", ("", rw)),
         ("serviceaccounts", ("", rw)),

@@ -10,7 +10,7 @@ use winapp_operator::api::WindowsAppStatus;
 use winapp_operator::conditions::{self as c, Cond};
 use winapp_operator::controller::backoff;
 use winapp_operator::controller::status::{
-    ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observations, Outcome, compute, same_ignoring_time,
+    ClaimCheck, GmsaCheck, NodeCheck, Observations, Outcome, WorkloadCheck, WorkloadKind, compute, same_ignoring_time,
 };
 
 fn at(secs: i64) -> Time {
@@ -30,7 +30,8 @@ fn healthy() -> Observations {
         },
         gmsa: None,
         claims: vec![],
-        deployment: Some(DeploymentCheck {
+        workload: Some(WorkloadCheck {
+            kind: WorkloadKind::Deployment,
             up_to_date: true,
             desired: 2,
             updated: 2,
@@ -76,7 +77,7 @@ fn every_observation_maps_to_its_condition_and_reason() {
             "no matching nodes yet",
             |o| {
                 o.nodes.ready_matching = 0;
-                if let Some(d) = o.deployment.as_mut() {
+                if let Some(d) = o.workload.as_mut() {
                     d.available = 0;
                 }
             },
@@ -87,7 +88,7 @@ fn every_observation_maps_to_its_condition_and_reason() {
             "no matching nodes past the deadline",
             |o| {
                 o.nodes.ready_matching = 0;
-                if let Some(d) = o.deployment.as_mut() {
+                if let Some(d) = o.workload.as_mut() {
                     d.available = 0;
                     d.progress_deadline_exceeded = true;
                 }
@@ -154,32 +155,32 @@ fn every_observation_maps_to_its_condition_and_reason() {
         ),
         (
             "deployment not seen yet",
-            |o| o.deployment = None,
+            |o| o.workload = None,
             [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
             None,
         ),
         (
             "deployment spec not observed",
-            |o| o.deployment.as_mut().expect("d").up_to_date = false,
+            |o| o.workload.as_mut().expect("d").up_to_date = false,
             [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
             None,
         ),
         (
             "rolling out",
-            |o| o.deployment.as_mut().expect("d").available = 1,
+            |o| o.workload.as_mut().expect("d").available = 1,
             [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
             None,
         ),
         (
             "old pods still there",
-            |o| o.deployment.as_mut().expect("d").replicas = 3,
+            |o| o.workload.as_mut().expect("d").replicas = 3,
             [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
             None,
         ),
         (
             "progress deadline",
             |o| {
-                let d = o.deployment.as_mut().expect("d");
+                let d = o.workload.as_mut().expect("d");
                 d.progress_deadline_exceeded = true;
                 d.available = 0;
             },
@@ -216,7 +217,7 @@ fn the_first_blocker_names_the_reason_and_every_blocker_is_in_the_message() {
     let mut obs = healthy();
     obs.nodes.ready_matching = 0;
     obs.nodes.untolerated = vec!["dedicated=gpu:NoSchedule (win-3)".into()];
-    if let Some(d) = obs.deployment.as_mut() {
+    if let Some(d) = obs.workload.as_mut() {
         d.available = 0;
         d.progress_deadline_exceeded = true;
     }
@@ -289,7 +290,7 @@ fn suspend_and_failures_keep_the_last_known_replicas_and_readiness() {
 fn transition_times_move_only_when_a_status_flips() {
     let first = run(&Outcome::Applied(healthy()));
     let mut rolling = healthy();
-    rolling.deployment.as_mut().expect("d").available = 1;
+    rolling.workload.as_mut().expect("d").available = 1;
     let second = compute(Some(3), None, &Outcome::Applied(rolling), Some(&first), &at(2000));
     let time = |s: &WindowsAppStatus, t: &str| c::find(&s.conditions, t).map(|x| x.last_transition_time.clone());
     assert_eq!(time(&second, c::READY), Some(at(2000)), "Ready flipped");
@@ -322,7 +323,7 @@ fn equal_ignoring_time_means_no_status_write() {
     let later = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(healthy()), None, &at(5000));
     assert!(same_ignoring_time(&a, &later), "only timestamps differ");
     let mut other = healthy();
-    other.deployment.as_mut().expect("d").available = 1;
+    other.workload.as_mut().expect("d").available = 1;
     let changed = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(other), Some(&a), &at(5000));
     assert!(!same_ignoring_time(&a, &changed));
     let next_generation =
@@ -550,7 +551,7 @@ mod diagnosis {
     #[test]
     fn the_status_carries_the_diagnosis_and_stalls_only_past_the_deadline() {
         let mut obs = healthy();
-        if let Some(d) = obs.deployment.as_mut() {
+        if let Some(d) = obs.workload.as_mut() {
             d.available = 0;
         }
         obs.diagnosis = Some(Diagnosis { reason: "ImagePullFailed", message: "cannot pull image x".into() });
@@ -565,7 +566,7 @@ mod diagnosis {
             "{}",
             ready.message
         );
-        if let Some(d) = obs.deployment.as_mut() {
+        if let Some(d) = obs.workload.as_mut() {
             d.progress_deadline_exceeded = true;
         }
         let s = run(&Outcome::Applied(obs));
@@ -574,4 +575,53 @@ mod diagnosis {
             want("False", "ImagePullFailed", "False", "ImagePullFailed", "True", "ImagePullFailed")
         );
     }
+}
+
+#[test]
+fn node_agent_status_counts_nodes() {
+    let ready_msg =
+        |s: &WindowsAppStatus| c::find(&s.conditions, c::READY).map(|x| x.message.clone()).unwrap_or_default();
+    let agent = |edit: fn(&mut WorkloadCheck)| {
+        let mut obs = healthy();
+        let mut d = WorkloadCheck {
+            kind: WorkloadKind::DaemonSet,
+            up_to_date: true,
+            desired: 3,
+            updated: 3,
+            available: 3,
+            replicas: 3,
+            progress_deadline_exceeded: false,
+        };
+        edit(&mut d);
+        obs.workload = Some(d);
+        run(&Outcome::Applied(obs))
+    };
+
+    // Ready when every node the DaemonSet schedules on runs an available, updated pod.
+    let s = agent(|_| {});
+    assert_eq!(summary(&s)[0], p("True", "Available"));
+    assert!(ready_msg(&s).contains("each of the 3 Windows node(s)"), "{}", ready_msg(&s));
+
+    // A node still rolling: progress, counted in nodes.
+    let s = agent(|d| d.updated = 2);
+    assert_eq!(summary(&s), [p("False", "RollingOut"), p("True", "RollingOut"), p("False", "Progressing")]);
+    assert!(ready_msg(&s).contains("2/3 nodes updated"), "{}", ready_msg(&s));
+
+    // Scheduled on no node yet, although nodes match: not Ready (an empty DaemonSet is no agent).
+    let s = agent(|d| {
+        d.desired = 0;
+        d.updated = 0;
+        d.available = 0;
+        d.replicas = 0;
+    });
+    assert_eq!(summary(&s)[1], p("True", "RollingOut"));
+    assert!(ready_msg(&s).contains("schedules on no node"), "{}", ready_msg(&s));
+
+    // The operator's own deadline for a DaemonSet: Stalled, with the nodes counted.
+    let s = agent(|d| {
+        d.available = 1;
+        d.progress_deadline_exceeded = true;
+    });
+    assert_eq!(summary(&s)[2], p("True", "ProgressDeadlineExceeded"));
+    assert!(ready_msg(&s).contains("1/3 nodes available"), "{}", ready_msg(&s));
 }

@@ -476,6 +476,47 @@ fn the_linux_pool_toleration_component_matches_the_chart_value() {
 }
 
 #[test]
+fn the_windows_exporter_is_optional_and_the_same_as_the_kustomize_component() {
+    assert!(!rendered("t", "ns", &[]).keys().any(|(k, _)| k == "WindowsApp"), "none by default");
+    // The component alone, through a throwaway overlay (kustomize wants relative paths).
+    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("exporter-overlay"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let up = "../".repeat(dir.components().count() - 1);
+    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         components: [{config}/components/windows-exporter]\n"
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    let component = documents(&out.unwrap_or_else(|e| panic!("kustomize with the component failed: {e}")));
+    let objects = rendered("t", "ns", &["--set", "windowsExporter.enabled=true"]);
+    for kind in ["Namespace", "WindowsApp"] {
+        let from_component = component.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+        assert_eq!(only(&objects, kind), from_component, "the chart's {kind} differs from the component's");
+    }
+    let app = only(&objects, "WindowsApp");
+    assert_eq!(app["spec"]["nodeAgent"], json!(true));
+    assert_eq!(app["metadata"]["namespace"], "windows-exporter");
+    // A namespace of the user's own: no Namespace object, the app goes there.
+    let objects = rendered(
+        "t",
+        "ns",
+        &[
+            "--set",
+            "windowsExporter.enabled=true",
+            "--set",
+            "windowsExporter.createNamespace=false",
+            "--set",
+            "windowsExporter.namespace=monitoring",
+        ],
+    );
+    assert!(!objects.keys().any(|(k, _)| k == "Namespace"));
+    assert_eq!(only(&objects, "WindowsApp")["metadata"]["namespace"], "monitoring");
+}
+
+#[test]
 fn the_network_policy_is_optional_and_the_same_as_the_kustomize_component() {
     assert!(!rendered("t", "ns", &[]).keys().any(|(k, _)| k == "NetworkPolicy"), "none by default");
     let objects = rendered("t", "ns", &["--set", "networkPolicy.enabled=true"]);

@@ -60,6 +60,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::InvalidServiceAccountName(_) => "InvalidServiceAccountName",
         ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
+        ValidationError::NodeAgentWith(_) => "NodeAgentWith",
     }
 }
 
@@ -82,6 +83,27 @@ fn only_error(yaml_spec: &str, expected_variant: &str, field: &str) -> Validatio
 // ---------------------------------------------------------------------------------------------
 // One test per ValidationError variant.
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn node_agent_with_replicas_or_autoscaled() {
+    let e = only_error("image: x\nnodeAgent: true\nreplicas: 2\n", "NodeAgentWith", "spec.replicas");
+    assert_eq!(e, ValidationError::NodeAgentWith("replicas"));
+    let e = only_error("image: x\nnodeAgent: true\nautoscaled: true\n", "NodeAgentWith", "spec.autoscaled");
+    assert_eq!(e, ValidationError::NodeAgentWith("autoscaled"));
+    // autoscaled: false says nothing against it; a node agent has no replica count.
+    let v = valid("image: x\nnodeAgent: true\nautoscaled: false\n");
+    assert!(v.node_agent);
+    assert_eq!(v.replicas, None);
+    // One node at a time by default; the spec's limits win.
+    assert_eq!(v.max_surge, IntOrString::Int(0));
+    assert_eq!(v.max_unavailable, IntOrString::Int(1));
+    let v = valid("image: x\nnodeAgent: true\nrollout: {maxSurge: 1, maxUnavailable: 0}\n");
+    assert_eq!((v.max_surge, v.max_unavailable), (IntOrString::Int(1), IntOrString::Int(0)));
+    // Not a node agent: the Deployment defaults stay.
+    let v = valid("image: x\nnodeAgent: false\n");
+    assert!(!v.node_agent);
+    assert_eq!(v.max_surge, IntOrString::String("25%".into()));
+}
 
 #[test]
 fn missing_namespace() {

@@ -9,7 +9,6 @@ pub mod service;
 pub mod storage;
 pub mod workload;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
@@ -46,7 +45,8 @@ pub struct Children {
     /// Ingress to the pods only from the sources the spec names.
     pub network_policy: Option<NetworkPolicy>,
     pub service: Option<Service>,
-    pub deployment: Deployment,
+    /// The pods: a Deployment, or a DaemonSet for a node agent.
+    pub workload: workload::Workload,
 }
 
 /// Builds every child of a validated app.
@@ -61,14 +61,14 @@ pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
         persistent_volume_claims: storage::persistent_volume_claims(app),
         network_policy: network::network_policy(app),
         service: service::service(app),
-        deployment: workload::deployment(app)?,
+        workload: workload::Workload::of(app)?,
     })
 }
 
 impl Children {
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
     /// checks them when pods are created), then config and storage, the Service, and the
-    /// Deployment last so that its pods find everything they reference.
+    /// workload last so that its pods find everything they reference.
     pub fn to_ordered_json(&self) -> Result<Vec<serde_json::Value>, BuildError> {
         let Children {
             service_account,
@@ -80,7 +80,7 @@ impl Children {
             persistent_volume_claims,
             network_policy,
             service,
-            deployment,
+            workload,
         } = self;
         let mut out = Vec::new();
         push(&mut out, "ServiceAccount", service_account.iter())?;
@@ -92,7 +92,10 @@ impl Children {
         push(&mut out, "PersistentVolumeClaim", persistent_volume_claims.iter())?;
         push(&mut out, "NetworkPolicy", network_policy.iter())?;
         push(&mut out, "Service", service.iter())?;
-        push(&mut out, "Deployment", std::iter::once(deployment))?;
+        match workload {
+            workload::Workload::Deployment(d) => push(&mut out, "Deployment", std::iter::once(d))?,
+            workload::Workload::DaemonSet(d) => push(&mut out, "DaemonSet", std::iter::once(d))?,
+        }
         Ok(out)
     }
 }

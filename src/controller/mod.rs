@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
@@ -47,6 +47,8 @@ pub const FINALIZER: &str = "winapp.dev/cleanup";
 #[derive(Clone)]
 pub struct Stores {
     pub deployments: Store<Deployment>,
+    /// Node agents' workloads.
+    pub daemon_sets: Store<DaemonSet>,
     pub services: Store<Service>,
     pub network_policies: Store<NetworkPolicy>,
     pub config_maps: Store<ConfigMap>,
@@ -67,6 +69,7 @@ impl Stores {
     /// readiness wakes a single waiter; others should wait on [`Context::caches_ready`].
     pub async fn wait_until_ready(&self) {
         let _ = self.deployments.wait_until_ready().await;
+        let _ = self.daemon_sets.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
         let _ = self.network_policies.wait_until_ready().await;
         let _ = self.config_maps.wait_until_ready().await;
@@ -96,6 +99,9 @@ pub struct Context {
     pub applied: apply::Memo,
     /// How long a rollout may make no progress before the pods are read to say why.
     pub diagnose_after: Duration,
+    /// Node agents: when each DaemonSet last made progress (the Deployment controller keeps
+    /// this for Deployments). One entry per node agent that is not Ready.
+    pub progress: observe::ProgressTracker,
 }
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
@@ -279,13 +285,15 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     let valid = versioned.as_ref().unwrap_or(valid);
     let mut children = build::build(valid)?;
     let keep = Keep::of(&children);
-    let pod = children.deployment.spec.template.spec.clone();
+    let pod = children.workload.template().spec.clone();
 
     // 4. Apply in order; a child owned by someone else stops here.
-    if valid.replicas.is_none() {
-        hand_over_replicas(ctx, valid).await?;
-    } else if let Some(running) = replicas_to_keep(ctx, valid) {
-        children.deployment.spec.replicas = Some(running);
+    if let build::workload::Workload::Deployment(deployment) = &mut children.workload {
+        if valid.replicas.is_none() {
+            hand_over_replicas(ctx, valid).await?;
+        } else if let Some(running) = replicas_to_keep(ctx, valid) {
+            deployment.spec.replicas = Some(running);
+        }
     }
     let report = match apply_all(ctx, valid, children).await? {
         Ok(report) => report,
@@ -309,7 +317,13 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     }
 
     // 6. Observe.
-    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.deployment_written).await?;
+    let stalled_since = app.status.as_ref().and_then(|s| {
+        let stalled = c::find(&s.conditions, c::STALLED).is_some_and(|c| c.status == "True");
+        let ready = c::find(&s.conditions, c::READY)?;
+        (stalled && ready.status == "False" && s.observed_generation == app.metadata.generation)
+            .then_some(ready.last_transition_time.0)
+    });
+    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
     observations.missing_config_secrets = missing_config_secrets;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
     Ok(Step::Applied(observations))
@@ -406,6 +420,7 @@ struct Keep {
     network_policies: BTreeSet<String>,
     services: BTreeSet<String>,
     deployments: BTreeSet<String>,
+    daemon_sets: BTreeSet<String>,
 }
 
 impl Keep {
@@ -420,7 +435,7 @@ impl Keep {
             persistent_volume_claims,
             network_policy,
             service,
-            deployment,
+            workload,
         } = children;
         fn names<'a, K: ResourceExt + 'a>(items: impl IntoIterator<Item = &'a K>) -> BTreeSet<String> {
             items.into_iter().map(ResourceExt::name_any).collect()
@@ -435,7 +450,8 @@ impl Keep {
             claims: names(persistent_volume_claims),
             network_policies: names(network_policy),
             services: names(service),
-            deployments: names(std::iter::once(deployment)),
+            deployments: names(workload.as_deployment()),
+            daemon_sets: names(workload.as_daemon_set()),
         }
     }
 }
@@ -443,13 +459,13 @@ impl Keep {
 #[derive(Default)]
 struct ApplyReport {
     created: Vec<String>,
-    deployment_written: bool,
+    workload_written: bool,
     /// Fields stored with other values than applied, and whether each was found just now.
     rewrites: Vec<(apply::Rewrite, bool)>,
 }
 
 /// Applies the children in order: identity and RBAC (the gMSA webhook checks them when pods are
-/// created), config and storage, the Service, and the Deployment last.
+/// created), config and storage, the Service, and the workload last.
 async fn apply_all(
     ctx: &Context,
     app: &validate::ValidatedApp,
@@ -465,7 +481,7 @@ async fn apply_all(
         persistent_volume_claims,
         network_policy,
         service,
-        deployment,
+        workload,
     } = children;
     let client = &ctx.client;
     let ns = app.namespace.as_str();
@@ -530,9 +546,15 @@ async fn apply_all(
     if let Some(svc) = service {
         step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
     }
-    let applied =
-        step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", deployment);
-    report.deployment_written = applied != Applied::Unchanged;
+    let applied = match workload {
+        build::workload::Workload::Deployment(d) => {
+            step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", d)
+        }
+        build::workload::Workload::DaemonSet(d) => {
+            step!(Api::<DaemonSet>::namespaced(client.clone(), ns), &s.daemon_sets, &(), "DaemonSet", d)
+        }
+    };
+    report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))
 }
 
@@ -551,6 +573,10 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
     note(
         "Deployment",
         apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, true, &keep.deployments).await?,
+    );
+    note(
+        "DaemonSet",
+        apply::prune(namespaced_api(&client), &s.daemon_sets, "DaemonSet", owner, true, &keep.daemon_sets).await?,
     );
     note("Service", apply::prune(namespaced_api(&client), &s.services, "Service", owner, true, &keep.services).await?);
     note(
@@ -639,6 +665,7 @@ async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
             .await;
     }
     apply::forget(&ctx.applied, &ns, &name);
+    ctx.progress.forget(&ns, &name);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), None);
     info!(deleted, "cleaned up cluster-scoped children");
     Ok(Action::await_change())

@@ -41,9 +41,29 @@ pub struct ClaimCheck {
     pub missing_secret: Option<String>,
 }
 
-/// The Deployment as the cache holds it.
+/// Which workload runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    /// A node agent: one pod per matching node.
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// The workload as the cache holds it. For a DaemonSet, the counts are of nodes: desired is the
+/// nodes it schedules on, updated and available the nodes whose pod is.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct DeploymentCheck {
+pub struct WorkloadCheck {
+    pub kind: WorkloadKind,
     pub up_to_date: bool,
     pub desired: i32,
     pub updated: i32,
@@ -60,8 +80,8 @@ pub struct Observations {
     pub nodes: NodeCheck,
     pub gmsa: Option<GmsaCheck>,
     pub claims: Vec<ClaimCheck>,
-    /// None when the Deployment is not in the cache yet.
-    pub deployment: Option<DeploymentCheck>,
+    /// None when the workload is not in the cache yet.
+    pub workload: Option<WorkloadCheck>,
     /// Fields the API server stores with another value than applied (admission rewrote them),
     /// one `Kind name: path` each.
     pub rewrites: Vec<String>,
@@ -169,7 +189,7 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     let mut blockers: Vec<(&'static str, String)> = Vec::new();
 
     let n = &obs.nodes;
-    let d = obs.deployment.clone();
+    let d = obs.workload.clone();
     let deadline_passed = d.as_ref().is_some_and(|d| d.progress_deadline_exceeded);
     let available = d.as_ref().is_some_and(|d| d.up_to_date && d.available >= d.desired && d.desired > 0);
     // No node yet is progress while the rollout's deadline runs: the Pending pods are what makes
@@ -304,8 +324,10 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         && n.ready_matching > 0
     {
         let deadline = format!(
-            "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available)",
-            d.available, d.desired
+            "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} {} available)",
+            d.available,
+            d.desired,
+            unit(d.kind)
         );
         blockers.push(match &obs.diagnosis {
             Some(diag) => (diag.reason, format!("{deadline}: {}", diag.message)),
@@ -325,15 +347,25 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         let waiting = match &d {
             _ if waiting_for_nodes.is_some() => waiting_for_nodes.clone().map(|m| (reason::WAITING_FOR_NODES, m)),
             None => {
-                Some((reason::NEW_GENERATION, "the Deployment was applied; waiting for it to be observed".to_owned()))
+                Some((reason::NEW_GENERATION, "the workload was applied; waiting for it to be observed".to_owned()))
             }
-            Some(d) if !d.up_to_date => {
-                Some((reason::NEW_GENERATION, "the Deployment controller has not observed the new spec yet".to_owned()))
-            }
+            Some(d) if !d.up_to_date => Some((
+                reason::NEW_GENERATION,
+                format!("the {} controller has not observed the new spec yet", d.kind.name()),
+            )),
+            Some(d) if d.kind == WorkloadKind::DaemonSet && d.desired == 0 => Some((
+                reason::ROLLING_OUT,
+                "the DaemonSet schedules on no node yet: no node matches the pods' node selector and tolerations"
+                    .to_owned(),
+            )),
             Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => {
                 let progress = format!(
-                    "rollout in progress: {}/{} replicas updated, {}/{} available",
-                    d.updated, d.desired, d.available, d.desired
+                    "rollout in progress: {}/{} {} updated, {}/{} available",
+                    d.updated,
+                    d.desired,
+                    unit(d.kind),
+                    d.available,
+                    d.desired
                 );
                 Some(match &obs.diagnosis {
                     Some(diag) => (diag.reason, format!("{progress}; {}", diag.message)),
@@ -354,7 +386,13 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
             None => {
                 let avail = d.as_ref().map_or(0, |d| d.available);
                 let desired = d.as_ref().map_or(0, |d| d.desired);
-                let msg = format!("{avail}/{desired} replicas available on Windows nodes with {}", n.wanted);
+                let msg = match d.as_ref().map(|d| d.kind) {
+                    Some(WorkloadKind::DaemonSet) => format!(
+                        "an available pod on each of the {desired} Windows node(s) with {} that the DaemonSet schedules on",
+                        n.wanted
+                    ),
+                    _ => format!("{avail}/{desired} replicas available on Windows nodes with {}", n.wanted),
+                };
                 conds.push(Cond::new(c::READY, true, reason::AVAILABLE, msg));
                 conds.push(Cond::new(c::RECONCILING, false, reason::RECONCILED, "the cluster matches the spec"));
                 conds.push(Cond::new(c::STALLED, false, reason::RECONCILED, "the cluster matches the spec"));
@@ -363,6 +401,14 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     }
     conds.extend(domain);
     (conds, replicas, available)
+}
+
+/// What a workload's counts count.
+fn unit(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "replicas",
+        WorkloadKind::DaemonSet => "nodes",
+    }
 }
 
 /// True when two statuses differ only in condition timestamps.

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -207,6 +207,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     }
     let apps: Api<Watched> = api(client, scope);
     let (deployments, deployment_events) = cached::<Deployment>(api(client, scope), children_config());
+    let (daemon_sets, daemon_set_events) = cached::<DaemonSet>(api(client, scope), children_config());
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
     let (network_policies, np_events) = cached::<NetworkPolicy>(api(client, scope), children_config());
     let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
@@ -233,6 +234,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) });
     let controller = Controller::new(apps, app_config)
         .owns_stream(deployment_events)
+        .owns_stream(daemon_set_events)
         .owns_stream(service_events)
         .owns_stream(np_events)
         .owns_stream(config_map_events)
@@ -304,6 +306,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
 
     let stores = Stores {
         deployments,
+        daemon_sets,
         services,
         network_policies,
         config_maps,

@@ -6,6 +6,7 @@
 mod correctness;
 mod diagnosis;
 mod harness;
+mod node_agents;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -121,7 +122,16 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
         assert_eq!(argocd_health(&app), "Healthy", "{name}: Argo CD health");
         let status = app.status.clone().expect("status");
         let pods = list_all(&ns.api::<Pod>(), &format!("app.kubernetes.io/instance={name}")).await;
-        let want = app.spec.replicas.unwrap_or(1) as usize;
+        let want = if app.spec.node_agent == Some(true) {
+            // A node agent: a pod on every node its DaemonSet schedules on (and no Deployment).
+            assert!(ns.api::<Deployment>().get_opt(name).await.expect("get").is_none(), "{name}: no Deployment");
+            let ds = ns.api::<k8s_openapi::api::apps::v1::DaemonSet>().get(name).await.expect("the DaemonSet");
+            let desired = ds.status.map_or(0, |s| s.desired_number_scheduled) as usize;
+            assert!(desired >= 1, "{name}: the DaemonSet schedules on no node");
+            desired
+        } else {
+            app.spec.replicas.unwrap_or(1) as usize
+        };
         let running: Vec<&Pod> = pods.iter().filter(|p| support::pod_running_and_ready(p)).collect();
         assert!(running.len() >= want, "{name}: {} of {want} pods Running and Ready", running.len());
         for pod in running {
