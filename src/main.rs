@@ -98,6 +98,10 @@ struct RunArgs {
     /// events to report why they are not available (refused pod creations are reported at once).
     #[arg(long, default_value_t = 30)]
     diagnose_after_seconds: u64,
+    /// Milliseconds the watch events of one app are gathered into a single reconcile (applying an
+    /// app's children sets off a burst of them). 0 reconciles on every event.
+    #[arg(long, default_value_t = 500)]
+    debounce_ms: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -221,6 +225,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         sync_deadline: std::time::Duration::from_secs(args.sync_deadline_seconds),
         diagnose_after: std::time::Duration::from_secs(args.diagnose_after_seconds),
+        debounce: std::time::Duration::from_millis(args.debounce_ms),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

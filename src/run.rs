@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often what is kept per app is checked against the apps that still exist.
+const SWEEP: Duration = Duration::from_secs(60);
+
 use futures::StreamExt;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -35,6 +38,9 @@ pub struct RunConfig {
     pub sync_deadline: Duration,
     /// How long a rollout may make no progress before the operator reads the pods to say why.
     pub diagnose_after: Duration,
+    /// How long the triggers of one app are gathered into one reconcile (the burst of watch
+    /// events that follows applying its children).
+    pub debounce: Duration,
 }
 
 /// Why the operator stopped.
@@ -122,6 +128,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         diagnose_after: config.diagnose_after,
         progress: Default::default(),
     });
+    let (apps, c) = (ctrl.store(), ctx.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            c.forget_deleted(&apps);
+        }
+    });
     let h = health.clone();
     tokio::spawn(async move {
         stores.wait_until_ready().await;
@@ -131,7 +144,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     });
 
     let controller = ctrl
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(config.concurrency).debounce(config.debounce),
+        )
         .graceful_shutdown_on(flag_set(stop_rx.clone()))
         .run(controller::reconcile, controller::error_policy, ctx)
         .for_each(|res| async move {

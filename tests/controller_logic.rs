@@ -38,6 +38,7 @@ fn healthy() -> Observations {
             available: 2,
             replicas: 2,
             progress_deadline_exceeded: false,
+            ..WorkloadCheck::default()
         }),
         rewrites: vec![],
         diagnosis: None,
@@ -562,7 +563,7 @@ mod diagnosis {
         assert_eq!(summary(&s), want("False", "ImagePullFailed", "True", "ImagePullFailed", "False", "Progressing"));
         let ready = winapp_operator::conditions::find(&s.conditions, "Ready").expect("Ready");
         assert!(
-            ready.message.contains("0/2 available") && ready.message.contains("cannot pull image x"),
+            ready.message.contains("0/2 replicas available") && ready.message.contains("cannot pull image x"),
             "{}",
             ready.message
         );
@@ -591,6 +592,7 @@ fn node_agent_status_counts_nodes() {
             available: 3,
             replicas: 3,
             progress_deadline_exceeded: false,
+            ..WorkloadCheck::default()
         };
         edit(&mut d);
         obs.workload = Some(d);
@@ -605,7 +607,7 @@ fn node_agent_status_counts_nodes() {
     // A node still rolling: progress, counted in nodes.
     let s = agent(|d| d.updated = 2);
     assert_eq!(summary(&s), [p("False", "RollingOut"), p("True", "RollingOut"), p("False", "Progressing")]);
-    assert!(ready_msg(&s).contains("2/3 nodes updated"), "{}", ready_msg(&s));
+    assert!(ready_msg(&s).contains("3/3 nodes available, 2/3 updated"), "{}", ready_msg(&s));
 
     // Scheduled on no node yet, although nodes match: not Ready (an empty DaemonSet is no agent).
     let s = agent(|d| {
@@ -624,4 +626,22 @@ fn node_agent_status_counts_nodes() {
     });
     assert_eq!(summary(&s)[2], p("True", "ProgressDeadlineExceeded"));
     assert!(ready_msg(&s).contains("1/3 nodes available"), "{}", ready_msg(&s));
+}
+
+#[test]
+fn a_rollout_in_progress_is_looked_at_again_ever_more_rarely() {
+    use std::time::Duration;
+    use winapp_operator::controller::wait_interval;
+    let s = Duration::from_secs;
+    // First when the pods are due a diagnosis, then as long again as the rollout has been idle.
+    assert_eq!(wait_interval(s(0), s(30), None), s(30));
+    assert_eq!(wait_interval(s(20), s(30), None), s(10));
+    assert_eq!(wait_interval(s(30), s(30), None), s(30));
+    assert_eq!(wait_interval(s(120), s(30), None), s(120));
+    // Never more often than every 2 s, never less often than every 5 minutes.
+    assert_eq!(wait_interval(s(29), s(30), None), s(2));
+    assert_eq!(wait_interval(s(3600), s(30), None), s(300));
+    // A DaemonSet's deadline (kept by the operator) is looked at when it passes.
+    assert_eq!(wait_interval(s(100), s(30), Some(s(130))), s(30));
+    assert_eq!(wait_interval(s(200), s(30), Some(s(130))), s(200));
 }

@@ -66,6 +66,11 @@ pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
 }
 
 impl Children {
+    /// Whether any child is cluster-scoped (garbage collection does not remove those).
+    pub fn has_cluster_scoped(&self) -> bool {
+        self.credential_spec.is_some() || self.gmsa_cluster_role.is_some() || !self.persistent_volumes.is_empty()
+    }
+
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
     /// checks them when pods are created), then config and storage, the Service, and the
     /// workload last so that its pods find everything they reference.

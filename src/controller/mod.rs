@@ -19,12 +19,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -104,6 +103,20 @@ pub struct Context {
     pub progress: observe::ProgressTracker,
 }
 
+impl Context {
+    /// Forgets what is kept per app (writes, progress, the Ready gauge) for the apps that are no
+    /// longer in `apps`: apps without cluster-scoped children have no finalizer, so their
+    /// deletion runs no reconcile.
+    pub fn forget_deleted(&self, apps: &Store<Watched>) {
+        let present = |ns: &str, name: &str| apps.get(&ObjectRef::new(name).within(ns)).is_some();
+        if let Ok(mut m) = self.applied.lock() {
+            m.retain(|(ns, name), _| present(ns, name));
+        }
+        self.progress.retain(|ns, name| present(ns, name));
+        self.metrics.retain_apps(|r| present(r.namespace.as_deref().unwrap_or_default(), &r.name));
+    }
+}
+
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
 const RESYNC: Duration = Duration::from_secs(300);
 /// Requeue interval while waiting (rollout, claims, a missing Secret that has no watch).
@@ -123,21 +136,11 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
         Err(invalid) => return undecodable(&ctx, invalid).await,
     };
     let started = Instant::now();
-    let ns = app.namespace().ok_or(Error::MissingMetadata)?;
-    let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, app.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(app) => reconcile_apply(&app, &ctx).await,
-            FinalizerEvent::Cleanup(app) => cleanup(&app, &ctx).await,
-        }
-    })
-    .await;
-    // The app is gone already while its finalizer was being removed: nothing is left to do.
-    let result = match result {
-        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
-            Ok(Action::await_change())
-        }
-        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    app.namespace().ok_or(Error::MissingMetadata)?;
+    let result = if app.metadata.deletion_timestamp.is_some() {
+        if has_finalizer(&app.metadata) { cleanup(&app, &ctx).await } else { Ok(Action::await_change()) }
+    } else {
+        reconcile_apply(&app, &ctx).await
     };
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok()
@@ -160,14 +163,7 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     if m.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
             let deleted = delete_cluster_children(ctx, ns, name).await?;
-            let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), ns);
-            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-            let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version}});
-            match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(Error::RemoveFinalizer(source)),
-            }
+            remove_finalizer(ctx, m).await?;
             apply::forget(&ctx.applied, ns, name);
             ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
             info!(deleted, "deleted an undecodable WindowsApp: removed its cluster-scoped children and the finalizer");
@@ -187,6 +183,71 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     publish_to(ctx, &reference, EventType::Warning, "InvalidObject", note).await;
     Ok(Action::await_change())
 }
+
+/// Whether the object carries the operator's finalizer.
+fn has_finalizer(m: &ObjectMeta) -> bool {
+    m.finalizers.iter().flatten().any(|f| f == FINALIZER)
+}
+
+/// Field manager of the finalizer (apart from the children's, so that the two never conflict).
+const FINALIZER_MANAGER: &str = "winapp.dev/finalizer";
+
+/// Adds the finalizer, before the first cluster-scoped child is created (garbage collection
+/// removes namespaced children; only cluster-scoped ones need the operator at deletion). A
+/// server-side apply of the finalizer alone: idempotent, keeps other finalizers, and cannot fail
+/// on a stale cached copy the way a JSON patch of the list does.
+async fn add_finalizer(ctx: &Context, m: &ObjectMeta) -> Result<()> {
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    let patch = json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "WindowsApp",
+        "metadata": {"name": name, "namespace": ns, "uid": m.uid, "finalizers": [FINALIZER]},
+    });
+    Api::<WindowsApp>::namespaced(ctx.client.clone(), ns)
+        .patch_metadata(name, &PatchParams::apply(FINALIZER_MANAGER), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::AddFinalizer)?;
+    info!("added the finalizer: the app has cluster-scoped children");
+    Ok(())
+}
+
+/// Removes the finalizer once the cluster-scoped children are gone: a merge patch of the other
+/// finalizers, guarded by the `resourceVersion` seen (a conflict is retried). An app that is gone
+/// already is done.
+async fn remove_finalizer(ctx: &Context, m: &ObjectMeta) -> Result<()> {
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    if !has_finalizer(m) {
+        return Ok(());
+    }
+    let rest: Vec<&String> = m.finalizers.iter().flatten().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version}});
+    match Api::<WindowsApp>::namespaced(ctx.client.clone(), ns)
+        .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::RemoveFinalizer(source)),
+    }
+}
+
+/// Pure: when to look again at a rollout that is in progress, `idle` since it last progressed.
+/// Its progress triggers a reconcile by itself (the workload is watched); the requeue is for
+/// what no watch reports: the moment the pods are due a diagnosis, and then ever more rarely
+/// (as long again as the rollout has been idle), and for a DaemonSet the operator's deadline.
+pub fn wait_interval(idle: Duration, diagnose_after: Duration, deadline: Option<Duration>) -> Duration {
+    let mut next = if idle < diagnose_after { diagnose_after - idle } else { idle };
+    if let Some(d) = deadline.filter(|d| idle < *d) {
+        next = next.min(d - idle);
+    }
+    next.clamp(MIN_WAIT, RESYNC)
+}
+
+/// Shortest requeue of a rollout in progress.
+const MIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Pure: the delay before retrying after the `n`th consecutive failure: 5 s doubling, at most
 /// [`RESYNC`].
@@ -239,11 +300,29 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 
     // 3-6. Build, apply, prune, observe. Any failure lands in the status before it is retried.
     match apply_and_observe(app, ctx, &valid).await {
-        Ok(Step::Applied(observations)) => {
+        Ok(Step::Applied(observations, workload_written)) => {
+            let idle = observations.workload.as_ref().map(|w| (w.idle, w.deadline));
             let outcome = Outcome::Applied(observations);
-            let new = write_status(app, ctx, generation, build_label, &outcome, previous.as_ref()).await?;
+            let first = previous.is_none();
+            let new = write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), |new| {
+                // A new app whose workload was created just now and is not observed yet: its
+                // watch event triggers the next reconcile within moments, which reports the
+                // rollout. Until then the app has no status, which every tool reads as in
+                // progress. (An update does write it at once: the old status would say Ready.)
+                first
+                    && workload_written
+                    && c::find(&new.conditions, c::READY).is_some_and(|r| r.reason == c::reason::NEW_GENERATION)
+            })
+            .await?;
             let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
-            Ok(if ready { Action::requeue(RESYNC) } else { Action::requeue(WAIT) })
+            let stalled = c::find(&new.conditions, c::STALLED).is_some_and(|r| r.status == "True");
+            Ok(match (ready, stalled, idle) {
+                (true, _, _) => Action::requeue(RESYNC),
+                (false, false, Some((idle, deadline))) => {
+                    Action::requeue(wait_interval(idle, ctx.diagnose_after, deadline))
+                }
+                _ => Action::requeue(WAIT),
+            })
         }
         Ok(Step::Conflict(foreign)) => {
             let msg = format!(
@@ -272,8 +351,9 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 /// How applying went, short of an error.
 #[allow(clippy::large_enum_variant, reason = "one short-lived value per reconcile")]
 enum Step {
-    /// Every child is applied; what was observed afterwards.
-    Applied(Observations),
+    /// Every child is applied; what was observed afterwards, and whether the workload was
+    /// written.
+    Applied(Observations, bool),
     /// A child's name is taken by an object that is not ours.
     Conflict(Foreign),
 }
@@ -287,7 +367,11 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     let keep = Keep::of(&children);
     let pod = children.workload.template().spec.clone();
 
-    // 4. Apply in order; a child owned by someone else stops here.
+    // 4. Apply in order; a child owned by someone else stops here. Cluster-scoped children need
+    //    the finalizer first: nothing else removes them when the app goes.
+    if children.has_cluster_scoped() && !has_finalizer(&app.metadata) {
+        add_finalizer(ctx, &app.metadata).await?;
+    }
     if let build::workload::Workload::Deployment(deployment) = &mut children.workload {
         if valid.replicas.is_none() {
             hand_over_replicas(ctx, valid).await?;
@@ -326,7 +410,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
     observations.missing_config_secrets = missing_config_secrets;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
-    Ok(Step::Applied(observations))
+    Ok(Step::Applied(observations, report.workload_written))
 }
 
 /// The app with the `resourceVersion` of each Secret its config files come from (metadata only:
@@ -378,7 +462,15 @@ fn owns_replicas(d: &Deployment, manager: &str) -> bool {
 /// the autoscaler takes it from there.
 async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Result<()> {
     let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
-    let Some(d) = ctx.stores.deployments.get(&key) else { return Ok(()) };
+    if ctx.stores.deployments.get(&key).is_none() {
+        return Ok(());
+    }
+    // The cache holds no managedFields (see watch::slim): ask the API server who owns replicas.
+    let api = Api::<Deployment>::namespaced(ctx.client.clone(), &valid.namespace);
+    let name = meta::workload_name(valid);
+    let Some(d) = api.get_opt(&name).await.map_err(|source| Error::Apply { kind: "Deployment", name, source })? else {
+        return Ok(());
+    };
     if !owns_replicas(&d, FIELD_MANAGER) {
         return Ok(());
     }
@@ -389,8 +481,7 @@ async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Re
         "metadata": {"name": name, "namespace": valid.namespace},
         "spec": {"replicas": running},
     });
-    Api::<Deployment>::namespaced(ctx.client.clone(), &valid.namespace)
-        .patch(&name, &PatchParams::apply(HANDOVER_MANAGER), &Patch::Apply(&patch))
+    api.patch(&name, &PatchParams::apply(HANDOVER_MANAGER), &Patch::Apply(&patch))
         .await
         .map_err(|source| Error::Apply { kind: "Deployment", name: name.clone(), source })?;
     info!(replicas = running, "handed spec.replicas over to the autoscaler");
@@ -664,6 +755,7 @@ async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
         publish(ctx, app, EventType::Normal, "CleanedUp", format!("deleted {deleted} cluster-scoped child object(s)"))
             .await;
     }
+    remove_finalizer(ctx, &app.metadata).await?;
     apply::forget(&ctx.applied, &ns, &name);
     ctx.progress.forget(&ns, &name);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), None);
@@ -710,10 +802,23 @@ async fn write_status(
     outcome: &Outcome,
     previous: Option<&WindowsAppStatus>,
 ) -> Result<WindowsAppStatus> {
+    write_status_unless(app, ctx, generation, windows_build, outcome, previous, |_| false).await
+}
+
+/// [`write_status`], except when `skip` says the new status is not worth a write.
+async fn write_status_unless(
+    app: &WindowsApp,
+    ctx: &Context,
+    generation: Option<i64>,
+    windows_build: Option<String>,
+    outcome: &Outcome,
+    previous: Option<&WindowsAppStatus>,
+    skip: impl Fn(&WindowsAppStatus) -> bool,
+) -> Result<WindowsAppStatus> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = status::compute(generation, windows_build, outcome, previous, &now);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), c::find(&new.conditions, c::READY).map(|r| r.status.clone()));
-    if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) {
+    if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) || skip(&new) {
         return Ok(new);
     }
     transition_events(ctx, app, previous, &new).await;

@@ -49,7 +49,12 @@ pub async fn observe(
         }
     } else {
         match ctx.stores.deployments.get(&ObjectRef::new(&name).within(&app.namespace)) {
-            Some(d) => (Some(deployment(&d, workload_current)), Some(Stuck::of_deployment(&d, now))),
+            Some(d) => {
+                let stuck = Stuck::of_deployment(&d, now);
+                let mut check = deployment(&d, workload_current);
+                check.idle = stuck.idle;
+                (Some(check), Some(stuck))
+            }
             None => (None, None),
         }
     };
@@ -137,6 +142,13 @@ impl ProgressTracker {
     fn idle(&self, ns: &str, name: &str) -> Option<Duration> {
         let map = self.0.lock().ok()?;
         map.get(&(ns.to_owned(), name.to_owned())).map(|p| since(Timestamp::now(), &p.since))
+    }
+
+    /// Keeps the entries of the apps for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|(ns, name), _| keep(ns, name));
+        }
     }
 
     /// Drops the entry of `ns/name` (rolled out, or deleted).
@@ -425,6 +437,8 @@ fn daemon_set(
         available,
         replicas: status.current_number_scheduled + status.number_misscheduled,
         progress_deadline_exceeded: !done && idle >= deadline,
+        idle,
+        deadline: Some(deadline),
     }
 }
 
@@ -447,5 +461,7 @@ fn deployment(d: &Deployment, current: bool) -> WorkloadCheck {
         available: status.available_replicas.unwrap_or(0),
         replicas: status.replicas.unwrap_or(0),
         progress_deadline_exceeded,
+        idle: Duration::ZERO,
+        deadline: None,
     }
 }

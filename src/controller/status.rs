@@ -70,6 +70,10 @@ pub struct WorkloadCheck {
     pub available: i32,
     pub replicas: i32,
     pub progress_deadline_exceeded: bool,
+    /// How long the rollout has made no progress (zero when unknown).
+    pub idle: std::time::Duration,
+    /// The deadline the operator keeps itself (a DaemonSet's); None when the workload keeps it.
+    pub deadline: Option<std::time::Duration>,
 }
 
 pub use super::diagnose::Diagnosis;
@@ -359,14 +363,15 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
                     .to_owned(),
             )),
             Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => {
-                let progress = format!(
-                    "rollout in progress: {}/{} {} updated, {}/{} available",
-                    d.updated,
-                    d.desired,
-                    unit(d.kind),
-                    d.available,
-                    d.desired
-                );
+                // Counts that change on every pod would be a status write each: the message
+                // shows available pods, and updated ones only while an update is half done.
+                let updated = if d.updated > 0 && d.updated < d.desired {
+                    format!(", {}/{} updated", d.updated, d.desired)
+                } else {
+                    String::new()
+                };
+                let progress =
+                    format!("rollout in progress: {}/{} {} available{updated}", d.available, d.desired, unit(d.kind));
                 Some(match &obs.diagnosis {
                     Some(diag) => (diag.reason, format!("{progress}; {}", diag.message)),
                     None => (reason::ROLLING_OUT, progress),

@@ -56,8 +56,92 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer).touched_objects();
+    let stream = watcher(api, config).default_backoff().modify(slim).reflect(writer).touched_objects();
     (store, stream)
+}
+
+/// Like [`cached`], but an object triggers only when `signature` changes, or when it is deleted
+/// (the filter of kube's `predicate_filter` cannot tell a deletion from an unchanged object).
+fn cached_changes<K>(
+    api: Api<K>,
+    signature: fn(&K) -> u64,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let mut seen: std::collections::HashMap<ObjectRef<K>, u64> = std::collections::HashMap::new();
+    let stream = watcher(api, children_config()).default_backoff().modify(slim).reflect(writer).filter_map(move |ev| {
+        let out = match ev {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let sig = signature(&o);
+                (seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig)).then_some(Ok(o))
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                seen.remove(&ObjectRef::from_obj(&o));
+                Some(Ok(o))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(out)
+    });
+    (store, stream)
+}
+
+/// Drops what the operator never reads from a cached object: `managedFields` (often larger
+/// than the object itself) and kubectl's last-applied copy of the whole object.
+pub fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Hash of what may change what the operator applies: generation (the spec), labels and
+/// annotations (propagated to the children), finalizers and deletion. A status write, the
+/// operator's own or anyone's, changes none of these and triggers nothing.
+fn app_signature(app: &Watched) -> Option<u64> {
+    let m = app.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (m.generation, &m.labels, &m.annotations, &m.finalizers, m.deletion_timestamp.is_some(), &m.uid).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Hash of what the status reads from a Deployment, plus what drift detection needs (generation,
+/// labels, annotations). Status writes that only move timestamps or counts the status does
+/// not show (ready but not yet available, for example) trigger nothing.
+fn deployment_signature(d: &Deployment) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let m = &d.metadata;
+    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    if let Some(s) = &d.status {
+        (s.observed_generation, s.replicas, s.updated_replicas, s.available_replicas).hash(&mut h);
+        for c in s.conditions.iter().flatten() {
+            (&c.type_, &c.status, &c.reason).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The same for a node agent's DaemonSet.
+fn daemon_set_signature(d: &DaemonSet) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let m = &d.metadata;
+    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    if let Some(s) = &d.status {
+        (
+            s.observed_generation,
+            s.desired_number_scheduled,
+            s.current_number_scheduled,
+            s.updated_number_scheduled,
+            s.number_available,
+            s.number_misscheduled,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The app a cluster-scoped child belongs to, from its labels.
@@ -205,9 +289,15 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
     }
-    let apps: Api<Watched> = api(client, scope);
-    let (deployments, deployment_events) = cached::<Deployment>(api(client, scope), children_config());
-    let (daemon_sets, daemon_set_events) = cached::<DaemonSet>(api(client, scope), children_config());
+    let (app_store, app_writer) = reflector::store();
+    let app_events = watcher(api::<Watched>(client, scope), app_config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(app_writer)
+        .applied_objects()
+        .predicate_filter(app_signature, PredicateConfig::default());
+    let (deployments, deployment_events) = cached_changes::<Deployment>(api(client, scope), deployment_signature);
+    let (daemon_sets, daemon_set_events) = cached_changes::<DaemonSet>(api(client, scope), daemon_set_signature);
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
     let (network_policies, np_events) = cached::<NetworkPolicy>(api(client, scope), children_config());
     let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
@@ -232,7 +322,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
 
     let node_changes =
         node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) });
-    let controller = Controller::new(apps, app_config)
+    let controller = Controller::for_stream(app_events, app_store)
         .owns_stream(deployment_events)
         .owns_stream(daemon_set_events)
         .owns_stream(service_events)
