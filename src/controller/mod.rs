@@ -285,10 +285,13 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     let valid = versioned.as_ref().unwrap_or(valid);
     let mut children = build::build(valid)?;
     let keep = Keep::of(&children);
-    let pod = children.workload.template().spec.clone();
+    let pod = match &children.workload {
+        Some(w) => w.template().spec.clone(),
+        None => build::workload::Workload::of(valid)?.template().spec.clone(),
+    };
 
     // 4. Apply in order; a child owned by someone else stops here.
-    if let build::workload::Workload::Deployment(deployment) = &mut children.workload {
+    if let Some(build::workload::Workload::Deployment(deployment)) = &mut children.workload {
         if valid.replicas.is_none() {
             hand_over_replicas(ctx, valid).await?;
         } else if let Some(running) = replicas_to_keep(ctx, valid) {
@@ -450,8 +453,8 @@ impl Keep {
             claims: names(persistent_volume_claims),
             network_policies: names(network_policy),
             services: names(service),
-            deployments: names(workload.as_deployment()),
-            daemon_sets: names(workload.as_daemon_set()),
+            deployments: names(workload.iter().filter_map(build::workload::Workload::as_deployment)),
+            daemon_sets: names(workload.iter().filter_map(build::workload::Workload::as_daemon_set)),
         }
     }
 }
@@ -547,12 +550,13 @@ async fn apply_all(
         step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
     }
     let applied = match workload {
-        build::workload::Workload::Deployment(d) => {
+        Some(build::workload::Workload::Deployment(d)) => {
             step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", d)
         }
-        build::workload::Workload::DaemonSet(d) => {
+        Some(build::workload::Workload::DaemonSet(d)) => {
             step!(Api::<DaemonSet>::namespaced(client.clone(), ns), &s.daemon_sets, &(), "DaemonSet", d)
         }
+        None => Applied::Unchanged,
     };
     report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))
