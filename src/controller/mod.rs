@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -59,6 +59,8 @@ pub struct Stores {
     pub cluster_roles: Store<ClusterRole>,
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
+    /// Namespaces, metadata only: which gMSA accounts their apps may generate credspecs for.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub nodes: Store<Node>,
     /// RuntimeClasses, for apps that name one: their scheduling is part of the pods' placement.
     pub runtime_classes: Store<RuntimeClass>,
@@ -80,6 +82,7 @@ impl Stores {
         let _ = self.cluster_roles.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.runtime_classes.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
         self.credspecs.settled().await;
     }
 }
