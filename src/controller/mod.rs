@@ -33,9 +33,9 @@ use tracing::{info, instrument, warn};
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
 use self::status::Observations;
-use self::status::Outcome;
+use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
-use crate::build::{self, Children, meta};
+use crate::build::{self, Children, GmsaGrant, meta};
 use crate::conditions::{self as c};
 use crate::metrics::Metrics;
 use crate::validate;
@@ -283,11 +283,26 @@ enum Step {
 
 /// Steps 3 to 6 of the reconcile: build, apply, prune, observe.
 async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::ValidatedApp) -> Result<Step> {
-    // 3. Build the desired children (pure), with the versions of the Secrets config files come from.
+    // 3. Build the desired children (pure), with the versions of the Secrets config files come
+    // from, and the platform team's answer on the app's gMSA: not allowed, the gMSA RBAC, the
+    // generated credspec and the workload are left out of the build and so pruned. When the
+    // operator cannot tell (the credspec or its CRD missing, or not cached yet), it creates none
+    // of them and leaves those that exist as they are.
     let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid).await?;
     let valid = versioned.as_ref().unwrap_or(valid);
-    let mut children = build::build(valid)?;
-    let keep = Keep::of(&children);
+    let gmsa = observe::gmsa(ctx, valid);
+    let grant = match &gmsa {
+        None | Some(GmsaCheck::Ready { .. }) => GmsaGrant::Allowed,
+        Some(GmsaCheck::NotAllowed { .. } | GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing) => {
+            GmsaGrant::Withheld
+        }
+    };
+    let mut children = build::build_with(valid, grant)?;
+    let mut keep = Keep::of(&children);
+    if matches!(gmsa, Some(GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing)) {
+        keep.hold_gmsa(valid);
+    }
+    // The pods as they would run: the nodes are judged by them even while the workload is withheld.
     let pod = match &children.workload {
         Some(w) => w.template().spec.clone(),
         None => build::workload::Workload::of(valid)?.template().spec.clone(),
@@ -331,6 +346,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     });
     let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
     observations.missing_config_secrets = missing_config_secrets;
+    observations.gmsa = gmsa;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
     Ok(Step::Applied(observations))
 }
@@ -458,6 +474,23 @@ impl Keep {
             services: names(service),
             deployments: names(workload.iter().filter_map(build::workload::Workload::as_deployment)),
             daemon_sets: names(workload.iter().filter_map(build::workload::Workload::as_daemon_set)),
+        }
+    }
+
+    /// Keeps the app's gMSA children and workload that exist, unbuilt: while the operator cannot
+    /// tell whether the gMSA is allowed, it neither creates nor removes them.
+    fn hold_gmsa(&mut self, app: &validate::ValidatedApp) {
+        let Some(gmsa) = &app.gmsa else { return };
+        if gmsa.generated.is_some() {
+            self.credspecs.insert(gmsa.credential_spec_name.clone());
+        }
+        self.cluster_roles.insert(meta::gmsa_cluster_role_name(app));
+        self.role_bindings.insert(meta::gmsa_role_binding_name(app));
+        let workload = meta::workload_name(app);
+        if app.node_agent {
+            self.daemon_sets.insert(workload);
+        } else {
+            self.deployments.insert(workload);
         }
     }
 }
