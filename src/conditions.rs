@@ -34,6 +34,8 @@ pub mod reason {
     pub const CREDSPEC_MISSING: &str = "CredentialSpecMissing";
     pub const CREDSPEC_CRD_MISSING: &str = "CredentialSpecCRDMissing";
     pub const CREDSPEC_FOUND: &str = "CredentialSpecFound";
+    /// The platform team has not allowed the app's gMSA in its namespace (see `gmsa_policy`).
+    pub const CREDSPEC_NOT_ALLOWED: &str = "CredentialSpecNotAllowed";
     pub const SECRET_MISSING: &str = "SecretMissing";
     pub const CLAIM_PENDING: &str = "ClaimPending";
     pub const CLAIMS_BOUND: &str = "ClaimsBound";
@@ -71,6 +73,7 @@ pub mod reason {
         CREDSPEC_MISSING,
         CREDSPEC_CRD_MISSING,
         CREDSPEC_FOUND,
+        CREDSPEC_NOT_ALLOWED,
         SECRET_MISSING,
         CLAIM_PENDING,
         CLAIMS_BOUND,

@@ -15,6 +15,9 @@ Without a cluster, render assumes:
     and what a RuntimeClass adds at admission, only the operator judges (WindowsNodesAvailable);
   - config files from Secrets: the operator also puts the Secrets' resourceVersions into the pod
     template annotation winapp.dev/config-secrets-version, which render leaves out;
+  - gMSA: that the platform team allows the app's credspec in its namespace (annotations
+    winapp.dev/allowed-namespaces on the GMSACredentialSpec, winapp.dev/gmsa-accounts on the
+    Namespace); where it does not, the operator leaves out the gMSA children and the workload;
   - replicas: with spec.replicas unset the operator keeps the running count of an existing
     Deployment; render prints 1;
   - the owner reference and winapp.dev/owner-uid carry the app's UID, which only exists on the

@@ -131,6 +131,32 @@ fn every_observation_maps_to_its_condition_and_reason() {
             Some((c::GMSA_READY, ("False", "CredentialSpecCRDMissing"))),
         ),
         (
+            // Not allowed by the platform team: the workload is withheld (gone from the cache).
+            "credspec not allowed",
+            |o| {
+                o.gmsa =
+                    Some(GmsaCheck::NotAllowed { message: "GMSACredentialSpec x does not allow namespace y".into() });
+                o.workload = None;
+            },
+            [
+                ("False", "CredentialSpecNotAllowed"),
+                ("False", "CredentialSpecNotAllowed"),
+                ("True", "CredentialSpecNotAllowed"),
+            ],
+            Some((c::GMSA_READY, ("False", "CredentialSpecNotAllowed"))),
+        ),
+        (
+            // Withdrawn while the old pods still run: stalled all the same.
+            "credspec not allowed, workload still cached",
+            |o| o.gmsa = Some(GmsaCheck::NotAllowed { message: "not allowed".into() }),
+            [
+                ("False", "CredentialSpecNotAllowed"),
+                ("False", "CredentialSpecNotAllowed"),
+                ("True", "CredentialSpecNotAllowed"),
+            ],
+            Some((c::GMSA_READY, ("False", "CredentialSpecNotAllowed"))),
+        ),
+        (
             "credspec found",
             |o| o.gmsa = Some(GmsaCheck::Ready { credspec: "x".into() }),
             [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
@@ -210,6 +236,20 @@ fn every_observation_maps_to_its_condition_and_reason() {
         assert_eq!(s.observed_generation, Some(3), "{name}");
         assert!(s.conditions.iter().all(|x| x.observed_generation == Some(3)), "{name}");
         assert_eq!(domain(&s, c::SPEC_APPLIED).is_some(), name.starts_with("rewritten"), "{name}");
+    }
+}
+
+#[test]
+fn a_gmsa_not_allowed_says_which_annotation_to_set_and_what_is_withheld() {
+    let mut obs = healthy();
+    obs.workload = None;
+    let why = "GMSACredentialSpec reports-gmsa does not allow namespace team-a: the platform team must add team-a to the annotation winapp.dev/allowed-namespaces on the GMSACredentialSpec reports-gmsa";
+    obs.gmsa = Some(GmsaCheck::NotAllowed { message: why.into() });
+    let s = run(&Outcome::Applied(obs));
+    for t in [c::GMSA_READY, c::STALLED, c::READY] {
+        let msg = &c::find(&s.conditions, t).expect("condition").message;
+        assert!(msg.starts_with(why), "{t}: {msg}");
+        assert!(msg.contains("no gMSA RBAC, no credspec and no workload"), "{t} says what is withheld: {msg}");
     }
 }
 

@@ -45,23 +45,42 @@ pub struct Children {
     /// Ingress to the pods only from the sources the spec names.
     pub network_policy: Option<NetworkPolicy>,
     pub service: Option<Service>,
-    /// The pods: a Deployment, or a DaemonSet for a node agent.
-    pub workload: workload::Workload,
+    /// The pods: a Deployment, or a DaemonSet for a node agent. None while the app's gMSA is
+    /// withheld ([`GmsaGrant::Withheld`]): nothing runs as an account the platform has not allowed.
+    pub workload: Option<workload::Workload>,
 }
 
-/// Builds every child of a validated app.
+/// Whether the platform team allows the app's gMSA in its namespace (see [`crate::gmsa_policy`]).
+/// Only the operator can tell, from the cluster's annotations; `render` assumes it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GmsaGrant {
+    /// The credspec, the RBAC that lets the pods use it, and the workload are built.
+    Allowed,
+    /// None of them: no generated credspec, no ClusterRole or RoleBinding, no workload. The other
+    /// children (ServiceAccount, config, storage, Service, NetworkPolicy) are built as usual.
+    Withheld,
+}
+
+/// Builds every child of a validated app, its gMSA allowed (what `render` prints).
 pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
+    build_with(app, GmsaGrant::Allowed)
+}
+
+/// Builds every child of a validated app; with `gmsa` withheld, an app with `spec.gmsa` gets no
+/// gMSA children and no workload (apps without gMSA are not affected).
+pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, BuildError> {
+    let withheld = app.gmsa.is_some() && gmsa == GmsaGrant::Withheld;
     Ok(Children {
         service_account: identity::service_account(app),
-        credential_spec: identity::credential_spec(app),
-        gmsa_cluster_role: identity::gmsa_cluster_role(app),
-        gmsa_role_binding: identity::gmsa_role_binding(app),
+        credential_spec: identity::credential_spec(app).filter(|_| !withheld),
+        gmsa_cluster_role: identity::gmsa_cluster_role(app).filter(|_| !withheld),
+        gmsa_role_binding: identity::gmsa_role_binding(app).filter(|_| !withheld),
         config_map: config::config_map(app),
         persistent_volumes: storage::persistent_volumes(app),
         persistent_volume_claims: storage::persistent_volume_claims(app),
         network_policy: network::network_policy(app),
         service: service::service(app),
-        workload: workload::Workload::of(app)?,
+        workload: if withheld { None } else { Some(workload::Workload::of(app)?) },
     })
 }
 
@@ -98,8 +117,9 @@ impl Children {
         push(&mut out, "NetworkPolicy", network_policy.iter())?;
         push(&mut out, "Service", service.iter())?;
         match workload {
-            workload::Workload::Deployment(d) => push(&mut out, "Deployment", std::iter::once(d))?,
-            workload::Workload::DaemonSet(d) => push(&mut out, "DaemonSet", std::iter::once(d))?,
+            Some(workload::Workload::Deployment(d)) => push(&mut out, "Deployment", std::iter::once(d))?,
+            Some(workload::Workload::DaemonSet(d)) => push(&mut out, "DaemonSet", std::iter::once(d))?,
+            None => {}
         }
         Ok(out)
     }

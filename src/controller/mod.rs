@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -32,9 +32,9 @@ use tracing::{info, instrument, warn};
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
 use self::status::Observations;
-use self::status::Outcome;
+use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
-use crate::build::{self, Children, meta};
+use crate::build::{self, Children, GmsaGrant, meta};
 use crate::conditions::{self as c};
 use crate::metrics::Metrics;
 use crate::validate;
@@ -58,6 +58,8 @@ pub struct Stores {
     pub cluster_roles: Store<ClusterRole>,
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
+    /// Namespaces, metadata only: which gMSA accounts their apps may generate credspecs for.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub nodes: Store<Node>,
     /// RuntimeClasses, for apps that name one: their scheduling is part of the pods' placement.
     pub runtime_classes: Store<RuntimeClass>,
@@ -79,6 +81,7 @@ impl Stores {
         let _ = self.cluster_roles.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.runtime_classes.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
         self.credspecs.settled().await;
     }
 }
@@ -360,19 +363,37 @@ enum Step {
 
 /// Steps 3 to 6 of the reconcile: build, apply, prune, observe.
 async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::ValidatedApp) -> Result<Step> {
-    // 3. Build the desired children (pure), with the versions of the Secrets config files come from.
+    // 3. Build the desired children (pure), with the versions of the Secrets config files come
+    // from, and the platform team's answer on the app's gMSA: not allowed, the gMSA RBAC, the
+    // generated credspec and the workload are left out of the build and so pruned. When the
+    // operator cannot tell (the credspec or its CRD missing, or not cached yet), it creates none
+    // of them and leaves those that exist as they are.
     let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid).await?;
     let valid = versioned.as_ref().unwrap_or(valid);
-    let mut children = build::build(valid)?;
-    let keep = Keep::of(&children);
-    let pod = children.workload.template().spec.clone();
+    let gmsa = observe::gmsa(ctx, valid);
+    let grant = match &gmsa {
+        None | Some(GmsaCheck::Ready { .. }) => GmsaGrant::Allowed,
+        Some(GmsaCheck::NotAllowed { .. } | GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing) => {
+            GmsaGrant::Withheld
+        }
+    };
+    let mut children = build::build_with(valid, grant)?;
+    let mut keep = Keep::of(&children);
+    if matches!(gmsa, Some(GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing)) {
+        keep.hold_gmsa(valid);
+    }
+    // The pods as they would run: the nodes are judged by them even while the workload is withheld.
+    let pod = match &children.workload {
+        Some(w) => w.template().spec.clone(),
+        None => build::workload::Workload::of(valid)?.template().spec.clone(),
+    };
 
     // 4. Apply in order; a child owned by someone else stops here. Cluster-scoped children need
     //    the finalizer first: nothing else removes them when the app goes.
     if children.has_cluster_scoped() && !has_finalizer(&app.metadata) {
         add_finalizer(ctx, &app.metadata).await?;
     }
-    if let build::workload::Workload::Deployment(deployment) = &mut children.workload {
+    if let Some(build::workload::Workload::Deployment(deployment)) = &mut children.workload {
         if valid.replicas.is_none() {
             hand_over_replicas(ctx, valid).await?;
         } else if let Some(running) = replicas_to_keep(ctx, valid) {
@@ -409,6 +430,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     });
     let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
     observations.missing_config_secrets = missing_config_secrets;
+    observations.gmsa = gmsa;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
     Ok(Step::Applied(observations, report.workload_written))
 }
@@ -541,8 +563,25 @@ impl Keep {
             claims: names(persistent_volume_claims),
             network_policies: names(network_policy),
             services: names(service),
-            deployments: names(workload.as_deployment()),
-            daemon_sets: names(workload.as_daemon_set()),
+            deployments: names(workload.iter().filter_map(build::workload::Workload::as_deployment)),
+            daemon_sets: names(workload.iter().filter_map(build::workload::Workload::as_daemon_set)),
+        }
+    }
+
+    /// Keeps the app's gMSA children and workload that exist, unbuilt: while the operator cannot
+    /// tell whether the gMSA is allowed, it neither creates nor removes them.
+    fn hold_gmsa(&mut self, app: &validate::ValidatedApp) {
+        let Some(gmsa) = &app.gmsa else { return };
+        if gmsa.generated.is_some() {
+            self.credspecs.insert(gmsa.credential_spec_name.clone());
+        }
+        self.cluster_roles.insert(meta::gmsa_cluster_role_name(app));
+        self.role_bindings.insert(meta::gmsa_role_binding_name(app));
+        let workload = meta::workload_name(app);
+        if app.node_agent {
+            self.daemon_sets.insert(workload);
+        } else {
+            self.deployments.insert(workload);
         }
     }
 }
@@ -638,12 +677,13 @@ async fn apply_all(
         step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
     }
     let applied = match workload {
-        build::workload::Workload::Deployment(d) => {
+        Some(build::workload::Workload::Deployment(d)) => {
             step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", d)
         }
-        build::workload::Workload::DaemonSet(d) => {
+        Some(build::workload::Workload::DaemonSet(d)) => {
             step!(Api::<DaemonSet>::namespaced(client.clone(), ns), &s.daemon_sets, &(), "DaemonSet", d)
         }
+        None => Applied::Unchanged,
     };
     report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))

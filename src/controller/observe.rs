@@ -1,5 +1,5 @@
-//! Reads what the status is computed from: nodes, credspecs, claims and the workload from the
-//! watch caches; SMB Secrets by metadata only (their content is never fetched).
+//! Reads what the status is computed from: nodes, credspecs, namespaces, claims and the workload
+//! from the watch caches; SMB Secrets by metadata only (their content is never fetched).
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use super::diagnose::{self, ContainerFacts, EventFacts, PodFacts, WorkloadFacts}
 use super::error::{Error, Result};
 use super::status::{ClaimCheck, GmsaCheck, NodeCheck, Observations, WorkloadCheck, WorkloadKind};
 use crate::build::{meta, workload};
+use crate::gmsa_policy::{self, Decision};
 use crate::validate::{ValidatedApp, VolumeSource};
 
 /// Gathers the observations for `app`, whose pods have the spec `pod` (as applied).
@@ -70,7 +71,8 @@ pub async fn observe(
     };
     Ok(Observations {
         nodes: nodes(ctx, app, pod),
-        gmsa: gmsa(ctx, app),
+        // Decided before the build (see [`gmsa`]); the reconcile fills it in.
+        gmsa: None,
         claims: claims(ctx, app).await?,
         workload,
         rewrites: Vec::new(),
@@ -367,15 +369,31 @@ fn node_ready(n: &Node) -> bool {
     schedulable && ready
 }
 
-fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
+/// Whether the app may use its gMSA, decided before anything is built (see
+/// [`crate::gmsa_policy`]): for an existing credspec from its annotations in the credspec cache,
+/// for a generated one from the Namespace's annotations in the namespace cache. None without
+/// `spec.gmsa`.
+pub fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
     let g = app.gmsa.as_ref()?;
     let Some(store) = ctx.stores.credspecs.get() else { return Some(GmsaCheck::CrdMissing) };
-    let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
-    // A generated credspec was just applied; the cache may not hold it yet.
-    Some(if g.generated.is_some() || store.get(&key).is_some() {
-        GmsaCheck::Ready { credspec: g.credential_spec_name.clone() }
-    } else {
-        GmsaCheck::CredSpecMissing { credspec: g.credential_spec_name.clone() }
+    let decision = match &g.generated {
+        Some(spec) => {
+            // A namespace not cached (yet) has, as far as the operator knows, no annotations.
+            let namespace = ctx.stores.namespaces.get(&ObjectRef::new(&app.namespace));
+            let annotations = namespace.map(|n| n.annotations().clone()).unwrap_or_default();
+            gmsa_policy::generated_credspec(&spec.account, &app.namespace, &annotations)
+        }
+        None => {
+            let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
+            let Some(credspec) = store.get(&key) else {
+                return Some(GmsaCheck::CredSpecMissing { credspec: g.credential_spec_name.clone() });
+            };
+            gmsa_policy::existing_credspec(&g.credential_spec_name, credspec.annotations(), &app.namespace)
+        }
+    };
+    Some(match decision {
+        Decision::Allowed => GmsaCheck::Ready { credspec: g.credential_spec_name.clone() },
+        Decision::NotAllowed(message) => GmsaCheck::NotAllowed { message },
     })
 }
 

@@ -27,8 +27,17 @@ pub struct NodeCheck {
 /// Whether the gMSA credspec can be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GmsaCheck {
-    Ready { credspec: String },
-    CredSpecMissing { credspec: String },
+    /// It exists (or is generated) and the platform team allows it in the app's namespace.
+    Ready {
+        credspec: String,
+    },
+    /// The platform team has not allowed it: the message says which annotation to set where.
+    NotAllowed {
+        message: String,
+    },
+    CredSpecMissing {
+        credspec: String,
+    },
     CrdMissing,
 }
 
@@ -252,11 +261,21 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
             c::GMSA_READY,
             true,
             reason::CREDSPEC_FOUND,
-            format!("GMSACredentialSpec {credspec} exists and the pods' service account is bound to use it"),
+            format!(
+                "GMSACredentialSpec {credspec} exists, the platform team allows it in this namespace, and the pods' service account is bound to use it"
+            ),
         )),
+        Some(GmsaCheck::NotAllowed { message }) => {
+            let msg = format!(
+                "{message}; until then the operator creates no gMSA RBAC, no credspec and no workload for this app"
+            );
+            domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_NOT_ALLOWED, msg.clone()));
+            blockers.push((reason::CREDSPEC_NOT_ALLOWED, msg));
+        }
         Some(GmsaCheck::CredSpecMissing { credspec }) => {
             let msg = format!(
-                "GMSACredentialSpec {credspec} does not exist; create it or change spec.gmsa.credentialSpecName"
+                "GMSACredentialSpec {credspec} does not exist; create it (with the annotation {} naming this namespace) or change spec.gmsa.credentialSpecName",
+                crate::gmsa_policy::ALLOWED_NAMESPACES
             );
             domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_MISSING, msg.clone()));
             blockers.push((reason::CREDSPEC_MISSING, msg));

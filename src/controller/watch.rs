@@ -1,6 +1,6 @@
 //! Wires the watches: the WindowsApps, their namespaced children (by owner reference), their
-//! cluster-scoped children (by label), GMSACredentialSpecs and Nodes, each with a cache that
-//! the reconcile reads.
+//! cluster-scoped children (by label), GMSACredentialSpecs, Namespaces (metadata) and Nodes,
+//! each with a cache that the reconcile reads.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::Stores;
 use super::Watched;
 use crate::build::{identity, meta};
+use crate::gmsa_policy;
 
 /// Where the operator looks.
 #[derive(Debug, Clone, Default)]
@@ -91,11 +92,19 @@ where
 
 /// Drops what the operator never reads from a cached object: `managedFields` (often larger
 /// than the object itself) and kubectl's last-applied copy of the whole object.
-pub fn slim<K: Resource>(obj: &mut K) {
+pub fn slim<K: Resource + 'static>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    // Nodes list every image they hold (hundreds on a busy node): placement needs none of it.
+    if let Some(node) = (obj as &mut dyn std::any::Any).downcast_mut::<Node>()
+        && let Some(status) = node.status.as_mut()
+    {
+        status.images = None;
+        status.volumes_in_use = None;
+        status.volumes_attached = None;
     }
 }
 
@@ -174,6 +183,14 @@ fn node_signature(node: &Node) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Hash of a namespace's annotation that lists the gMSA accounts its apps may generate
+/// credspecs for: other changes of a namespace trigger nothing.
+fn gmsa_accounts_signature(namespace: &PartialObjectMeta<Namespace>) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    namespace.annotations().get(gmsa_policy::GMSA_ACCOUNTS).hash(&mut h);
+    Some(h.finish())
+}
+
 /// The GMSACredentialSpec cache: present while the CRD is installed. The CRD may be installed
 /// or removed while the operator runs; [`follow_credspec_crd`] notices either within
 /// [`CRD_POLL`] and swaps the cache in or out.
@@ -235,6 +252,7 @@ async fn follow_credspec_crd(
                     watcher::Config::default().any_semantic(),
                 )
                 .default_backoff()
+                .modify(slim)
                 .reflect(writer)
                 .touched_objects();
                 let tx = events.clone();
@@ -339,7 +357,8 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         ));
 
     // An unlabelled credspec (one the platform team owns) may be the one an app references:
-    // re-check the apps that name it, and the app that owns a generated one.
+    // re-check the apps that name it, and the app that owns a generated one. Any change counts,
+    // its annotation winapp.dev/allowed-namespaces included: that allows or withdraws apps.
     let app_store = controller.store();
     let controller = controller.watches_stream_with(
         credspec_events,
@@ -358,6 +377,38 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         },
         identity::credspec_resource(),
     );
+
+    // Namespaces, metadata only: the platform team's annotation on a namespace says which gMSA
+    // accounts its apps may generate a credspec for. A change re-checks those apps at once, so
+    // that an account allowed runs and an account withdrawn stops without waiting for a resync.
+    let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let namespace_config = match &scope.namespace {
+        Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        None => watcher::Config::default(),
+    }
+    .any_semantic();
+    let (namespaces, namespace_writer) = reflector::store();
+    let namespace_events = watcher(namespace_api, namespace_config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(namespace_writer)
+        .touched_objects()
+        .predicate_filter(gmsa_accounts_signature, PredicateConfig::default());
+    let app_store = controller.store();
+    let controller = controller.watches_stream(namespace_events, move |namespace| {
+        let name = namespace.name_any();
+        app_store
+            .state()
+            .iter()
+            .filter(|a| {
+                a.0.as_ref().is_ok_and(|app| {
+                    app.namespace().as_deref() == Some(name.as_str())
+                        && app.spec.gmsa.as_ref().is_some_and(|g| g.credential_spec.is_some())
+                })
+            })
+            .map(|a| ObjectRef::from_obj(a.as_ref()))
+            .collect::<Vec<_>>()
+    });
 
     // Secrets that config files come from: a change rolls the pods. Metadata only, used as a
     // trigger and dropped once mapped (no cache: Secrets are many and their annotations may hold
@@ -406,6 +457,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         volumes,
         cluster_roles,
         credspecs,
+        namespaces,
         nodes,
         runtime_classes,
     };

@@ -5,6 +5,7 @@
 
 mod correctness;
 mod diagnosis;
+mod gmsa_policy;
 mod harness;
 mod node_agents;
 #[path = "../support/mod.rs"]
@@ -110,7 +111,21 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
             ns.name()
         )),
     );
+    // The platform team's gMSA policy, as scripts/demo sets it for winapp-demo: the namespace may
+    // generate a credspec for examples/gmsa-generated.yaml's account, and the credspec of
+    // examples/gmsa-existing.yaml allows this namespace too.
+    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=PayrollSvc"], None);
     kubectl_ok(&["apply", "-n", ns.name(), "-f", &repo().join("examples").to_string_lossy()], None);
+    kubectl_ok(
+        &[
+            "annotate",
+            "--overwrite",
+            "gmsacredentialspec",
+            "reports-gmsa",
+            &format!("winapp.dev/allowed-namespaces=winapp-demo,{}", ns.name()),
+        ],
+        None,
+    );
 
     let apps: Api<WindowsApp> = ns.api();
     let names: Vec<String> =
@@ -319,6 +334,7 @@ async fn features_turned_off_are_pruned_and_deletion_leaves_nothing() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "prune").await;
+    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=FilesSvc"], None);
     let full = r#"
 apiVersion: v1
 kind: Secret
@@ -480,7 +496,8 @@ spec:
     kubectl_ok(
         &["apply", "-f", "-"],
         Some(&format!(
-            "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {cs_name}}}\ncredspec: {{CmsPlugins: [ActiveDirectory]}}\n"
+            "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {cs_name}, annotations: {{winapp.dev/allowed-namespaces: {}}}}}\ncredspec: {{CmsPlugins: [ActiveDirectory]}}\n",
+            ns.name()
         )),
     );
     wait_for(&apps, "share", "Ready", SLOW, ready_now).await;
