@@ -268,7 +268,7 @@ func cmdReport(args []string) error {
 		fmtSeconds(ceilAvail, okA), fmtSeconds(opReady, okR), ratio())
 
 	quiet, okQ := r.num("op_quiet_s")
-	p("| operator settled (its counters unchanged for %s s), from process start | — | %s | — |", r.str("quiet_for"), fmtSeconds(quiet, okQ))
+	p("| operator settled: its last write (child and status write counters then unchanged for %s s), from process start | — | %s | — |", r.str("quiet_for"), fmtSeconds(quiet, okQ))
 	hwm, okH := r.num("op_hwm_quiet_kib")
 	hwmReady, _ := r.num("op_hwm_ready_kib")
 	if okH {
