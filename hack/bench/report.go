@@ -263,7 +263,17 @@ func cmdReport(args []string) error {
 	}
 	p("| figure | ceiling (%s SSA workers) | operator | operator / ceiling |", r.str("workers"))
 	p("|---|---|---|---|")
-	p("| children written (%.0f children of %.0f apps) | %s | — | — |", children, n, fmtSeconds(ceilWritten, okW))
+	opWritten, okOW := r.num("op_children_written_s")
+	writtenRatio := "—"
+	if okW && okOW && ceilWritten > 0 {
+		writtenRatio = fmt.Sprintf("%.2f", opWritten/ceilWritten)
+	}
+	opWrittenText := fmtSeconds(opWritten, okOW)
+	if !okOW && r.str("op_children_written_s") != "" {
+		opWrittenText = r.str("op_children_written_s")
+	}
+	p("| children written (%.0f children of %.0f apps; operator: `winapp_child_writes_total` reached it, from process start) | %s | %s | %s |",
+		children, n, fmtSeconds(ceilWritten, okW), opWrittenText, writtenRatio)
 	p("| all available (ceiling) / all Ready at the current generation (operator, from process start) | %s | %s | %s |",
 		fmtSeconds(ceilAvail, okA), fmtSeconds(opReady, okR), ratio())
 
@@ -331,7 +341,7 @@ func cmdReport(args []string) error {
 			t = "not reached: " + r.str("restart_verified_s")
 		}
 		var mRestart prom = r.metrics("metrics-restart.txt")
-		p("| restart over the converged apps: writes / time until `winapp_reconciles_total` ≥ N (from process start) | — | %.0f / %s (%.0f reconciles, CPU %s s, VmHWM %s MiB) | — |",
+		p("| restart over the converged apps: writes / time until every app was re-verified Ready (`winapp_apps{ready=\"True\"}` = N, from process start) | — | %.0f / %s (%.0f reconciles, CPU %s s, VmHWM %s MiB) | — |",
 			rsTotal+float64(rsEv), t, mRestart.sum("winapp_reconciles_total"), r.str("restart_cpu_s"), kibToMiB(r.str("restart_hwm_kib")))
 		if rsTotal+float64(rsEv) > 0 {
 			p("| restart writes by resource | — | %s | — |", describeByRes(rsByRes, rsEv))

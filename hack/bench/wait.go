@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,8 +130,9 @@ func cmdWaitGone(args []string) error {
 	return nil
 }
 
-// scrape reads one metric (summed over its label sets) from a Prometheus text endpoint.
-func scrape(url, name string) (float64, error) {
+// scrape reads one metric (summed over its label sets, or over those with label = value when
+// label is "key=value") from a Prometheus text endpoint.
+func scrape(url, name, label string) (float64, error) {
 	client := http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
@@ -144,13 +146,19 @@ func scrape(url, name string) (float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
 	}
-	return parseProm(string(body)).sum(name), nil
+	p := parseProm(string(body))
+	if key, value, ok := strings.Cut(label, "="); ok {
+		return p.by(name, key)[value], nil
+	}
+	return p.sum(name), nil
 }
 
 func cmdWaitMetric(args []string) error {
 	fs := flag.NewFlagSet("wait-metric", flag.ExitOnError)
 	url := fs.String("url", "", "the operator's /metrics URL")
 	name := fs.String("name", "winapp_reconciles_total", "metric (summed over its label sets)")
+	label := fs.String("label", "", "only the label sets with this label (key=value)")
+	interval := fs.Duration("interval", 100*time.Millisecond, "how often to scrape")
 	atLeast := fs.Float64("at-least", 1, "value to reach")
 	since := fs.String("since", "", "Unix time the clock starts at (default: now)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait")
@@ -163,7 +171,7 @@ func cmdWaitMetric(args []string) error {
 	var last float64
 	var lastErr error
 	for {
-		v, err := scrape(*url, *name)
+		v, err := scrape(*url, *name, *label)
 		if err == nil {
 			last, lastErr = v, nil
 			if v >= *atLeast {
@@ -179,7 +187,7 @@ func cmdWaitMetric(args []string) error {
 			}
 			return fmt.Errorf("%w: %s = %g, not %g, after %s", errTimeout, *name, last, *atLeast, *timeout)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(*interval)
 	}
 }
 
