@@ -8,6 +8,7 @@ pub mod crd;
 pub mod doctor;
 pub mod lease;
 pub mod metrics;
+pub mod policy;
 pub mod quantity;
 pub mod render;
 pub mod run;
