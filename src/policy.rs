@@ -349,7 +349,12 @@ fn check_container(c: &Map<String, Value>, path: &str, host_process: bool, found
         let host_port = p.get("hostPort");
         if host_port.is_some_and(|h| !h.is_null() && h.as_i64() != Some(0)) {
             let at = format!("{path}.ports[{i}].hostPort");
-            refuse(found, Rule::HostPorts, at, format!("a host port ({})", host_port.map_or(Value::Null, Clone::clone)));
+            refuse(
+                found,
+                Rule::HostPorts,
+                at,
+                format!("a host port ({})", host_port.map_or(Value::Null, Clone::clone)),
+            );
         }
     }
 }
@@ -492,7 +497,11 @@ mod tests {
                 json!({"tolerations": [{"operator": "Exists", "effect": "NoExecute"}]}),
                 "spec.podTemplate.spec.tolerations[0]".into(),
             ),
-            (Rule::ServiceAccount, json!({"serviceAccountName": "admin"}), "spec.podTemplate.spec.serviceAccountName".into()),
+            (
+                Rule::ServiceAccount,
+                json!({"serviceAccountName": "admin"}),
+                "spec.podTemplate.spec.serviceAccountName".into(),
+            ),
             (Rule::ServiceAccount, json!({"serviceAccount": "admin"}), "spec.podTemplate.spec.serviceAccount".into()),
             (
                 Rule::ServiceAccount,
@@ -515,7 +524,11 @@ mod tests {
                 json!({"nodeSelector": {"node.kubernetes.io/windows-build": "10.0.17763"}}),
                 "spec.podTemplate.spec.nodeSelector[node.kubernetes.io/windows-build]".into(),
             ),
-            (Rule::RuntimeClass, json!({"runtimeClassName": "hyperv"}), "spec.podTemplate.spec.runtimeClassName".into()),
+            (
+                Rule::RuntimeClass,
+                json!({"runtimeClassName": "hyperv"}),
+                "spec.podTemplate.spec.runtimeClassName".into(),
+            ),
             (
                 Rule::ShareProcessNamespace,
                 json!({"shareProcessNamespace": true}),

@@ -92,11 +92,8 @@ fn render_one(
     let app: WindowsApp = serde_json::from_value(doc).map_err(|source| RenderError::Decode { index, source })?;
     let namespace = app.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
     let name = app.metadata.name.clone().unwrap_or_default();
-    let valid = validate::validate_with(&app, Some(default_namespace), policy).map_err(|errors| RenderError::Invalid {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        errors,
-    })?;
+    let valid = validate::validate_with(&app, Some(default_namespace), policy)
+        .map_err(|errors| RenderError::Invalid { namespace: namespace.clone(), name: name.clone(), errors })?;
     let children = build::build(&valid).map_err(|source| RenderError::Build {
         namespace: namespace.clone(),
         name: name.clone(),

@@ -4,11 +4,11 @@
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use winapp_operator::api::{AccessMode, PoolTaint, Protocol, ServiceType, WindowsApp, WindowsAppSpec, WindowsVersion};
+use winapp_operator::policy::{Policy, Rule};
 use winapp_operator::validate::{
     self, ServiceAccountChoice, ServicePort, ValidatedApp, ValidationError, ValidationErrors, VolumeSource, defaults,
     is_config_key, is_dns1035_label, is_windows_path,
 };
-use winapp_operator::policy::{Policy, Rule};
 
 const NAME: &str = "web";
 const NS: &str = "shop";
@@ -618,8 +618,8 @@ fn override_not_allowed() {
     }
 
     // With another error, both are reported and the app is not a pure policy refusal.
-    let errors = validate::validate(&app(&hostile.replace("image: iis:ltsc2022", "image: ''")), None)
-        .expect_err("invalid");
+    let errors =
+        validate::validate(&app(&hostile.replace("image: iis:ltsc2022", "image: ''")), None).expect_err("invalid");
     assert_eq!(errors.0.len(), 2, "{errors}");
     assert!(!errors.only_policy_refusals());
 }

@@ -7,6 +7,7 @@ mod correctness;
 mod diagnosis;
 mod harness;
 mod node_agents;
+mod pod_policy;
 #[path = "../support/mod.rs"]
 mod support;
 
