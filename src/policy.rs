@@ -121,7 +121,9 @@ impl Rule {
             Rule::HostPath => "use spec.volumes (an SMB share or a claim), or spec.hostProcess for a host agent",
             Rule::VolumeTypes => "use spec.volumes, a persistentVolumeClaim or a csi volume",
             Rule::HostPorts => "remove hostPort and expose the port with spec.service",
-            Rule::RunAsUser => "remove it, or set runAsUserName: ContainerUser",
+            Rule::RunAsUser => {
+                "set runAsUserName: ContainerUser or remove it (a hostProcess app: spec.hostProcess.runAsUserName)"
+            }
             Rule::Gmsa => "use spec.gmsa",
             Rule::HostProcess => "use spec.hostProcess",
             Rule::TolerateAll => "tolerate the taints by key, or use spec.windows.tolerations",
