@@ -27,6 +27,8 @@ pub mod reason {
     pub const NEW_GENERATION: &str = "NewGeneration";
     pub const SUSPENDED: &str = "Suspended";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `spec.podTemplate` overrides something the platform's pod policy does not allow.
+    pub const OVERRIDE_NOT_ALLOWED: &str = "OverrideNotAllowed";
     pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
     pub const NODES_FOUND: &str = "NodesFound";
     pub const WAITING_FOR_NODES: &str = "WaitingForNodes";
@@ -66,6 +68,7 @@ pub mod reason {
         NEW_GENERATION,
         SUSPENDED,
         INVALID_SPEC,
+        OVERRIDE_NOT_ALLOWED,
         NO_WINDOWS_NODES,
         NODES_FOUND,
         WAITING_FOR_NODES,

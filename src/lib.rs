@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod gmsa_policy;
 pub mod lease;
 pub mod metrics;
+pub mod policy;
 pub mod quantity;
 pub mod render;
 pub mod run;

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::api::{GROUP, VERSION, WindowsApp};
 use crate::build::{self, BuildError};
+use crate::policy::Policy;
 use crate::validate::{self, ValidationErrors};
 
 /// What `render` cannot know without a cluster, and so assumes (shown by `render --help`).
@@ -52,6 +53,11 @@ pub struct Rendered {
 /// `default_namespace`, as `kubectl apply` would give them. Every error is reported, not just
 /// the first app's.
 pub fn render(input: &str, default_namespace: &str) -> Result<Rendered, Vec<RenderError>> {
+    render_with(input, default_namespace, &Policy::default())
+}
+
+/// [`render`], with pod template overrides checked against `policy` (as the operator does).
+pub fn render_with(input: &str, default_namespace: &str, policy: &Policy) -> Result<Rendered, Vec<RenderError>> {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(input).map_err(|e| vec![RenderError::Yaml(e)])?;
     let mut out = String::new();
     let mut skipped = Vec::new();
@@ -69,7 +75,7 @@ pub fn render(input: &str, default_namespace: &str) -> Result<Rendered, Vec<Rend
             continue;
         }
         apps += 1;
-        match render_one(doc, index, default_namespace) {
+        match render_one(doc, index, default_namespace, policy) {
             Ok(yaml) => out.push_str(&yaml),
             Err(e) => errors.push(e),
         }
@@ -80,15 +86,17 @@ pub fn render(input: &str, default_namespace: &str) -> Result<Rendered, Vec<Rend
     if errors.is_empty() { Ok(Rendered { yaml: out, skipped }) } else { Err(errors) }
 }
 
-fn render_one(doc: serde_json::Value, index: usize, default_namespace: &str) -> Result<String, RenderError> {
+fn render_one(
+    doc: serde_json::Value,
+    index: usize,
+    default_namespace: &str,
+    policy: &Policy,
+) -> Result<String, RenderError> {
     let app: WindowsApp = serde_json::from_value(doc).map_err(|source| RenderError::Decode { index, source })?;
     let namespace = app.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
     let name = app.metadata.name.clone().unwrap_or_default();
-    let valid = validate::validate(&app, Some(default_namespace)).map_err(|errors| RenderError::Invalid {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        errors,
-    })?;
+    let valid = validate::validate_with(&app, Some(default_namespace), policy)
+        .map_err(|errors| RenderError::Invalid { namespace: namespace.clone(), name: name.clone(), errors })?;
     let children = build::build(&valid).map_err(|source| RenderError::Build {
         namespace: namespace.clone(),
         name: name.clone(),

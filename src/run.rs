@@ -41,6 +41,8 @@ pub struct RunConfig {
     /// How long the triggers of one app are gathered into one reconcile (the burst of watch
     /// events that follows applying its children).
     pub debounce: Duration,
+    /// What `spec.podTemplate` may override: the rules the platform team allows.
+    pub pod_policy: crate::policy::Policy,
 }
 
 /// Why the operator stopped.
@@ -113,6 +115,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
         );
     }
+    let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
+    info!(allowed = ?allowed, "pod template overrides: the policy allows these rules (--allow-pod-override)");
     let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
@@ -127,6 +131,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         applied: Default::default(),
         diagnose_after: config.diagnose_after,
         progress: Default::default(),
+        pod_policy: config.pod_policy.clone(),
     });
     let (apps, c) = (ctrl.store(), ctx.clone());
     tokio::spawn(async move {

@@ -21,6 +21,7 @@ use crate::api::{
     WindowsVersion,
 };
 use crate::build::meta;
+use crate::policy::{self, Policy};
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -131,6 +132,9 @@ pub enum ValidationError {
     InvalidPodSpecOverride(String),
     #[error("spec.serviceAccountName: {0:?} is not a valid ServiceAccount name")]
     InvalidServiceAccountName(String),
+    /// Refused by the platform's pod policy (see [`crate::policy`]), not invalid as such.
+    #[error(transparent)]
+    OverrideNotAllowed(#[from] crate::policy::Refusal),
 }
 
 /// Every problem found in one `WindowsApp`, in spec order.
@@ -141,6 +145,14 @@ impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         f.write_str(&lines.join("; "))
+    }
+}
+
+impl ValidationErrors {
+    /// Whether every error is a refusal of the pod policy (status reason `OverrideNotAllowed`
+    /// rather than `InvalidSpec`).
+    pub fn only_policy_refusals(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|e| matches!(e, ValidationError::OverrideNotAllowed(_)))
     }
 }
 
@@ -304,8 +316,18 @@ pub struct ValidatedApp {
 const FORBIDDEN_OVERRIDES: &[&str] = &["os"];
 
 /// Validates a `WindowsApp` and resolves its defaults. `default_namespace` is used when the
-/// object has none (offline render of a file without one).
+/// object has none (offline render of a file without one). Pod template overrides are checked
+/// against the default policy (see [`validate_with`]).
 pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<ValidatedApp, ValidationErrors> {
+    validate_with(app, default_namespace, &Policy::default())
+}
+
+/// [`validate`], with the pod template overrides checked against `policy`.
+pub fn validate_with(
+    app: &WindowsApp,
+    default_namespace: Option<&str>,
+    policy: &Policy,
+) -> Result<ValidatedApp, ValidationErrors> {
     let mut errors = Vec::new();
     let spec = &app.spec;
     let name = app.name_any();
@@ -525,6 +547,10 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
     let pod_spec_overrides = overrides.and_then(|t| t.spec.clone());
     if let Some(o) = &pod_spec_overrides {
         check_overrides(o, host_process_user.is_some(), &mut errors);
+        // A forbidden field is reported as such, not also as a policy refusal.
+        let forbidden: Vec<String> = FORBIDDEN_OVERRIDES.iter().map(|k| format!("{}.{k}", policy::ROOT)).collect();
+        let refusals = policy::check(o, host_process_user.is_some(), policy);
+        errors.extend(refusals.into_iter().filter(|r| !forbidden.contains(&r.path)).map(ValidationError::from));
     }
 
     let probes = resolve_probes(spec.probes.as_ref(), &spec.ports);

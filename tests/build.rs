@@ -802,9 +802,17 @@ podTemplate:
 
 #[test]
 fn escape_hatch_null_removes_a_generated_field() {
-    let spec = pod_spec(
+    // A null is refused by the default pod policy (rule remove-generated); allowed, it deletes.
+    let app = windows_app(
+        NS,
+        NAME,
         "image: x\nports: [{name: http, containerPort: 80}]\npodTemplate:\n  spec:\n    containers: [{name: app, startupProbe: null}]\n",
     );
+    assert!(validate::validate(&app, None).is_err());
+    let policy = winapp_operator::policy::Policy::allowing([winapp_operator::policy::Rule::RemoveGenerated]);
+    let valid = validate::validate_with(&app, None, &policy).unwrap_or_else(|e| panic!("allowed: {e}"));
+    let d = build::build(&valid).expect("builds");
+    let spec = d.workload.as_ref().expect("a workload").template().spec.clone().expect("pod spec");
     let app = app_container(&spec);
     assert_eq!(app.startup_probe, None);
     assert!(app.readiness_probe.is_some());

@@ -286,6 +286,10 @@ fn outcomes_other_than_applied_map_to_their_reasons() {
             [("False", "InvalidSpec"), ("False", "InvalidSpec"), ("True", "InvalidSpec")],
         ),
         (
+            Outcome::NotAllowed("spec.podTemplate.spec.hostPID: ...".into()),
+            [("False", "OverrideNotAllowed"), ("False", "OverrideNotAllowed"), ("True", "OverrideNotAllowed")],
+        ),
+        (
             Outcome::Conflict("Service web exists".into()),
             [("False", "ChildConflict"), ("False", "ChildConflict"), ("True", "ChildConflict")],
         ),

@@ -104,6 +104,8 @@ pub struct Context {
     /// Node agents: when each DaemonSet last made progress (the Deployment controller keeps
     /// this for Deployments). One entry per node agent that is not Ready.
     pub progress: observe::ProgressTracker,
+    /// What `spec.podTemplate` may override.
+    pub pod_policy: crate::policy::Policy,
 }
 
 impl Context {
@@ -286,10 +288,15 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     let previous = app.status.clone();
 
     // 1. Validate: a spec the schema let through but that cannot work waits for a change.
-    let valid = match validate::validate(app, None) {
+    let valid = match validate::validate_with(app, None, &ctx.pod_policy) {
         Ok(v) => v,
         Err(errors) => {
-            write_status(app, ctx, generation, None, &Outcome::Invalid(errors.to_string()), previous.as_ref()).await?;
+            let outcome = if errors.only_policy_refusals() {
+                Outcome::NotAllowed(errors.to_string())
+            } else {
+                Outcome::Invalid(errors.to_string())
+            };
+            write_status(app, ctx, generation, None, &outcome, previous.as_ref()).await?;
             return Ok(Action::await_change());
         }
     };

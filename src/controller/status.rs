@@ -114,6 +114,9 @@ pub enum Outcome {
     Suspended,
     /// The spec failed validation.
     Invalid(String),
+    /// The spec's pod template overrides what the platform's pod policy does not allow (and
+    /// nothing else is wrong with it).
+    NotAllowed(String),
     /// A child with our name exists and is not ours.
     Conflict(String),
     /// A step failed (an apply the API server refused, a failed delete...): `reason` is the
@@ -132,6 +135,7 @@ pub fn compute(
     let prev_conditions: &[Condition] = previous.map_or(&[], |p| &p.conditions);
     let (wanted, replicas, available) = match outcome {
         Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
+        Outcome::NotAllowed(msg) => (stalled(reason::OVERRIDE_NOT_ALLOWED, msg.clone()), None, None),
         Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
         Outcome::Failed { reason: r, message, permanent } => {
             let message = &bounded(message);

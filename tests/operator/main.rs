@@ -8,6 +8,7 @@ mod diagnosis;
 mod gmsa_policy;
 mod harness;
 mod node_agents;
+mod pod_policy;
 #[path = "../support/mod.rs"]
 mod support;
 
