@@ -27,6 +27,8 @@ pub mod reason {
     pub const NEW_GENERATION: &str = "NewGeneration";
     pub const SUSPENDED: &str = "Suspended";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `spec.podTemplate` overrides something the platform's pod policy does not allow.
+    pub const OVERRIDE_NOT_ALLOWED: &str = "OverrideNotAllowed";
     pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
     pub const NODES_FOUND: &str = "NodesFound";
     pub const WAITING_FOR_NODES: &str = "WaitingForNodes";
@@ -34,6 +36,8 @@ pub mod reason {
     pub const CREDSPEC_MISSING: &str = "CredentialSpecMissing";
     pub const CREDSPEC_CRD_MISSING: &str = "CredentialSpecCRDMissing";
     pub const CREDSPEC_FOUND: &str = "CredentialSpecFound";
+    /// The platform team has not allowed the app's gMSA in its namespace (see `gmsa_policy`).
+    pub const CREDSPEC_NOT_ALLOWED: &str = "CredentialSpecNotAllowed";
     pub const SECRET_MISSING: &str = "SecretMissing";
     pub const CLAIM_PENDING: &str = "ClaimPending";
     pub const CLAIMS_BOUND: &str = "ClaimsBound";
@@ -64,6 +68,7 @@ pub mod reason {
         NEW_GENERATION,
         SUSPENDED,
         INVALID_SPEC,
+        OVERRIDE_NOT_ALLOWED,
         NO_WINDOWS_NODES,
         NODES_FOUND,
         WAITING_FOR_NODES,
@@ -71,6 +76,7 @@ pub mod reason {
         CREDSPEC_MISSING,
         CREDSPEC_CRD_MISSING,
         CREDSPEC_FOUND,
+        CREDSPEC_NOT_ALLOWED,
         SECRET_MISSING,
         CLAIM_PENDING,
         CLAIMS_BOUND,

@@ -4,9 +4,11 @@
 use std::io::Read;
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 
 use winapp_operator::controller::watch::Scope;
+use winapp_operator::policy::{Policy, Rule};
 use winapp_operator::run::{RunConfig, run};
 use winapp_operator::{crd, doctor, render};
 
@@ -32,6 +34,10 @@ enum Command {
         /// Namespace for WindowsApps that name none.
         #[arg(short, long, default_value = "default")]
         namespace: String,
+        /// Allow spec.podTemplate overrides of this rule, as the operator's flag of the same name
+        /// does (repeatable, or comma-separated).
+        #[arg(long = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = pod_rule_parser())]
+        allow_pod_override: Vec<Rule>,
     },
     /// Print the WindowsApp CustomResourceDefinition.
     Crd,
@@ -102,6 +108,16 @@ struct RunArgs {
     /// events to report why they are not available (refused pod creations are reported at once).
     #[arg(long, default_value_t = 30)]
     diagnose_after_seconds: u64,
+    /// Milliseconds the watch events of one app are gathered into a single reconcile (applying an
+    /// app's children sets off a burst of them). 0 reconciles on every event.
+    #[arg(long, default_value_t = 500)]
+    debounce_ms: u64,
+    /// Allow spec.podTemplate overrides of this rule (repeatable, or comma-separated); the rules
+    /// in the environment variable WINAPP_ALLOW_POD_OVERRIDES (comma-separated) are allowed too.
+    /// By default every override that widens privilege or escapes placement is refused (Stalled,
+    /// OverrideNotAllowed).
+    #[arg(long = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = pod_rule_parser())]
+    allow_pod_override: Vec<Rule>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -111,6 +127,14 @@ struct RunArgs {
     /// Shut down when the parent process exits (for tests and scripts that start the operator).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+}
+
+/// Parses a pod override rule name; `--help` lists every rule with what it refuses.
+fn pod_rule_parser() -> impl TypedValueParser<Value = Rule> {
+    clap::builder::PossibleValuesParser::new(
+        Rule::ALL.iter().map(|r| clap::builder::PossibleValue::new(r.name()).help(r.summary())),
+    )
+    .try_map(|s| s.parse::<Rule>())
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -132,7 +156,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render { file, namespace } => render_cmd(&file, &namespace),
+        Command::Render { file, namespace, allow_pod_override } => {
+            render_cmd(&file, &namespace, &Policy::allowing(allow_pod_override))
+        }
         Command::Run(args) => run_cmd(args),
         Command::Doctor(args) => doctor_cmd(args),
     }
@@ -171,7 +197,7 @@ fn doctor_cmd(args: DoctorArgs) -> ExitCode {
     }
 }
 
-fn render_cmd(file: &str, namespace: &str) -> ExitCode {
+fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
     let input = if file == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map(|_| s)
@@ -186,7 +212,8 @@ fn render_cmd(file: &str, namespace: &str) -> ExitCode {
         }
     };
     let source = if file == "-" { "<stdin>" } else { file };
-    match render::render(&input, namespace) {
+    let options = render::Options { policy: policy.clone(), ..render::Options::default() };
+    match render::render_with(&input, namespace, &options) {
         Ok(rendered) => {
             for w in &rendered.warnings {
                 eprintln!("warning: {source}:{}: {}", w.pos, w.message);
@@ -212,7 +239,29 @@ fn render_cmd(file: &str, namespace: &str) -> ExitCode {
     }
 }
 
+/// Environment variable with more rules to allow, comma-separated (for a kustomize patch).
+const ALLOW_POD_OVERRIDES_ENV: &str = "WINAPP_ALLOW_POD_OVERRIDES";
+
+/// The rules of `--allow-pod-override` and of [`ALLOW_POD_OVERRIDES_ENV`] (empty entries ignored).
+fn pod_policy(flags: Vec<Rule>) -> Result<Policy, String> {
+    let env = std::env::var(ALLOW_POD_OVERRIDES_ENV).unwrap_or_default();
+    let from_env = env
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.parse::<Rule>().map_err(|e| format!("{ALLOW_POD_OVERRIDES_ENV}: {e}")))
+        .collect::<Result<Vec<Rule>, String>>()?;
+    Ok(Policy::allowing(flags.into_iter().chain(from_env)))
+}
+
 fn run_cmd(args: RunArgs) -> ExitCode {
+    let pod_policy = match pod_policy(args.allow_pod_override) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -235,6 +284,8 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         sync_deadline: std::time::Duration::from_secs(args.sync_deadline_seconds),
         diagnose_after: std::time::Duration::from_secs(args.diagnose_after_seconds),
+        debounce: std::time::Duration::from_millis(args.debounce_ms),
+        pod_policy,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

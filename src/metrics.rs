@@ -69,6 +69,9 @@ impl Default for Metrics {
             "Apps whose pods turned unavailable for a diagnosed reason (counted when the reason appears)",
             pod_problems.clone(),
         );
+        for ready in ["True", "False", "Unknown"] {
+            apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
+        }
         Metrics {
             registry,
             reconciles,
@@ -108,20 +111,28 @@ impl Metrics {
     /// Records the Ready status of one app (None when the app is gone) and updates the gauge.
     pub fn set_ready(&self, app: ObjectRef<WindowsApp>, ready: Option<String>) {
         let Ok(mut by_app) = self.ready_by_app.lock() else { return };
-        match ready {
+        let before = match ready {
             Some(r) => {
-                by_app.insert(app, r);
+                if by_app.get(&app) == Some(&r) {
+                    return;
+                }
+                self.apps.get_or_create(&ReadyLabel { ready: r.clone() }).inc();
+                by_app.insert(app, r)
             }
-            None => {
-                by_app.remove(&app);
-            }
+            None => by_app.remove(&app),
+        };
+        if let Some(b) = before {
+            self.apps.get_or_create(&ReadyLabel { ready: b }).dec();
         }
-        let mut counts: HashMap<&str, i64> = HashMap::from([("True", 0), ("False", 0), ("Unknown", 0)]);
-        for r in by_app.values() {
-            *counts.entry(r.as_str()).or_insert(0) += 1;
-        }
-        for (ready, n) in counts {
-            self.apps.get_or_create(&ReadyLabel { ready: ready.to_owned() }).set(n);
+    }
+
+    /// Forgets the apps that `keep` says no longer exist (deleted without a finalizer).
+    pub fn retain_apps(&self, keep: impl Fn(&ObjectRef<WindowsApp>) -> bool) {
+        let Ok(by_app) = self.ready_by_app.lock() else { return };
+        let gone: Vec<ObjectRef<WindowsApp>> = by_app.keys().filter(|k| !keep(k)).cloned().collect();
+        drop(by_app);
+        for app in gone {
+            self.set_ready(app, None);
         }
     }
 

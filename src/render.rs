@@ -7,6 +7,7 @@ use thiserror::Error;
 use crate::admission::{self, ChildError};
 use crate::api::{GROUP, VERSION, WindowsApp};
 use crate::build::{self, BuildError};
+use crate::policy::Policy;
 use crate::schema::{self, FieldPath, SchemaError, Step};
 use crate::validate::{self, ValidationError};
 use crate::yaml::{self, Document, Pos, YamlError};
@@ -20,6 +21,9 @@ Without a cluster, render assumes:
     and what a RuntimeClass adds at admission, only the operator judges (WindowsNodesAvailable);
   - config files from Secrets: the operator also puts the Secrets' resourceVersions into the pod
     template annotation winapp.dev/config-secrets-version, which render leaves out;
+  - gMSA: that the platform team allows the app's credspec in its namespace (annotations
+    winapp.dev/allowed-namespaces on the GMSACredentialSpec, winapp.dev/gmsa-accounts on the
+    Namespace); where it does not, the operator leaves out the gMSA children and the workload;
   - replicas: with spec.replicas unset the operator keeps the running count of an existing
     Deployment; render prints 1;
   - the owner reference and winapp.dev/owner-uid carry the app's UID, which only exists on the
@@ -135,11 +139,13 @@ pub struct Options {
     /// Check the children for what the API server would refuse (tests turn it off to show that
     /// the API server does refuse them).
     pub check_children: bool,
+    /// The pod template policy, as the operator has it.
+    pub policy: Policy,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { check_children: true }
+        Options { check_children: true, policy: Policy::default() }
     }
 }
 
@@ -358,7 +364,7 @@ fn render_one(doc: Document, default_namespace: &str, options: &Options) -> Resu
     schema::normalize(&mut value);
     let app: WindowsApp = serde_json::from_value(value.clone())
         .map_err(|source| vec![RenderError::Decode { doc: doc.clone(), pos: spans.pos, source }])?;
-    let valid = validate::validate(&app, Some(default_namespace)).map_err(|errors| {
+    let valid = validate::validate_with(&app, Some(default_namespace), &options.policy).map_err(|errors| {
         errors
             .0
             .into_iter()

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often what is kept per app is checked against the apps that still exist.
+const SWEEP: Duration = Duration::from_secs(60);
+
 use futures::StreamExt;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -35,6 +38,11 @@ pub struct RunConfig {
     pub sync_deadline: Duration,
     /// How long a rollout may make no progress before the operator reads the pods to say why.
     pub diagnose_after: Duration,
+    /// How long the triggers of one app are gathered into one reconcile (the burst of watch
+    /// events that follows applying its children).
+    pub debounce: Duration,
+    /// What `spec.podTemplate` may override: the rules the platform team allows.
+    pub pod_policy: crate::policy::Policy,
 }
 
 /// Why the operator stopped.
@@ -107,6 +115,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
         );
     }
+    let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
+    info!(allowed = ?allowed, "pod template overrides: the policy allows these rules (--allow-pod-override)");
     let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
@@ -120,6 +130,15 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         failures: Default::default(),
         applied: Default::default(),
         diagnose_after: config.diagnose_after,
+        progress: Default::default(),
+        pod_policy: config.pod_policy.clone(),
+    });
+    let (apps, c) = (ctrl.store(), ctx.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            c.forget_deleted(&apps);
+        }
     });
     let h = health.clone();
     tokio::spawn(async move {
@@ -130,7 +149,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     });
 
     let controller = ctrl
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(config.concurrency).debounce(config.debounce),
+        )
         .graceful_shutdown_on(flag_set(stop_rx.clone()))
         .run(controller::reconcile, controller::error_policy, ctx)
         .for_each(|res| async move {

@@ -21,12 +21,15 @@ use crate::api::{
     WindowsVersion,
 };
 use crate::build::meta;
+use crate::policy::{self, Policy};
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
     pub const REPLICAS: i32 = 1;
     pub const MAX_SURGE: &str = "25%";
     pub const MAX_UNAVAILABLE: i32 = 0;
+    /// Node agents roll one node at a time: a host-network agent cannot run twice on a node.
+    pub const NODE_AGENT_MAX_UNAVAILABLE: i32 = 1;
     pub const PROGRESS_DEADLINE_SECONDS: i32 = 900;
     pub const POOL_TAINT_KEY: &str = "os";
     pub const POOL_TAINT_VALUE: &str = "windows";
@@ -47,6 +50,8 @@ pub mod defaults {
 /// One thing wrong with a `WindowsApp`, with the field and what to do.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ValidationError {
+    #[error("spec.{0}: a nodeAgent runs one pod on every matching Windows node; remove spec.{0}")]
+    NodeAgentWith(&'static str),
     #[error("metadata.namespace: missing; set the namespace of the WindowsApp")]
     MissingNamespace,
     #[error(
@@ -127,6 +132,9 @@ pub enum ValidationError {
     InvalidPodSpecOverride(String),
     #[error("spec.serviceAccountName: {0:?} is not a valid ServiceAccount name")]
     InvalidServiceAccountName(String),
+    /// Refused by the platform's pod policy (see [`crate::policy`]), not invalid as such.
+    #[error(transparent)]
+    OverrideNotAllowed(#[from] crate::policy::Refusal),
 }
 
 /// Every problem found in one `WindowsApp`, in spec order.
@@ -137,6 +145,14 @@ impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         f.write_str(&lines.join("; "))
+    }
+}
+
+impl ValidationErrors {
+    /// Whether every error is a refusal of the pod policy (status reason `OverrideNotAllowed`
+    /// rather than `InvalidSpec`).
+    pub fn only_policy_refusals(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|e| matches!(e, ValidationError::OverrideNotAllowed(_)))
     }
 }
 
@@ -260,7 +276,9 @@ pub struct ValidatedApp {
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
     pub env_from: Vec<EnvFromSource>,
-    /// None when an HPA owns the replica count.
+    /// One pod per matching Windows node (a DaemonSet) instead of a Deployment.
+    pub node_agent: bool,
+    /// None when an HPA owns the replica count, or for a node agent.
     pub replicas: Option<i32>,
     /// Whether `spec.replicas` was given (when not, the running count of an existing
     /// Deployment is kept rather than reset to the default).
@@ -298,8 +316,18 @@ pub struct ValidatedApp {
 const FORBIDDEN_OVERRIDES: &[&str] = &["os"];
 
 /// Validates a `WindowsApp` and resolves its defaults. `default_namespace` is used when the
-/// object has none (offline render of a file without one).
+/// object has none (offline render of a file without one). Pod template overrides are checked
+/// against the default policy (see [`validate_with`]).
 pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<ValidatedApp, ValidationErrors> {
+    validate_with(app, default_namespace, &Policy::default())
+}
+
+/// [`validate`], with the pod template overrides checked against `policy`.
+pub fn validate_with(
+    app: &WindowsApp,
+    default_namespace: Option<&str>,
+    policy: &Policy,
+) -> Result<ValidatedApp, ValidationErrors> {
     let mut errors = Vec::new();
     let spec = &app.spec;
     let name = app.name_any();
@@ -416,6 +444,13 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         }
     });
 
+    let node_agent = spec.node_agent.unwrap_or(false);
+    if node_agent && spec.replicas.is_some() {
+        errors.push(ValidationError::NodeAgentWith("replicas"));
+    }
+    if node_agent && spec.autoscaled.unwrap_or(false) {
+        errors.push(ValidationError::NodeAgentWith("autoscaled"));
+    }
     if spec.network_policy.is_some() && spec.host_process.is_some() {
         errors.push(ValidationError::NetworkPolicyWithHostProcess);
     }
@@ -512,6 +547,10 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
     let pod_spec_overrides = overrides.and_then(|t| t.spec.clone());
     if let Some(o) = &pod_spec_overrides {
         check_overrides(o, host_process_user.is_some(), &mut errors);
+        // A forbidden field is reported as such, not also as a policy refusal.
+        let forbidden: Vec<String> = FORBIDDEN_OVERRIDES.iter().map(|k| format!("{}.{k}", policy::ROOT)).collect();
+        let refusals = policy::check(o, host_process_user.is_some(), policy);
+        errors.extend(refusals.into_iter().filter(|r| !forbidden.contains(&r.path)).map(ValidationError::from));
     }
 
     let probes = resolve_probes(spec.probes.as_ref(), &spec.ports);
@@ -530,7 +569,8 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         args: spec.args.clone(),
         env: spec.env.clone(),
         env_from: spec.env_from.clone(),
-        replicas: if spec.autoscaled.unwrap_or(false) {
+        node_agent,
+        replicas: if spec.autoscaled.unwrap_or(false) || node_agent {
             None
         } else {
             Some(spec.replicas.unwrap_or(defaults::REPLICAS))
@@ -539,8 +579,14 @@ pub fn validate(app: &WindowsApp, default_namespace: Option<&str>) -> Result<Val
         resources: spec.resources.clone(),
         ports: spec.ports.clone(),
         probes,
-        max_surge: rollout.max_surge.unwrap_or_else(|| IntOrString::String(defaults::MAX_SURGE.into())),
-        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(defaults::MAX_UNAVAILABLE)),
+        max_surge: rollout.max_surge.unwrap_or_else(|| {
+            if node_agent { IntOrString::Int(0) } else { IntOrString::String(defaults::MAX_SURGE.into()) }
+        }),
+        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(if node_agent {
+            defaults::NODE_AGENT_MAX_UNAVAILABLE
+        } else {
+            defaults::MAX_UNAVAILABLE
+        })),
         progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
         service_account,
         api_access: spec.api_access.unwrap_or(false),

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use winapp_operator::api::{WindowsApp, WindowsAppSpec};
-use winapp_operator::build::{self, Children, identity, meta, storage, workload};
+use winapp_operator::build::workload::Workload;
+use winapp_operator::build::{self, Children, GmsaGrant, identity, meta, storage, workload};
 use winapp_operator::validate::{self, ValidatedApp};
 
 const NAME: &str = "web";
@@ -38,7 +39,10 @@ fn children(yaml_spec: &str) -> Children {
 }
 
 fn deployment(yaml_spec: &str) -> Deployment {
-    children(yaml_spec).deployment
+    match children(yaml_spec).workload {
+        Some(Workload::Deployment(d)) => d,
+        other => panic!("expected a Deployment, got {other:?}"),
+    }
 }
 
 fn pod_spec(yaml_spec: &str) -> PodSpec {
@@ -214,6 +218,37 @@ fn replicas_default_given_and_autoscaled() {
 }
 
 #[test]
+fn node_agent_is_a_daemon_set_with_the_same_pods() {
+    let agent = "image: x\nnodeAgent: true\nhostProcess: {}\nports: [{name: metrics, containerPort: 9182}]\n";
+    let c = children(agent);
+    let w = c.workload.as_ref().expect("a workload");
+    assert!(w.as_deployment().is_none(), "a node agent has no Deployment");
+    let ds = w.as_daemon_set().expect("a DaemonSet").clone();
+    assert_eq!(w.kind(), "DaemonSet");
+    assert_eq!(ds.metadata.name.as_deref(), Some(NAME));
+    assert_eq!(ds.metadata.namespace.as_deref(), Some(NS));
+    assert_eq!(ds.spec.selector.match_labels, Some(meta::selector_labels(&validated(agent))));
+    // One node at a time by default, the spec's limits otherwise.
+    let ru = ds.spec.update_strategy.clone().expect("strategy").rolling_update.expect("rolling update");
+    assert_eq!((ru.max_surge, ru.max_unavailable), (Some(IntOrString::Int(0)), Some(IntOrString::Int(1))));
+    let ds2 = children(&format!("{agent}rollout: {{maxUnavailable: '10%'}}\n")).workload.expect("a workload");
+    let ru = ds2.as_daemon_set().and_then(|d| d.spec.update_strategy.clone()).and_then(|s| s.rolling_update);
+    assert_eq!(ru.and_then(|r| r.max_unavailable), Some(IntOrString::String("10%".into())));
+    // The pods are exactly those a Deployment of the same app would run: pinned, tolerating,
+    // host process, and no replica count anywhere.
+    let as_deployment = deployment("image: x\nhostProcess: {}\nports: [{name: metrics, containerPort: 9182}]\n");
+    assert_eq!(ds.spec.template, as_deployment.spec.template);
+    let json = serde_json::to_value(&ds).expect("serializes");
+    assert_eq!(json.pointer("/spec/replicas"), None, "{json}");
+    // Applied last, as the Deployment would be.
+    let ordered = c.to_ordered_json().expect("serializes");
+    assert_eq!(ordered.last().and_then(|o| o.get("kind")), Some(&json!("DaemonSet")));
+    assert!(ordered.iter().all(|o| o.get("kind") != Some(&json!("Deployment"))));
+    // No Service unless asked.
+    assert!(c.service.is_none());
+}
+
+#[test]
 fn rolling_update_values() {
     let spec = deployment("image: x").spec;
     let strategy = spec.strategy.expect("strategy");
@@ -335,7 +370,8 @@ config:
     - {name: appsettings.json, content: "{}"}
 "#;
     let v = validated(yaml);
-    let d = build::build(&v).expect("builds").deployment;
+    let d =
+        build::build(&v).expect("builds").workload.expect("a workload").as_deployment().expect("a Deployment").clone();
     let template = d.spec.template;
     let spec = template.spec.expect("pod spec");
     let volumes = spec.volumes.as_ref().expect("volumes");
@@ -383,7 +419,7 @@ config:
     // The ConfigMap holds the inline file only.
     let cm = c.config_map.expect("a ConfigMap for the inline file");
     assert_eq!(cm.data.expect("data").keys().collect::<Vec<_>>(), vec!["Web.config"]);
-    let spec = c.deployment.spec.template.spec.expect("pod spec");
+    let spec = c.workload.as_ref().expect("a workload").template().spec.clone().expect("pod spec");
     let volumes = spec.volumes.clone().expect("volumes");
     let projected = volumes.iter().find(|v| v.name == "winapp-config-secrets").expect("the Secrets' volume");
     let sources = projected.projected.as_ref().and_then(|p| p.sources.clone()).expect("sources");
@@ -436,10 +472,11 @@ config:
     let annotation = |v: &winapp_operator::validate::ValidatedApp| {
         build::build(v)
             .expect("builds")
-            .deployment
-            .spec
-            .template
+            .workload
+            .expect("a workload")
+            .template()
             .metadata
+            .clone()
             .and_then(|m| m.annotations)
             .and_then(|a| a.get("winapp.dev/config-secrets-version").cloned())
     };
@@ -457,8 +494,18 @@ config:
     ))
     .expect("builds");
     assert!(only.config_map.is_none());
-    let names: Vec<String> =
-        only.deployment.spec.template.spec.and_then(|s| s.volumes).into_iter().flatten().map(|v| v.name).collect();
+    let names: Vec<String> = only
+        .workload
+        .as_ref()
+        .expect("a workload")
+        .template()
+        .spec
+        .clone()
+        .and_then(|s| s.volumes)
+        .into_iter()
+        .flatten()
+        .map(|v| v.name)
+        .collect();
     assert_eq!(names, vec!["winapp-config-secrets"]);
 }
 
@@ -755,9 +802,17 @@ podTemplate:
 
 #[test]
 fn escape_hatch_null_removes_a_generated_field() {
-    let spec = pod_spec(
+    // A null is refused by the default pod policy (rule remove-generated); allowed, it deletes.
+    let app = windows_app(
+        NS,
+        NAME,
         "image: x\nports: [{name: http, containerPort: 80}]\npodTemplate:\n  spec:\n    containers: [{name: app, startupProbe: null}]\n",
     );
+    assert!(validate::validate(&app, None).is_err());
+    let policy = winapp_operator::policy::Policy::allowing([winapp_operator::policy::Rule::RemoveGenerated]);
+    let valid = validate::validate_with(&app, None, &policy).unwrap_or_else(|e| panic!("allowed: {e}"));
+    let d = build::build(&valid).expect("builds");
+    let spec = d.workload.as_ref().expect("a workload").template().spec.clone().expect("pod spec");
     let app = app_container(&spec);
     assert_eq!(app.startup_probe, None);
     assert!(app.readiness_probe.is_some());
@@ -1049,6 +1104,40 @@ fn existing_credential_spec_gets_only_rbac() {
 fn no_gmsa_objects_without_gmsa() {
     let c = children("image: x");
     assert_eq!((c.credential_spec, c.gmsa_cluster_role, c.gmsa_role_binding), (None, None, None));
+}
+
+#[test]
+fn a_withheld_gmsa_builds_no_gmsa_children_and_no_workload_but_the_rest() {
+    let with_volume = "service: {ports: [{name: http, port: 80}]}\nports: [{name: http, containerPort: 80}]\nconfig: {mountPath: 'C:\\app', files: [{name: a.config, content: x}]}\nvolumes: [{name: data, mountPath: 'D:\\data', claim: {size: 1Gi}}]\n";
+    for spec in [
+        format!("{}\n{with_volume}", gmsa_generated("")),
+        format!("image: x\ngmsa: {{credentialSpecName: webapp1}}\n{with_volume}"),
+    ] {
+        let v = validated(&spec);
+        let allowed = build::build_with(&v, GmsaGrant::Allowed).expect("builds");
+        assert_eq!(allowed, build::build(&v).expect("builds"), "render builds as if allowed");
+        let withheld = build::build_with(&v, GmsaGrant::Withheld).expect("builds");
+        assert_eq!(
+            (&withheld.credential_spec, &withheld.gmsa_cluster_role, &withheld.gmsa_role_binding),
+            (&None, &None, &None),
+            "{spec}"
+        );
+        assert!(withheld.workload.is_none(), "nothing runs as an account not allowed: {spec}");
+        assert_eq!(withheld.service_account, allowed.service_account);
+        assert_eq!(withheld.config_map, allowed.config_map);
+        assert_eq!(withheld.persistent_volume_claims, allowed.persistent_volume_claims);
+        assert_eq!(withheld.service, allowed.service);
+        let kinds: Vec<String> = withheld
+            .to_ordered_json()
+            .expect("json")
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service"], "{spec}");
+    }
+    // An app without gMSA is not affected by the grant.
+    let plain = validated("image: x");
+    assert_eq!(build::build_with(&plain, GmsaGrant::Withheld).expect("builds"), build::build(&plain).expect("builds"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1482,7 +1571,7 @@ spec:
         ("ServiceAccount", c.service_account.as_ref().map(|o| o.metadata.clone())),
         ("ConfigMap", c.config_map.as_ref().map(|o| o.metadata.clone())),
         ("Service", c.service.as_ref().map(|o| o.metadata.clone())),
-        ("Deployment", Some(c.deployment.metadata.clone())),
+        ("Deployment", c.workload.as_ref().and_then(|w| w.as_deployment()).map(|d| d.metadata.clone())),
     ];
     for (kind, m) in metas {
         let m = m.unwrap_or_else(|| panic!("{kind} built"));
@@ -1503,13 +1592,13 @@ spec:
     }
     let svc = c.service.expect("service").metadata.annotations.unwrap_or_default();
     assert_eq!(svc.get("service.beta.kubernetes.io/azure-load-balancer-internal").map(String::as_str), Some("true"));
-    let template = c.deployment.spec.template.metadata.expect("pod metadata");
+    let template = c.workload.as_ref().expect("a workload").template().metadata.clone().expect("pod metadata");
     let pod_labels = template.labels.unwrap_or_default();
     assert_eq!(pod_labels.get("cost-center").map(String::as_str), Some("cc-42"));
     assert_eq!(pod_labels.get("team").map(String::as_str), Some("pods-own"), "the pod template's own label wins");
     assert_eq!(template.annotations.unwrap_or_default().get("owner").map(String::as_str), Some("alice@example.com"));
     assert_eq!(
-        c.deployment.spec.selector.match_labels,
+        c.workload.as_ref().and_then(|w| w.as_deployment()).expect("a Deployment").spec.selector.match_labels,
         Some(map(&[("app.kubernetes.io/instance", "web"), ("app.kubernetes.io/name", "web")])),
         "the selector is untouched"
     );

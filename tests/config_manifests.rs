@@ -74,6 +74,7 @@ fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str]
         ("windowsapps.winapp.dev/status", ("", &["patch"][..])),
         ("windowsapps.winapp.dev/finalizers", ("", &["update"][..])),
         ("deployments.apps", ("", rw)),
+        ("daemonsets.apps", ("", rw)),
         ("services", ("", rw)),
         ("configmaps", ("", rw)),
         ("serviceaccounts", ("", rw)),
@@ -84,6 +85,8 @@ fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str]
         ("clusterroles.rbac.authorization.k8s.io", ("", rw)),
         ("gmsacredentialspecs.windows.k8s.io", ("", &["create", "delete", "get", "list", "patch", "use", "watch"][..])),
         ("nodes", ("", &["get", "list", "watch"][..])),
+        // The gMSA policy: the annotation winapp.dev/gmsa-accounts of namespaces (metadata).
+        ("namespaces", ("", &["get", "list", "watch"][..])),
         ("runtimeclasses.node.k8s.io", ("", &["get", "list", "watch"][..])),
         ("customresourcedefinitions.apiextensions.k8s.io", ("[gmsacredentialspecs.windows.k8s.io]", &["get"][..])),
         ("events.events.k8s.io", ("", &["create", "patch"][..])),

@@ -10,7 +10,7 @@ use winapp_operator::api::WindowsAppStatus;
 use winapp_operator::conditions::{self as c, Cond};
 use winapp_operator::controller::backoff;
 use winapp_operator::controller::status::{
-    ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observations, Outcome, compute, same_ignoring_time,
+    ClaimCheck, GmsaCheck, NodeCheck, Observations, Outcome, WorkloadCheck, WorkloadKind, compute, same_ignoring_time,
 };
 
 fn at(secs: i64) -> Time {
@@ -30,13 +30,15 @@ fn healthy() -> Observations {
         },
         gmsa: None,
         claims: vec![],
-        deployment: Some(DeploymentCheck {
+        workload: Some(WorkloadCheck {
+            kind: WorkloadKind::Deployment,
             up_to_date: true,
             desired: 2,
             updated: 2,
             available: 2,
             replicas: 2,
             progress_deadline_exceeded: false,
+            ..WorkloadCheck::default()
         }),
         rewrites: vec![],
         diagnosis: None,
@@ -76,7 +78,7 @@ fn every_observation_maps_to_its_condition_and_reason() {
             "no matching nodes yet",
             |o| {
                 o.nodes.ready_matching = 0;
-                if let Some(d) = o.deployment.as_mut() {
+                if let Some(d) = o.workload.as_mut() {
                     d.available = 0;
                 }
             },
@@ -87,7 +89,7 @@ fn every_observation_maps_to_its_condition_and_reason() {
             "no matching nodes past the deadline",
             |o| {
                 o.nodes.ready_matching = 0;
-                if let Some(d) = o.deployment.as_mut() {
+                if let Some(d) = o.workload.as_mut() {
                     d.available = 0;
                     d.progress_deadline_exceeded = true;
                 }
@@ -129,6 +131,32 @@ fn every_observation_maps_to_its_condition_and_reason() {
             Some((c::GMSA_READY, ("False", "CredentialSpecCRDMissing"))),
         ),
         (
+            // Not allowed by the platform team: the workload is withheld (gone from the cache).
+            "credspec not allowed",
+            |o| {
+                o.gmsa =
+                    Some(GmsaCheck::NotAllowed { message: "GMSACredentialSpec x does not allow namespace y".into() });
+                o.workload = None;
+            },
+            [
+                ("False", "CredentialSpecNotAllowed"),
+                ("False", "CredentialSpecNotAllowed"),
+                ("True", "CredentialSpecNotAllowed"),
+            ],
+            Some((c::GMSA_READY, ("False", "CredentialSpecNotAllowed"))),
+        ),
+        (
+            // Withdrawn while the old pods still run: stalled all the same.
+            "credspec not allowed, workload still cached",
+            |o| o.gmsa = Some(GmsaCheck::NotAllowed { message: "not allowed".into() }),
+            [
+                ("False", "CredentialSpecNotAllowed"),
+                ("False", "CredentialSpecNotAllowed"),
+                ("True", "CredentialSpecNotAllowed"),
+            ],
+            Some((c::GMSA_READY, ("False", "CredentialSpecNotAllowed"))),
+        ),
+        (
             "credspec found",
             |o| o.gmsa = Some(GmsaCheck::Ready { credspec: "x".into() }),
             [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
@@ -154,32 +182,32 @@ fn every_observation_maps_to_its_condition_and_reason() {
         ),
         (
             "deployment not seen yet",
-            |o| o.deployment = None,
+            |o| o.workload = None,
             [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
             None,
         ),
         (
             "deployment spec not observed",
-            |o| o.deployment.as_mut().expect("d").up_to_date = false,
+            |o| o.workload.as_mut().expect("d").up_to_date = false,
             [("False", "NewGeneration"), ("True", "NewGeneration"), ("False", "Progressing")],
             None,
         ),
         (
             "rolling out",
-            |o| o.deployment.as_mut().expect("d").available = 1,
+            |o| o.workload.as_mut().expect("d").available = 1,
             [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
             None,
         ),
         (
             "old pods still there",
-            |o| o.deployment.as_mut().expect("d").replicas = 3,
+            |o| o.workload.as_mut().expect("d").replicas = 3,
             [("False", "RollingOut"), ("True", "RollingOut"), ("False", "Progressing")],
             None,
         ),
         (
             "progress deadline",
             |o| {
-                let d = o.deployment.as_mut().expect("d");
+                let d = o.workload.as_mut().expect("d");
                 d.progress_deadline_exceeded = true;
                 d.available = 0;
             },
@@ -212,11 +240,25 @@ fn every_observation_maps_to_its_condition_and_reason() {
 }
 
 #[test]
+fn a_gmsa_not_allowed_says_which_annotation_to_set_and_what_is_withheld() {
+    let mut obs = healthy();
+    obs.workload = None;
+    let why = "GMSACredentialSpec reports-gmsa does not allow namespace team-a: the platform team must add team-a to the annotation winapp.dev/allowed-namespaces on the GMSACredentialSpec reports-gmsa";
+    obs.gmsa = Some(GmsaCheck::NotAllowed { message: why.into() });
+    let s = run(&Outcome::Applied(obs));
+    for t in [c::GMSA_READY, c::STALLED, c::READY] {
+        let msg = &c::find(&s.conditions, t).expect("condition").message;
+        assert!(msg.starts_with(why), "{t}: {msg}");
+        assert!(msg.contains("no gMSA RBAC, no credspec and no workload"), "{t} says what is withheld: {msg}");
+    }
+}
+
+#[test]
 fn the_first_blocker_names_the_reason_and_every_blocker_is_in_the_message() {
     let mut obs = healthy();
     obs.nodes.ready_matching = 0;
     obs.nodes.untolerated = vec!["dedicated=gpu:NoSchedule (win-3)".into()];
-    if let Some(d) = obs.deployment.as_mut() {
+    if let Some(d) = obs.workload.as_mut() {
         d.available = 0;
         d.progress_deadline_exceeded = true;
     }
@@ -242,6 +284,10 @@ fn outcomes_other_than_applied_map_to_their_reasons() {
         (
             Outcome::Invalid("spec.x: bad".into()),
             [("False", "InvalidSpec"), ("False", "InvalidSpec"), ("True", "InvalidSpec")],
+        ),
+        (
+            Outcome::NotAllowed("spec.podTemplate.spec.hostPID: ...".into()),
+            [("False", "OverrideNotAllowed"), ("False", "OverrideNotAllowed"), ("True", "OverrideNotAllowed")],
         ),
         (
             Outcome::Conflict("Service web exists".into()),
@@ -289,7 +335,7 @@ fn suspend_and_failures_keep_the_last_known_replicas_and_readiness() {
 fn transition_times_move_only_when_a_status_flips() {
     let first = run(&Outcome::Applied(healthy()));
     let mut rolling = healthy();
-    rolling.deployment.as_mut().expect("d").available = 1;
+    rolling.workload.as_mut().expect("d").available = 1;
     let second = compute(Some(3), None, &Outcome::Applied(rolling), Some(&first), &at(2000));
     let time = |s: &WindowsAppStatus, t: &str| c::find(&s.conditions, t).map(|x| x.last_transition_time.clone());
     assert_eq!(time(&second, c::READY), Some(at(2000)), "Ready flipped");
@@ -322,7 +368,7 @@ fn equal_ignoring_time_means_no_status_write() {
     let later = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(healthy()), None, &at(5000));
     assert!(same_ignoring_time(&a, &later), "only timestamps differ");
     let mut other = healthy();
-    other.deployment.as_mut().expect("d").available = 1;
+    other.workload.as_mut().expect("d").available = 1;
     let changed = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(other), Some(&a), &at(5000));
     assert!(!same_ignoring_time(&a, &changed));
     let next_generation =
@@ -550,7 +596,7 @@ mod diagnosis {
     #[test]
     fn the_status_carries_the_diagnosis_and_stalls_only_past_the_deadline() {
         let mut obs = healthy();
-        if let Some(d) = obs.deployment.as_mut() {
+        if let Some(d) = obs.workload.as_mut() {
             d.available = 0;
         }
         obs.diagnosis = Some(Diagnosis { reason: "ImagePullFailed", message: "cannot pull image x".into() });
@@ -561,11 +607,11 @@ mod diagnosis {
         assert_eq!(summary(&s), want("False", "ImagePullFailed", "True", "ImagePullFailed", "False", "Progressing"));
         let ready = winapp_operator::conditions::find(&s.conditions, "Ready").expect("Ready");
         assert!(
-            ready.message.contains("0/2 available") && ready.message.contains("cannot pull image x"),
+            ready.message.contains("0/2 replicas available") && ready.message.contains("cannot pull image x"),
             "{}",
             ready.message
         );
-        if let Some(d) = obs.deployment.as_mut() {
+        if let Some(d) = obs.workload.as_mut() {
             d.progress_deadline_exceeded = true;
         }
         let s = run(&Outcome::Applied(obs));
@@ -574,4 +620,72 @@ mod diagnosis {
             want("False", "ImagePullFailed", "False", "ImagePullFailed", "True", "ImagePullFailed")
         );
     }
+}
+
+#[test]
+fn node_agent_status_counts_nodes() {
+    let ready_msg =
+        |s: &WindowsAppStatus| c::find(&s.conditions, c::READY).map(|x| x.message.clone()).unwrap_or_default();
+    let agent = |edit: fn(&mut WorkloadCheck)| {
+        let mut obs = healthy();
+        let mut d = WorkloadCheck {
+            kind: WorkloadKind::DaemonSet,
+            up_to_date: true,
+            desired: 3,
+            updated: 3,
+            available: 3,
+            replicas: 3,
+            progress_deadline_exceeded: false,
+            ..WorkloadCheck::default()
+        };
+        edit(&mut d);
+        obs.workload = Some(d);
+        run(&Outcome::Applied(obs))
+    };
+
+    // Ready when every node the DaemonSet schedules on runs an available, updated pod.
+    let s = agent(|_| {});
+    assert_eq!(summary(&s)[0], p("True", "Available"));
+    assert!(ready_msg(&s).contains("each of the 3 Windows node(s)"), "{}", ready_msg(&s));
+
+    // A node still rolling: progress, counted in nodes.
+    let s = agent(|d| d.updated = 2);
+    assert_eq!(summary(&s), [p("False", "RollingOut"), p("True", "RollingOut"), p("False", "Progressing")]);
+    assert!(ready_msg(&s).contains("3/3 nodes available, 2/3 updated"), "{}", ready_msg(&s));
+
+    // Scheduled on no node yet, although nodes match: not Ready (an empty DaemonSet is no agent).
+    let s = agent(|d| {
+        d.desired = 0;
+        d.updated = 0;
+        d.available = 0;
+        d.replicas = 0;
+    });
+    assert_eq!(summary(&s)[1], p("True", "RollingOut"));
+    assert!(ready_msg(&s).contains("schedules on no node"), "{}", ready_msg(&s));
+
+    // The operator's own deadline for a DaemonSet: Stalled, with the nodes counted.
+    let s = agent(|d| {
+        d.available = 1;
+        d.progress_deadline_exceeded = true;
+    });
+    assert_eq!(summary(&s)[2], p("True", "ProgressDeadlineExceeded"));
+    assert!(ready_msg(&s).contains("1/3 nodes available"), "{}", ready_msg(&s));
+}
+
+#[test]
+fn a_rollout_in_progress_is_looked_at_again_ever_more_rarely() {
+    use std::time::Duration;
+    use winapp_operator::controller::wait_interval;
+    let s = Duration::from_secs;
+    // First when the pods are due a diagnosis, then as long again as the rollout has been idle.
+    assert_eq!(wait_interval(s(0), s(30), None), s(30));
+    assert_eq!(wait_interval(s(20), s(30), None), s(10));
+    assert_eq!(wait_interval(s(30), s(30), None), s(30));
+    assert_eq!(wait_interval(s(120), s(30), None), s(120));
+    // Never more often than every 2 s, never less often than every 5 minutes.
+    assert_eq!(wait_interval(s(29), s(30), None), s(2));
+    assert_eq!(wait_interval(s(3600), s(30), None), s(300));
+    // A DaemonSet's deadline (kept by the operator) is looked at when it passes.
+    assert_eq!(wait_interval(s(100), s(30), Some(s(130))), s(30));
+    assert_eq!(wait_interval(s(200), s(30), Some(s(130))), s(200));
 }

@@ -146,6 +146,7 @@ fn the_values_schema_refuses_bad_values() {
         "image.pullPolicy=Always",
         "watchNamespace=apps",
         "serviceMonitor.interval=1m30s",
+        "podOverrides.allow[0]=host-path",
     ];
     for set in good {
         template("t", "ns", &["--set", set]).unwrap_or_else(|e| panic!("--set {set} refused: {e}"));
@@ -166,6 +167,8 @@ fn the_values_schema_refuses_bad_values() {
         ("tolerations[0].effect=Sometimes", "/tolerations/0/effect"),
         ("resources.request.cpu=1", "request"),
         ("service.port=0", "/service/port"),
+        ("podOverrides.allow[0]=hostpath", "/podOverrides/allow/0"),
+        ("podOverrides.allowed[0]=host-path", "allowed"),
     ];
     for (set, field) in bad {
         let err = template("t", "ns", &["--set", set]).expect_err(&format!("--set {set} was accepted"));
@@ -208,6 +211,7 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     assert!(defaults.contains(&"--log-format=json".to_owned()), "{defaults:?}");
     assert!(defaults.contains(&"--leader-elect=true".to_owned()), "{defaults:?}");
     assert!(!defaults.iter().any(|a| a.starts_with("--namespace") || a.starts_with("--selector")), "{defaults:?}");
+    assert!(!defaults.iter().any(|a| a.starts_with("--allow-pod-override")), "the default policy: {defaults:?}");
     assert_eq!(t["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
     assert!(t["spec"]["tolerations"].is_null(), "no tolerations by default");
     // By default only a preferred anti-affinity that keeps the replicas on different nodes.
@@ -231,11 +235,19 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
         r#"resources={"requests":{"cpu":"10m"},"limits":null}"#,
         "--set-json",
         r#"extraArgs=["--concurrency=4"]"#,
+        "--set-json",
+        r#"podOverrides={"allow":["host-path","gmsa"]}"#,
     ]);
     let a = args(&t);
-    for want in
-        ["--namespace=apps", "--selector=team=web", "--log-format=text", "--leader-elect=false", "--concurrency=4"]
-    {
+    for want in [
+        "--namespace=apps",
+        "--selector=team=web",
+        "--log-format=text",
+        "--leader-elect=false",
+        "--concurrency=4",
+        "--allow-pod-override=host-path",
+        "--allow-pod-override=gmsa",
+    ] {
         assert!(a.contains(&want.to_owned()), "{want} missing from {a:?}");
     }
     assert_eq!(a.last().map(String::as_str), Some("--concurrency=4"), "extraArgs come last: {a:?}");
@@ -476,6 +488,47 @@ fn the_linux_pool_toleration_component_matches_the_chart_value() {
 }
 
 #[test]
+fn the_windows_exporter_is_optional_and_the_same_as_the_kustomize_component() {
+    assert!(!rendered("t", "ns", &[]).keys().any(|(k, _)| k == "WindowsApp"), "none by default");
+    // The component alone, through a throwaway overlay (kustomize wants relative paths).
+    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("exporter-overlay"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let up = "../".repeat(dir.components().count() - 1);
+    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         components: [{config}/components/windows-exporter]\n"
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    let component = documents(&out.unwrap_or_else(|e| panic!("kustomize with the component failed: {e}")));
+    let objects = rendered("t", "ns", &["--set", "windowsExporter.enabled=true"]);
+    for kind in ["Namespace", "WindowsApp"] {
+        let from_component = component.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+        assert_eq!(only(&objects, kind), from_component, "the chart's {kind} differs from the component's");
+    }
+    let app = only(&objects, "WindowsApp");
+    assert_eq!(app["spec"]["nodeAgent"], json!(true));
+    assert_eq!(app["metadata"]["namespace"], "windows-exporter");
+    // A namespace of the user's own: no Namespace object, the app goes there.
+    let objects = rendered(
+        "t",
+        "ns",
+        &[
+            "--set",
+            "windowsExporter.enabled=true",
+            "--set",
+            "windowsExporter.createNamespace=false",
+            "--set",
+            "windowsExporter.namespace=monitoring",
+        ],
+    );
+    assert!(!objects.keys().any(|(k, _)| k == "Namespace"));
+    assert_eq!(only(&objects, "WindowsApp")["metadata"]["namespace"], "monitoring");
+}
+
+#[test]
 fn the_network_policy_is_optional_and_the_same_as_the_kustomize_component() {
     assert!(!rendered("t", "ns", &[]).keys().any(|(k, _)| k == "NetworkPolicy"), "none by default");
     let objects = rendered("t", "ns", &["--set", "networkPolicy.enabled=true"]);
@@ -672,4 +725,21 @@ async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
     // The CRD is not the release's to delete: other installs and tests use it.
     kubectl(&["get", "crd", "windowsapps.winapp.dev"], None).expect("the WindowsApp CRD survives helm uninstall");
     ns.cleanup().await;
+}
+
+/// The schema's enum of pod override rules is the operator's list of rules.
+#[test]
+fn the_values_schema_lists_every_pod_override_rule() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("charts/winapp-operator/values.schema.json")).expect("schema"),
+    )
+    .expect("schema JSON");
+    let listed: Vec<&str> = schema["properties"]["podOverrides"]["properties"]["allow"]["items"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let rules: Vec<&str> = winapp_operator::policy::Rule::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(listed, rules);
 }

@@ -181,7 +181,8 @@ async fn a_gmsa_crd_installed_or_removed_later_is_noticed_without_a_restart() {
     kubectl_ok(&["apply", "--server-side", "-f", &fixture.to_string_lossy()], None);
     kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{GMSA_CRD}")], None);
     let spec = format!(
-        "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {credspec}}}\ncredspec:\n  ActiveDirectoryConfig:\n    GroupManagedServiceAccounts: [{{Name: reports, Scope: CONTOSO}}]\n  DomainJoinConfig: {{DnsName: contoso.com, NetBiosName: CONTOSO}}\n"
+        "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {credspec}, annotations: {{winapp.dev/allowed-namespaces: {ns}}}}}\ncredspec:\n  ActiveDirectoryConfig:\n    GroupManagedServiceAccounts: [{{Name: reports, Scope: CONTOSO}}]\n  DomainJoinConfig: {{DnsName: contoso.com, NetBiosName: CONTOSO}}\n",
+        ns = ns.name()
     );
     kubectl_ok(&["apply", "-f", "-"], Some(&spec));
     wait_json(ns.name(), "reports", "GMSAReady", 90, has("GMSAReady", "True", "CredentialSpecFound")).await;

@@ -62,3 +62,14 @@ fn every_condition_reason_is_explained_in_the_readme() {
         winapp_operator::conditions::reason::ALL.iter().filter(|r| !readme.contains(&format!("`{r}`"))).collect();
     assert!(missing.is_empty(), "reasons the README's status table does not name: {missing:?}");
 }
+
+#[test]
+fn every_pod_override_rule_is_in_the_readme_policy_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let missing: Vec<&str> = winapp_operator::policy::Rule::ALL
+        .iter()
+        .map(|r| r.name())
+        .filter(|name| !readme.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(missing.is_empty(), "pod override rules the README's policy table does not list: {missing:?}");
+}

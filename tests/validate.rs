@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use winapp_operator::api::{AccessMode, PoolTaint, Protocol, ServiceType, WindowsApp, WindowsAppSpec, WindowsVersion};
+use winapp_operator::policy::{Policy, Rule};
 use winapp_operator::validate::{
     self, ServiceAccountChoice, ServicePort, ValidatedApp, ValidationError, ValidationErrors, VolumeSource, defaults,
     is_config_key, is_dns1035_label, is_windows_path,
@@ -60,6 +61,8 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::InvalidServiceAccountName(_) => "InvalidServiceAccountName",
         ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
+        ValidationError::NodeAgentWith(_) => "NodeAgentWith",
+        ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
     }
 }
 
@@ -82,6 +85,27 @@ fn only_error(yaml_spec: &str, expected_variant: &str, field: &str) -> Validatio
 // ---------------------------------------------------------------------------------------------
 // One test per ValidationError variant.
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn node_agent_with_replicas_or_autoscaled() {
+    let e = only_error("image: x\nnodeAgent: true\nreplicas: 2\n", "NodeAgentWith", "spec.replicas");
+    assert_eq!(e, ValidationError::NodeAgentWith("replicas"));
+    let e = only_error("image: x\nnodeAgent: true\nautoscaled: true\n", "NodeAgentWith", "spec.autoscaled");
+    assert_eq!(e, ValidationError::NodeAgentWith("autoscaled"));
+    // autoscaled: false says nothing against it; a node agent has no replica count.
+    let v = valid("image: x\nnodeAgent: true\nautoscaled: false\n");
+    assert!(v.node_agent);
+    assert_eq!(v.replicas, None);
+    // One node at a time by default; the spec's limits win.
+    assert_eq!(v.max_surge, IntOrString::Int(0));
+    assert_eq!(v.max_unavailable, IntOrString::Int(1));
+    let v = valid("image: x\nnodeAgent: true\nrollout: {maxSurge: 1, maxUnavailable: 0}\n");
+    assert_eq!((v.max_surge, v.max_unavailable), (IntOrString::Int(1), IntOrString::Int(0)));
+    // Not a node agent: the Deployment defaults stay.
+    let v = valid("image: x\nnodeAgent: false\n");
+    assert!(!v.node_agent);
+    assert_eq!(v.max_surge, IntOrString::String("25%".into()));
+}
 
 #[test]
 fn missing_namespace() {
@@ -551,6 +575,53 @@ fn host_process_without_host_network() {
     assert_eq!(e, ValidationError::HostProcessWithoutHostNetwork);
     // Without hostProcess, hostNetwork false is allowed.
     valid("image: agent:1\npodTemplate:\n  spec:\n    hostNetwork: false\n");
+}
+
+#[test]
+fn override_not_allowed() {
+    // A hostPath of C:\ is refused by the default policy, with the field path and the rule.
+    let hostile = "image: iis:ltsc2022\npodTemplate:\n  spec:\n    volumes: [{name: host, hostPath: {path: 'C:\\'}}]\n";
+    let e = only_error(hostile, "OverrideNotAllowed", "spec.podTemplate.spec.volumes[name=host].hostPath");
+    let ValidationError::OverrideNotAllowed(refusal) = &e else { unreachable!("variant checked above") };
+    assert_eq!(refusal.rule, Rule::HostPath);
+    assert!(e.to_string().contains("allow rule host-path"), "{e}");
+    let errors = validate::validate(&app(hostile), None).expect_err("refused");
+    assert!(errors.only_policy_refusals());
+    // Allowed once the platform team names the rule.
+    let v = validate::validate_with(&app(hostile), None, &Policy::allowing([Rule::HostPath])).expect("allowed");
+    assert!(v.pod_spec_overrides.is_some());
+
+    // Deleting the Windows selector or the gMSA settings with null is refused too.
+    for (field, yaml) in [
+        ("spec.podTemplate.spec.nodeSelector", "nodeSelector: null"),
+        ("spec.podTemplate.spec.securityContext", "securityContext: null"),
+        ("spec.podTemplate.spec.tolerations", "tolerations: null"),
+    ] {
+        only_error(&format!("image: x\npodTemplate:\n  spec:\n    {yaml}\n"), "OverrideNotAllowed", field);
+    }
+    // So are a privileged container, host namespaces, another ServiceAccount and credspec.
+    for (field, yaml) in [
+        (
+            "spec.podTemplate.spec.containers[name=app].securityContext.privileged",
+            "containers: [{name: app, securityContext: {privileged: true}}]",
+        ),
+        ("spec.podTemplate.spec.hostPID", "hostPID: true"),
+        ("spec.podTemplate.spec.serviceAccountName", "serviceAccountName: admin"),
+        (
+            "spec.podTemplate.spec.securityContext.windowsOptions.gmsaCredentialSpecName",
+            "securityContext: {windowsOptions: {gmsaCredentialSpecName: domain-admin}}",
+        ),
+        ("spec.podTemplate.spec.tolerations[0]", "tolerations: [{operator: Exists}]"),
+        ("spec.podTemplate.spec.nodeSelector[kubernetes.io/os]", "nodeSelector: {kubernetes.io/os: linux}"),
+    ] {
+        only_error(&format!("image: x\npodTemplate:\n  spec:\n    {yaml}\n"), "OverrideNotAllowed", field);
+    }
+
+    // With another error, both are reported and the app is not a pure policy refusal.
+    let errors =
+        validate::validate(&app(&hostile.replace("image: iis:ltsc2022", "image: ''")), None).expect_err("invalid");
+    assert_eq!(errors.0.len(), 2, "{errors}");
+    assert!(!errors.only_policy_refusals());
 }
 
 #[test]

@@ -51,6 +51,12 @@ pub const VERSION: &str = "v1alpha1";
 #[x_kube(validation = Rule::new("!has(self.hostProcess) || !has(self.gmsa)")
     .message("hostProcess pods run as a host account and cannot use gMSA: remove gmsa or hostProcess")
     .field_path(".gmsa"))]
+#[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.replicas)")
+    .message("nodeAgent runs one pod on every matching Windows node: remove replicas")
+    .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.autoscaled) || !self.autoscaled")
+    .message("nodeAgent runs one pod on every matching Windows node and cannot be autoscaled: remove autoscaled")
+    .field_path(".autoscaled"))]
 pub struct WindowsAppSpec {
     /// Pause reconciliation: while true the operator applies and deletes nothing and reports
     /// `Reconciling=False` with reason `Suspended`. Default false.
@@ -95,6 +101,13 @@ pub struct WindowsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaled: Option<bool>,
 
+    /// Run one pod on every matching Windows node (a DaemonSet) instead of `replicas` pods (a
+    /// Deployment): for node agents such as windows-exporter or a log shipper, usually with
+    /// `hostProcess`. The app is Ready when every node the DaemonSet schedules on runs an
+    /// available, updated pod. Cannot be combined with `replicas` or `autoscaled`. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_agent: Option<bool>,
+
     /// CPU and memory requests and limits of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -110,7 +123,8 @@ pub struct WindowsAppSpec {
     pub probes: Option<Probes>,
 
     /// Rolling update limits. Default maxSurge 25%, maxUnavailable 0 (no capacity lost
-    /// while slow-starting Windows pods come up).
+    /// while slow-starting Windows pods come up); for a `nodeAgent`, maxSurge 0 and
+    /// maxUnavailable 1 (one node at a time, as host-network agents cannot run twice on a node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
 
@@ -220,21 +234,24 @@ pub struct Probes {
     pub defaults: Option<bool>,
 }
 
-/// Rolling update limits of the Deployment.
+/// Rolling update limits of the Deployment (or, for a `nodeAgent`, the DaemonSet).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.maxSurge) || !(string(self.maxSurge) in ['0', '0%']) || (has(self.maxUnavailable) && !(string(self.maxUnavailable) in ['0', '0%']))")
     .message("maxSurge and maxUnavailable cannot both be 0 (maxUnavailable defaults to 0): a rollout could never make progress; raise one of them")
     .field_path(".maxSurge"))]
 pub struct Rollout {
-    /// Extra pods above `replicas` during a rollout (number or percentage). Default 25%.
+    /// Extra pods above `replicas` (for a `nodeAgent`: nodes running an old and a new pod at
+    /// once) during a rollout (number or percentage). Default 25%; 0 for a `nodeAgent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<IntOrString>,
-    /// Pods that may be unavailable during a rollout (number or percentage). Default 0.
+    /// Pods (for a `nodeAgent`: nodes) that may be unavailable during a rollout (number or
+    /// percentage). Default 0; 1 for a `nodeAgent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
     /// Seconds a rollout may make no progress before it is reported Stalled. Default 900
-    /// (Windows images are large and slow to pull).
+    /// (Windows images are large and slow to pull). The Deployment enforces it; for a
+    /// `nodeAgent` the operator does, counting from the last change in updated or available pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: Option<i32>,

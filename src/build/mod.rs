@@ -9,7 +9,6 @@ pub mod service;
 pub mod storage;
 pub mod workload;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
@@ -46,29 +45,54 @@ pub struct Children {
     /// Ingress to the pods only from the sources the spec names.
     pub network_policy: Option<NetworkPolicy>,
     pub service: Option<Service>,
-    pub deployment: Deployment,
+    /// The pods: a Deployment, or a DaemonSet for a node agent. None while the app's gMSA is
+    /// withheld ([`GmsaGrant::Withheld`]): nothing runs as an account the platform has not allowed.
+    pub workload: Option<workload::Workload>,
 }
 
-/// Builds every child of a validated app.
+/// Whether the platform team allows the app's gMSA in its namespace (see [`crate::gmsa_policy`]).
+/// Only the operator can tell, from the cluster's annotations; `render` assumes it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GmsaGrant {
+    /// The credspec, the RBAC that lets the pods use it, and the workload are built.
+    Allowed,
+    /// None of them: no generated credspec, no ClusterRole or RoleBinding, no workload. The other
+    /// children (ServiceAccount, config, storage, Service, NetworkPolicy) are built as usual.
+    Withheld,
+}
+
+/// Builds every child of a validated app, its gMSA allowed (what `render` prints).
 pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
+    build_with(app, GmsaGrant::Allowed)
+}
+
+/// Builds every child of a validated app; with `gmsa` withheld, an app with `spec.gmsa` gets no
+/// gMSA children and no workload (apps without gMSA are not affected).
+pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, BuildError> {
+    let withheld = app.gmsa.is_some() && gmsa == GmsaGrant::Withheld;
     Ok(Children {
         service_account: identity::service_account(app),
-        credential_spec: identity::credential_spec(app),
-        gmsa_cluster_role: identity::gmsa_cluster_role(app),
-        gmsa_role_binding: identity::gmsa_role_binding(app),
+        credential_spec: identity::credential_spec(app).filter(|_| !withheld),
+        gmsa_cluster_role: identity::gmsa_cluster_role(app).filter(|_| !withheld),
+        gmsa_role_binding: identity::gmsa_role_binding(app).filter(|_| !withheld),
         config_map: config::config_map(app),
         persistent_volumes: storage::persistent_volumes(app),
         persistent_volume_claims: storage::persistent_volume_claims(app),
         network_policy: network::network_policy(app),
         service: service::service(app),
-        deployment: workload::deployment(app)?,
+        workload: if withheld { None } else { Some(workload::Workload::of(app)?) },
     })
 }
 
 impl Children {
+    /// Whether any child is cluster-scoped (garbage collection does not remove those).
+    pub fn has_cluster_scoped(&self) -> bool {
+        self.credential_spec.is_some() || self.gmsa_cluster_role.is_some() || !self.persistent_volumes.is_empty()
+    }
+
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
     /// checks them when pods are created), then config and storage, the Service, and the
-    /// Deployment last so that its pods find everything they reference.
+    /// workload last so that its pods find everything they reference.
     pub fn to_ordered_json(&self) -> Result<Vec<serde_json::Value>, BuildError> {
         let Children {
             service_account,
@@ -80,7 +104,7 @@ impl Children {
             persistent_volume_claims,
             network_policy,
             service,
-            deployment,
+            workload,
         } = self;
         let mut out = Vec::new();
         push(&mut out, "ServiceAccount", service_account.iter())?;
@@ -92,7 +116,11 @@ impl Children {
         push(&mut out, "PersistentVolumeClaim", persistent_volume_claims.iter())?;
         push(&mut out, "NetworkPolicy", network_policy.iter())?;
         push(&mut out, "Service", service.iter())?;
-        push(&mut out, "Deployment", std::iter::once(deployment))?;
+        match workload {
+            Some(workload::Workload::Deployment(d)) => push(&mut out, "Deployment", std::iter::once(d))?,
+            Some(workload::Workload::DaemonSet(d)) => push(&mut out, "DaemonSet", std::iter::once(d))?,
+            None => {}
+        }
         Ok(out)
     }
 }

@@ -1,6 +1,10 @@
-//! The Deployment: pods pinned to Windows nodes, with the escape hatch merged in last.
+//! The workload: a Deployment, or for node agents a DaemonSet, of pods pinned to Windows nodes,
+//! with the escape hatch merged in last.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec, DeploymentStrategy,
+    RollingUpdateDaemonSet, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PersistentVolumeClaimVolumeSource, PodOS,
     PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SecretProjection, Toleration, Volume,
@@ -19,6 +23,73 @@ use crate::validate::ValidatedApp;
 pub const OS_LABEL: &str = "kubernetes.io/os";
 /// Node label with the Windows build.
 pub const WINDOWS_BUILD_LABEL: &str = "node.kubernetes.io/windows-build";
+
+/// The app's pods: one per matching Windows node for a node agent, else `replicas` of them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    Deployment(Deployment),
+    DaemonSet(DaemonSet),
+}
+
+impl Workload {
+    /// The app's workload.
+    pub fn of(app: &ValidatedApp) -> Result<Self, BuildError> {
+        Ok(if app.node_agent { Workload::DaemonSet(daemon_set(app)?) } else { Workload::Deployment(deployment(app)?) })
+    }
+
+    /// The kind, as the API server names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Workload::Deployment(_) => "Deployment",
+            Workload::DaemonSet(_) => "DaemonSet",
+        }
+    }
+
+    /// The pod template.
+    pub fn template(&self) -> &PodTemplateSpec {
+        match self {
+            Workload::Deployment(d) => &d.spec.template,
+            Workload::DaemonSet(d) => &d.spec.template,
+        }
+    }
+
+    /// The Deployment, when the app is not a node agent.
+    pub fn as_deployment(&self) -> Option<&Deployment> {
+        match self {
+            Workload::Deployment(d) => Some(d),
+            Workload::DaemonSet(_) => None,
+        }
+    }
+
+    /// The DaemonSet, when the app is a node agent.
+    pub fn as_daemon_set(&self) -> Option<&DaemonSet> {
+        match self {
+            Workload::DaemonSet(d) => Some(d),
+            Workload::Deployment(_) => None,
+        }
+    }
+}
+
+/// A node agent's DaemonSet: the DaemonSet controller places one pod on every node that the pod
+/// template's selector and tolerations admit.
+pub fn daemon_set(app: &ValidatedApp) -> Result<DaemonSet, BuildError> {
+    Ok(DaemonSet {
+        metadata: meta::namespaced(app, meta::workload_name(app)),
+        spec: DaemonSetSpec {
+            selector: LabelSelector { match_labels: Some(meta::selector_labels(app)), ..LabelSelector::default() },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_surge: Some(app.max_surge.clone()),
+                    max_unavailable: Some(app.max_unavailable.clone()),
+                }),
+            }),
+            template: pod_template(app)?,
+            ..DaemonSetSpec::default()
+        },
+        ..DaemonSet::default()
+    })
+}
 
 /// The app's Deployment.
 pub fn deployment(app: &ValidatedApp) -> Result<Deployment, BuildError> {

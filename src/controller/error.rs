@@ -38,8 +38,8 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error("serializing {0} failed: {1}")]
     Serialize(&'static str, #[source] serde_json::Error),
-    #[error("the finalizer step failed: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("adding the finalizer failed: {0}; the operator retries with backoff")]
+    AddFinalizer(#[source] kube::Error),
     #[error("the WindowsApp has no namespace or name")]
     MissingMetadata,
     #[error("removing the finalizer failed: {0}; the operator retries with backoff")]
@@ -65,14 +65,8 @@ impl Error {
             Error::SecretCheck { .. } => "SecretCheckFailed",
             Error::Build(_) => "BuildFailed",
             Error::Serialize(..) => "SerializeFailed",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
-                    e.category()
-                }
-                _ => "FinalizerFailed",
-            },
             Error::MissingMetadata => "MissingMetadata",
-            Error::RemoveFinalizer(_) => "FinalizerFailed",
+            Error::AddFinalizer(_) | Error::RemoveFinalizer(_) => "FinalizerFailed",
         }
     }
 
@@ -86,14 +80,9 @@ impl Error {
             | Error::List { source, .. }
             | Error::SecretCheck { source, .. }
             | Error::Status(source)
+            | Error::AddFinalizer(source)
             | Error::RemoveFinalizer(source) => matches!(api_code(source), Some(400 | 403 | 422)),
             Error::Build(_) | Error::Serialize(..) | Error::MissingMetadata => true,
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
-                    e.is_permanent()
-                }
-                _ => false,
-            },
         }
     }
 }

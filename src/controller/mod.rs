@@ -12,19 +12,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -33,9 +32,9 @@ use tracing::{info, instrument, warn};
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
 use self::status::Observations;
-use self::status::Outcome;
+use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
-use crate::build::{self, Children, meta};
+use crate::build::{self, Children, GmsaGrant, meta};
 use crate::conditions::{self as c};
 use crate::metrics::Metrics;
 use crate::validate;
@@ -47,6 +46,8 @@ pub const FINALIZER: &str = "winapp.dev/cleanup";
 #[derive(Clone)]
 pub struct Stores {
     pub deployments: Store<Deployment>,
+    /// Node agents' workloads.
+    pub daemon_sets: Store<DaemonSet>,
     pub services: Store<Service>,
     pub network_policies: Store<NetworkPolicy>,
     pub config_maps: Store<ConfigMap>,
@@ -57,6 +58,8 @@ pub struct Stores {
     pub cluster_roles: Store<ClusterRole>,
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
+    /// Namespaces, metadata only: which gMSA accounts their apps may generate credspecs for.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub nodes: Store<Node>,
     /// RuntimeClasses, for apps that name one: their scheduling is part of the pods' placement.
     pub runtime_classes: Store<RuntimeClass>,
@@ -67,6 +70,7 @@ impl Stores {
     /// readiness wakes a single waiter; others should wait on [`Context::caches_ready`].
     pub async fn wait_until_ready(&self) {
         let _ = self.deployments.wait_until_ready().await;
+        let _ = self.daemon_sets.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
         let _ = self.network_policies.wait_until_ready().await;
         let _ = self.config_maps.wait_until_ready().await;
@@ -77,6 +81,7 @@ impl Stores {
         let _ = self.cluster_roles.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.runtime_classes.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
         self.credspecs.settled().await;
     }
 }
@@ -96,6 +101,25 @@ pub struct Context {
     pub applied: apply::Memo,
     /// How long a rollout may make no progress before the pods are read to say why.
     pub diagnose_after: Duration,
+    /// Node agents: when each DaemonSet last made progress (the Deployment controller keeps
+    /// this for Deployments). One entry per node agent that is not Ready.
+    pub progress: observe::ProgressTracker,
+    /// What `spec.podTemplate` may override.
+    pub pod_policy: crate::policy::Policy,
+}
+
+impl Context {
+    /// Forgets what is kept per app (writes, progress, the Ready gauge) for the apps that are no
+    /// longer in `apps`: apps without cluster-scoped children have no finalizer, so their
+    /// deletion runs no reconcile.
+    pub fn forget_deleted(&self, apps: &Store<Watched>) {
+        let present = |ns: &str, name: &str| apps.get(&ObjectRef::new(name).within(ns)).is_some();
+        if let Ok(mut m) = self.applied.lock() {
+            m.retain(|(ns, name), _| present(ns, name));
+        }
+        self.progress.retain(|ns, name| present(ns, name));
+        self.metrics.retain_apps(|r| present(r.namespace.as_deref().unwrap_or_default(), &r.name));
+    }
 }
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
@@ -117,21 +141,11 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
         Err(invalid) => return undecodable(&ctx, invalid).await,
     };
     let started = Instant::now();
-    let ns = app.namespace().ok_or(Error::MissingMetadata)?;
-    let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, app.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(app) => reconcile_apply(&app, &ctx).await,
-            FinalizerEvent::Cleanup(app) => cleanup(&app, &ctx).await,
-        }
-    })
-    .await;
-    // The app is gone already while its finalizer was being removed: nothing is left to do.
-    let result = match result {
-        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
-            Ok(Action::await_change())
-        }
-        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    app.namespace().ok_or(Error::MissingMetadata)?;
+    let result = if app.metadata.deletion_timestamp.is_some() {
+        if has_finalizer(&app.metadata) { cleanup(&app, &ctx).await } else { Ok(Action::await_change()) }
+    } else {
+        reconcile_apply(&app, &ctx).await
     };
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok()
@@ -154,14 +168,7 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     if m.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
             let deleted = delete_cluster_children(ctx, ns, name).await?;
-            let api: Api<WindowsApp> = Api::namespaced(ctx.client.clone(), ns);
-            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-            let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version}});
-            match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(Error::RemoveFinalizer(source)),
-            }
+            remove_finalizer(ctx, m).await?;
             apply::forget(&ctx.applied, ns, name);
             ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
             info!(deleted, "deleted an undecodable WindowsApp: removed its cluster-scoped children and the finalizer");
@@ -181,6 +188,71 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     publish_to(ctx, &reference, EventType::Warning, "InvalidObject", note).await;
     Ok(Action::await_change())
 }
+
+/// Whether the object carries the operator's finalizer.
+fn has_finalizer(m: &ObjectMeta) -> bool {
+    m.finalizers.iter().flatten().any(|f| f == FINALIZER)
+}
+
+/// Field manager of the finalizer (apart from the children's, so that the two never conflict).
+const FINALIZER_MANAGER: &str = "winapp.dev/finalizer";
+
+/// Adds the finalizer, before the first cluster-scoped child is created (garbage collection
+/// removes namespaced children; only cluster-scoped ones need the operator at deletion). A
+/// server-side apply of the finalizer alone: idempotent, keeps other finalizers, and cannot fail
+/// on a stale cached copy the way a JSON patch of the list does.
+async fn add_finalizer(ctx: &Context, m: &ObjectMeta) -> Result<()> {
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    let patch = json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "WindowsApp",
+        "metadata": {"name": name, "namespace": ns, "uid": m.uid, "finalizers": [FINALIZER]},
+    });
+    Api::<WindowsApp>::namespaced(ctx.client.clone(), ns)
+        .patch_metadata(name, &PatchParams::apply(FINALIZER_MANAGER), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::AddFinalizer)?;
+    info!("added the finalizer: the app has cluster-scoped children");
+    Ok(())
+}
+
+/// Removes the finalizer once the cluster-scoped children are gone: a merge patch of the other
+/// finalizers, guarded by the `resourceVersion` seen (a conflict is retried). An app that is gone
+/// already is done.
+async fn remove_finalizer(ctx: &Context, m: &ObjectMeta) -> Result<()> {
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    if !has_finalizer(m) {
+        return Ok(());
+    }
+    let rest: Vec<&String> = m.finalizers.iter().flatten().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version}});
+    match Api::<WindowsApp>::namespaced(ctx.client.clone(), ns)
+        .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::RemoveFinalizer(source)),
+    }
+}
+
+/// Pure: when to look again at a rollout that is in progress, `idle` since it last progressed.
+/// Its progress triggers a reconcile by itself (the workload is watched); the requeue is for
+/// what no watch reports: the moment the pods are due a diagnosis, and then ever more rarely
+/// (as long again as the rollout has been idle), and for a DaemonSet the operator's deadline.
+pub fn wait_interval(idle: Duration, diagnose_after: Duration, deadline: Option<Duration>) -> Duration {
+    let mut next = if idle < diagnose_after { diagnose_after - idle } else { idle };
+    if let Some(d) = deadline.filter(|d| idle < *d) {
+        next = next.min(d - idle);
+    }
+    next.clamp(MIN_WAIT, RESYNC)
+}
+
+/// Shortest requeue of a rollout in progress.
+const MIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Pure: the delay before retrying after the `n`th consecutive failure: 5 s doubling, at most
 /// [`RESYNC`].
@@ -216,10 +288,15 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     let previous = app.status.clone();
 
     // 1. Validate: a spec the schema let through but that cannot work waits for a change.
-    let valid = match validate::validate(app, None) {
+    let valid = match validate::validate_with(app, None, &ctx.pod_policy) {
         Ok(v) => v,
         Err(errors) => {
-            write_status(app, ctx, generation, None, &Outcome::Invalid(errors.to_string()), previous.as_ref()).await?;
+            let outcome = if errors.only_policy_refusals() {
+                Outcome::NotAllowed(errors.to_string())
+            } else {
+                Outcome::Invalid(errors.to_string())
+            };
+            write_status(app, ctx, generation, None, &outcome, previous.as_ref()).await?;
             return Ok(Action::await_change());
         }
     };
@@ -233,11 +310,29 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 
     // 3-6. Build, apply, prune, observe. Any failure lands in the status before it is retried.
     match apply_and_observe(app, ctx, &valid).await {
-        Ok(Step::Applied(observations)) => {
+        Ok(Step::Applied(observations, workload_written)) => {
+            let idle = observations.workload.as_ref().map(|w| (w.idle, w.deadline));
             let outcome = Outcome::Applied(observations);
-            let new = write_status(app, ctx, generation, build_label, &outcome, previous.as_ref()).await?;
+            let first = previous.is_none();
+            let new = write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), |new| {
+                // A new app whose workload was created just now and is not observed yet: its
+                // watch event triggers the next reconcile within moments, which reports the
+                // rollout. Until then the app has no status, which every tool reads as in
+                // progress. (An update does write it at once: the old status would say Ready.)
+                first
+                    && workload_written
+                    && c::find(&new.conditions, c::READY).is_some_and(|r| r.reason == c::reason::NEW_GENERATION)
+            })
+            .await?;
             let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
-            Ok(if ready { Action::requeue(RESYNC) } else { Action::requeue(WAIT) })
+            let stalled = c::find(&new.conditions, c::STALLED).is_some_and(|r| r.status == "True");
+            Ok(match (ready, stalled, idle) {
+                (true, _, _) => Action::requeue(RESYNC),
+                (false, false, Some((idle, deadline))) => {
+                    Action::requeue(wait_interval(idle, ctx.diagnose_after, deadline))
+                }
+                _ => Action::requeue(WAIT),
+            })
         }
         Ok(Step::Conflict(foreign)) => {
             let msg = format!(
@@ -266,26 +361,51 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 /// How applying went, short of an error.
 #[allow(clippy::large_enum_variant, reason = "one short-lived value per reconcile")]
 enum Step {
-    /// Every child is applied; what was observed afterwards.
-    Applied(Observations),
+    /// Every child is applied; what was observed afterwards, and whether the workload was
+    /// written.
+    Applied(Observations, bool),
     /// A child's name is taken by an object that is not ours.
     Conflict(Foreign),
 }
 
 /// Steps 3 to 6 of the reconcile: build, apply, prune, observe.
 async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::ValidatedApp) -> Result<Step> {
-    // 3. Build the desired children (pure), with the versions of the Secrets config files come from.
+    // 3. Build the desired children (pure), with the versions of the Secrets config files come
+    // from, and the platform team's answer on the app's gMSA: not allowed, the gMSA RBAC, the
+    // generated credspec and the workload are left out of the build and so pruned. When the
+    // operator cannot tell (the credspec or its CRD missing, or not cached yet), it creates none
+    // of them and leaves those that exist as they are.
     let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid).await?;
     let valid = versioned.as_ref().unwrap_or(valid);
-    let mut children = build::build(valid)?;
-    let keep = Keep::of(&children);
-    let pod = children.deployment.spec.template.spec.clone();
+    let gmsa = observe::gmsa(ctx, valid);
+    let grant = match &gmsa {
+        None | Some(GmsaCheck::Ready { .. }) => GmsaGrant::Allowed,
+        Some(GmsaCheck::NotAllowed { .. } | GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing) => {
+            GmsaGrant::Withheld
+        }
+    };
+    let mut children = build::build_with(valid, grant)?;
+    let mut keep = Keep::of(&children);
+    if matches!(gmsa, Some(GmsaCheck::CredSpecMissing { .. } | GmsaCheck::CrdMissing)) {
+        keep.hold_gmsa(valid);
+    }
+    // The pods as they would run: the nodes are judged by them even while the workload is withheld.
+    let pod = match &children.workload {
+        Some(w) => w.template().spec.clone(),
+        None => build::workload::Workload::of(valid)?.template().spec.clone(),
+    };
 
-    // 4. Apply in order; a child owned by someone else stops here.
-    if valid.replicas.is_none() {
-        hand_over_replicas(ctx, valid).await?;
-    } else if let Some(running) = replicas_to_keep(ctx, valid) {
-        children.deployment.spec.replicas = Some(running);
+    // 4. Apply in order; a child owned by someone else stops here. Cluster-scoped children need
+    //    the finalizer first: nothing else removes them when the app goes.
+    if children.has_cluster_scoped() && !has_finalizer(&app.metadata) {
+        add_finalizer(ctx, &app.metadata).await?;
+    }
+    if let Some(build::workload::Workload::Deployment(deployment)) = &mut children.workload {
+        if valid.replicas.is_none() {
+            hand_over_replicas(ctx, valid).await?;
+        } else if let Some(running) = replicas_to_keep(ctx, valid) {
+            deployment.spec.replicas = Some(running);
+        }
     }
     let report = match apply_all(ctx, valid, children).await? {
         Ok(report) => report,
@@ -309,10 +429,17 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     }
 
     // 6. Observe.
-    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.deployment_written).await?;
+    let stalled_since = app.status.as_ref().and_then(|s| {
+        let stalled = c::find(&s.conditions, c::STALLED).is_some_and(|c| c.status == "True");
+        let ready = c::find(&s.conditions, c::READY)?;
+        (stalled && ready.status == "False" && s.observed_generation == app.metadata.generation)
+            .then_some(ready.last_transition_time.0)
+    });
+    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
     observations.missing_config_secrets = missing_config_secrets;
+    observations.gmsa = gmsa;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
-    Ok(Step::Applied(observations))
+    Ok(Step::Applied(observations, report.workload_written))
 }
 
 /// The app with the `resourceVersion` of each Secret its config files come from (metadata only:
@@ -364,7 +491,15 @@ fn owns_replicas(d: &Deployment, manager: &str) -> bool {
 /// the autoscaler takes it from there.
 async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Result<()> {
     let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
-    let Some(d) = ctx.stores.deployments.get(&key) else { return Ok(()) };
+    if ctx.stores.deployments.get(&key).is_none() {
+        return Ok(());
+    }
+    // The cache holds no managedFields (see watch::slim): ask the API server who owns replicas.
+    let api = Api::<Deployment>::namespaced(ctx.client.clone(), &valid.namespace);
+    let name = meta::workload_name(valid);
+    let Some(d) = api.get_opt(&name).await.map_err(|source| Error::Apply { kind: "Deployment", name, source })? else {
+        return Ok(());
+    };
     if !owns_replicas(&d, FIELD_MANAGER) {
         return Ok(());
     }
@@ -375,8 +510,7 @@ async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Re
         "metadata": {"name": name, "namespace": valid.namespace},
         "spec": {"replicas": running},
     });
-    Api::<Deployment>::namespaced(ctx.client.clone(), &valid.namespace)
-        .patch(&name, &PatchParams::apply(HANDOVER_MANAGER), &Patch::Apply(&patch))
+    api.patch(&name, &PatchParams::apply(HANDOVER_MANAGER), &Patch::Apply(&patch))
         .await
         .map_err(|source| Error::Apply { kind: "Deployment", name: name.clone(), source })?;
     info!(replicas = running, "handed spec.replicas over to the autoscaler");
@@ -406,6 +540,7 @@ struct Keep {
     network_policies: BTreeSet<String>,
     services: BTreeSet<String>,
     deployments: BTreeSet<String>,
+    daemon_sets: BTreeSet<String>,
 }
 
 impl Keep {
@@ -420,7 +555,7 @@ impl Keep {
             persistent_volume_claims,
             network_policy,
             service,
-            deployment,
+            workload,
         } = children;
         fn names<'a, K: ResourceExt + 'a>(items: impl IntoIterator<Item = &'a K>) -> BTreeSet<String> {
             items.into_iter().map(ResourceExt::name_any).collect()
@@ -435,7 +570,25 @@ impl Keep {
             claims: names(persistent_volume_claims),
             network_policies: names(network_policy),
             services: names(service),
-            deployments: names(std::iter::once(deployment)),
+            deployments: names(workload.iter().filter_map(build::workload::Workload::as_deployment)),
+            daemon_sets: names(workload.iter().filter_map(build::workload::Workload::as_daemon_set)),
+        }
+    }
+
+    /// Keeps the app's gMSA children and workload that exist, unbuilt: while the operator cannot
+    /// tell whether the gMSA is allowed, it neither creates nor removes them.
+    fn hold_gmsa(&mut self, app: &validate::ValidatedApp) {
+        let Some(gmsa) = &app.gmsa else { return };
+        if gmsa.generated.is_some() {
+            self.credspecs.insert(gmsa.credential_spec_name.clone());
+        }
+        self.cluster_roles.insert(meta::gmsa_cluster_role_name(app));
+        self.role_bindings.insert(meta::gmsa_role_binding_name(app));
+        let workload = meta::workload_name(app);
+        if app.node_agent {
+            self.daemon_sets.insert(workload);
+        } else {
+            self.deployments.insert(workload);
         }
     }
 }
@@ -443,13 +596,13 @@ impl Keep {
 #[derive(Default)]
 struct ApplyReport {
     created: Vec<String>,
-    deployment_written: bool,
+    workload_written: bool,
     /// Fields stored with other values than applied, and whether each was found just now.
     rewrites: Vec<(apply::Rewrite, bool)>,
 }
 
 /// Applies the children in order: identity and RBAC (the gMSA webhook checks them when pods are
-/// created), config and storage, the Service, and the Deployment last.
+/// created), config and storage, the Service, and the workload last.
 async fn apply_all(
     ctx: &Context,
     app: &validate::ValidatedApp,
@@ -465,7 +618,7 @@ async fn apply_all(
         persistent_volume_claims,
         network_policy,
         service,
-        deployment,
+        workload,
     } = children;
     let client = &ctx.client;
     let ns = app.namespace.as_str();
@@ -530,9 +683,16 @@ async fn apply_all(
     if let Some(svc) = service {
         step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
     }
-    let applied =
-        step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", deployment);
-    report.deployment_written = applied != Applied::Unchanged;
+    let applied = match workload {
+        Some(build::workload::Workload::Deployment(d)) => {
+            step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", d)
+        }
+        Some(build::workload::Workload::DaemonSet(d)) => {
+            step!(Api::<DaemonSet>::namespaced(client.clone(), ns), &s.daemon_sets, &(), "DaemonSet", d)
+        }
+        None => Applied::Unchanged,
+    };
+    report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))
 }
 
@@ -551,6 +711,10 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
     note(
         "Deployment",
         apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, true, &keep.deployments).await?,
+    );
+    note(
+        "DaemonSet",
+        apply::prune(namespaced_api(&client), &s.daemon_sets, "DaemonSet", owner, true, &keep.daemon_sets).await?,
     );
     note("Service", apply::prune(namespaced_api(&client), &s.services, "Service", owner, true, &keep.services).await?);
     note(
@@ -638,7 +802,9 @@ async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
         publish(ctx, app, EventType::Normal, "CleanedUp", format!("deleted {deleted} cluster-scoped child object(s)"))
             .await;
     }
+    remove_finalizer(ctx, &app.metadata).await?;
     apply::forget(&ctx.applied, &ns, &name);
+    ctx.progress.forget(&ns, &name);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), None);
     info!(deleted, "cleaned up cluster-scoped children");
     Ok(Action::await_change())
@@ -683,10 +849,23 @@ async fn write_status(
     outcome: &Outcome,
     previous: Option<&WindowsAppStatus>,
 ) -> Result<WindowsAppStatus> {
+    write_status_unless(app, ctx, generation, windows_build, outcome, previous, |_| false).await
+}
+
+/// [`write_status`], except when `skip` says the new status is not worth a write.
+async fn write_status_unless(
+    app: &WindowsApp,
+    ctx: &Context,
+    generation: Option<i64>,
+    windows_build: Option<String>,
+    outcome: &Outcome,
+    previous: Option<&WindowsAppStatus>,
+    skip: impl Fn(&WindowsAppStatus) -> bool,
+) -> Result<WindowsAppStatus> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = status::compute(generation, windows_build, outcome, previous, &now);
     ctx.metrics.set_ready(ObjectRef::from_obj(app), c::find(&new.conditions, c::READY).map(|r| r.status.clone()));
-    if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) {
+    if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) || skip(&new) {
         return Ok(new);
     }
     transition_events(ctx, app, previous, &new).await;

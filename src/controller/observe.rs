@@ -1,9 +1,12 @@
-//! Reads what the status is computed from: nodes, credspecs, claims and the Deployment from the
-//! watch caches; SMB Secrets by metadata only (their content is never fetched).
+//! Reads what the status is computed from: nodes, credspecs, namespaces, claims and the workload
+//! from the watch caches; SMB Secrets by metadata only (their content is never fetched).
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Event, Node, Pod, PodSpec, Secret, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -14,24 +17,51 @@ use tracing::warn;
 use super::Context;
 use super::diagnose::{self, ContainerFacts, EventFacts, PodFacts, WorkloadFacts};
 use super::error::{Error, Result};
-use super::status::{ClaimCheck, DeploymentCheck, GmsaCheck, NodeCheck, Observations};
+use super::status::{ClaimCheck, GmsaCheck, NodeCheck, Observations, WorkloadCheck, WorkloadKind};
 use crate::build::{meta, workload};
+use crate::gmsa_policy::{self, Decision};
 use crate::validate::{ValidatedApp, VolumeSource};
 
 /// Gathers the observations for `app`, whose pods have the spec `pod` (as applied).
-/// `deployment_current` is false when this reconcile just wrote the Deployment, so the cached
-/// copy may predate the write.
+/// `workload_current` is false when this reconcile just wrote the workload, so the cached
+/// copy may predate the write. `stalled_since`: when the app was last reported stalled at this
+/// generation (it keeps a node agent stalled across a restart of the operator).
 pub async fn observe(
     ctx: &Context,
     app: &ValidatedApp,
     pod: Option<&PodSpec>,
-    deployment_current: bool,
+    workload_current: bool,
+    stalled_since: Option<Timestamp>,
 ) -> Result<Observations> {
-    let cached = ctx.stores.deployments.get(&ObjectRef::new(&meta::workload_name(app)).within(&app.namespace));
-    let deployment = cached.as_deref().map(|d| deployment(d, deployment_current));
-    let diagnosis = match (&cached, &deployment) {
-        (Some(d), Some(check)) if check.up_to_date && check.available < check.desired => {
-            diagnose(ctx, app, d).await.unwrap_or_else(|e| {
+    let name = meta::workload_name(app);
+    let now = Timestamp::now();
+    let (workload, stuck) = if app.node_agent {
+        match ctx.stores.daemon_sets.get(&ObjectRef::new(&name).within(&app.namespace)) {
+            Some(d) => {
+                let check = daemon_set(&d, workload_current, app, &ctx.progress, stalled_since, now);
+                let stuck = Stuck {
+                    uid: d.metadata.uid.clone(),
+                    replica_failure: None,
+                    idle: ctx.progress.idle(&app.namespace, &app.name).unwrap_or_default(),
+                };
+                (Some(check), Some(stuck))
+            }
+            None => (None, None),
+        }
+    } else {
+        match ctx.stores.deployments.get(&ObjectRef::new(&name).within(&app.namespace)) {
+            Some(d) => {
+                let stuck = Stuck::of_deployment(&d, now);
+                let mut check = deployment(&d, workload_current);
+                check.idle = stuck.idle;
+                (Some(check), Some(stuck))
+            }
+            None => (None, None),
+        }
+    };
+    let diagnosis = match (stuck, &workload) {
+        (Some(stuck), Some(check)) if check.up_to_date && check.available < check.desired => {
+            diagnose(ctx, app, stuck, now).await.unwrap_or_else(|e| {
                 // The diagnosis is a help, not a step: without it the status says "rolling out".
                 warn!("could not read the pods to tell why they are not available: {e}");
                 None
@@ -41,9 +71,10 @@ pub async fn observe(
     };
     Ok(Observations {
         nodes: nodes(ctx, app, pod),
-        gmsa: gmsa(ctx, app),
+        // Decided before the build (see [`gmsa`]); the reconcile fills it in.
+        gmsa: None,
         claims: claims(ctx, app).await?,
-        deployment,
+        workload,
         rewrites: Vec::new(),
         diagnosis,
         missing_config_secrets: Vec::new(),
@@ -53,31 +84,99 @@ pub async fn observe(
 /// Pods read per diagnosis, at most (each costs one event list).
 const PODS_SAMPLED: usize = 3;
 
-/// Why the pods of a Deployment whose rollout is short of available are not: from the cached
+/// What the workload says about a rollout that is short of available pods.
+struct Stuck {
+    /// The workload's UID (its events name it).
+    uid: Option<String>,
+    /// A Deployment's `ReplicaFailure` message: the API server refused to create pods.
+    replica_failure: Option<String>,
+    /// How long the rollout has made no progress.
+    idle: Duration,
+}
+
+impl Stuck {
+    fn of_deployment(d: &Deployment, now: Timestamp) -> Self {
+        let conditions = d.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let replica_failure = conditions
+            .iter()
+            .find(|c| c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True"))
+            .map(|c| c.message.clone().unwrap_or_else(|| c.reason.clone().unwrap_or_default()));
+        let idle = conditions
+            .iter()
+            .find(|c| c.type_.as_deref() == Some("Progressing"))
+            .and_then(|c| c.last_update_time.as_ref())
+            .map_or(Duration::ZERO, |t| since(now, &t.0));
+        Stuck { uid: d.metadata.uid.clone(), replica_failure, idle }
+    }
+}
+
+/// When each node agent's DaemonSet last made progress: a change of generation, updated or
+/// available pods. Entries exist only for node agents that are not Ready.
+#[derive(Debug, Default)]
+pub struct ProgressTracker(Mutex<HashMap<(String, String), Progress>>);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Progress {
+    counts: (i64, i32, i32),
+    since: Timestamp,
+}
+
+impl ProgressTracker {
+    /// Records the DaemonSet's counts of `ns/name`; returns how long they have not changed.
+    /// An app seen for the first time counts from `seed`, else from `now`.
+    fn record(
+        &self,
+        ns: &str,
+        name: &str,
+        counts: (i64, i32, i32),
+        seed: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Duration {
+        let Ok(mut map) = self.0.lock() else { return Duration::ZERO };
+        let entry =
+            map.entry((ns.to_owned(), name.to_owned())).or_insert(Progress { counts, since: seed.unwrap_or(now) });
+        if entry.counts != counts {
+            *entry = Progress { counts, since: now };
+        }
+        since(now, &entry.since)
+    }
+
+    fn idle(&self, ns: &str, name: &str) -> Option<Duration> {
+        let map = self.0.lock().ok()?;
+        map.get(&(ns.to_owned(), name.to_owned())).map(|p| since(Timestamp::now(), &p.since))
+    }
+
+    /// Keeps the entries of the apps for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|(ns, name), _| keep(ns, name));
+        }
+    }
+
+    /// Drops the entry of `ns/name` (rolled out, or deleted).
+    pub fn forget(&self, ns: &str, name: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&(ns.to_owned(), name.to_owned()));
+        }
+    }
+}
+
+/// Why the pods of a workload whose rollout is short of available are not: from the cached
 /// Deployment alone when it reports refused pod creations; otherwise, once the rollout has made
 /// no progress for [`Context::diagnose_after`], from one list of the app's pods and the events of
-/// a few of them. Nothing is cached: this costs requests only while an app is stuck.
+/// a few of them (and, when a DaemonSet has no pods, of the DaemonSet: its refused creations).
+/// Nothing is cached: this costs requests only while an app is stuck.
 async fn diagnose(
     ctx: &Context,
     app: &ValidatedApp,
-    d: &Deployment,
+    stuck: Stuck,
+    now: Timestamp,
 ) -> std::result::Result<Option<diagnose::Diagnosis>, kube::Error> {
-    let conditions = d.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let replica_failure = conditions
-        .iter()
-        .find(|c| c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True"))
-        .map(|c| c.message.clone().unwrap_or_else(|| c.reason.clone().unwrap_or_default()));
-    if replica_failure.is_some() {
-        let facts = WorkloadFacts { replica_failure, ..WorkloadFacts::default() };
+    if stuck.replica_failure.is_some() {
+        let facts = WorkloadFacts { replica_failure: stuck.replica_failure, ..WorkloadFacts::default() };
         return Ok(diagnose::diagnose(&facts, &app.namespace));
     }
-    let now = Timestamp::now();
-    let idle = conditions
-        .iter()
-        .find(|c| c.type_.as_deref() == Some("Progressing"))
-        .and_then(|c| c.last_update_time.as_ref())
-        .map_or(Duration::ZERO, |t| since(now, &t.0));
-    if idle < ctx.diagnose_after {
+    if stuck.idle < ctx.diagnose_after {
         return Ok(None);
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
@@ -86,6 +185,21 @@ async fn diagnose(
     let not_ready: Vec<&Pod> =
         list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p)).collect();
     let events: Api<Event> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    if app.node_agent
+        && not_ready.is_empty()
+        && let Some(uid) = stuck.uid.as_deref()
+    {
+        // No pods: the DaemonSet controller reports refused creations as events on the DaemonSet.
+        let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
+        let refused = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+            .and_then(|e| e.message.clone());
+        let facts = WorkloadFacts { replica_failure: refused, ..WorkloadFacts::default() };
+        return Ok(diagnose::diagnose(&facts, &app.namespace));
+    }
     let mut sampled = Vec::new();
     for pod in not_ready.iter().take(PODS_SAMPLED) {
         let mut facts = pod_facts(ctx, pod);
@@ -255,15 +369,31 @@ fn node_ready(n: &Node) -> bool {
     schedulable && ready
 }
 
-fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
+/// Whether the app may use its gMSA, decided before anything is built (see
+/// [`crate::gmsa_policy`]): for an existing credspec from its annotations in the credspec cache,
+/// for a generated one from the Namespace's annotations in the namespace cache. None without
+/// `spec.gmsa`.
+pub fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
     let g = app.gmsa.as_ref()?;
     let Some(store) = ctx.stores.credspecs.get() else { return Some(GmsaCheck::CrdMissing) };
-    let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
-    // A generated credspec was just applied; the cache may not hold it yet.
-    Some(if g.generated.is_some() || store.get(&key).is_some() {
-        GmsaCheck::Ready { credspec: g.credential_spec_name.clone() }
-    } else {
-        GmsaCheck::CredSpecMissing { credspec: g.credential_spec_name.clone() }
+    let decision = match &g.generated {
+        Some(spec) => {
+            // A namespace not cached (yet) has, as far as the operator knows, no annotations.
+            let namespace = ctx.stores.namespaces.get(&ObjectRef::new(&app.namespace));
+            let annotations = namespace.map(|n| n.annotations().clone()).unwrap_or_default();
+            gmsa_policy::generated_credspec(&spec.account, &app.namespace, &annotations)
+        }
+        None => {
+            let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
+            let Some(credspec) = store.get(&key) else {
+                return Some(GmsaCheck::CredSpecMissing { credspec: g.credential_spec_name.clone() });
+            };
+            gmsa_policy::existing_credspec(&g.credential_spec_name, credspec.annotations(), &app.namespace)
+        }
+    };
+    Some(match decision {
+        Decision::Allowed => GmsaCheck::Ready { credspec: g.credential_spec_name.clone() },
+        Decision::NotAllowed(message) => GmsaCheck::NotAllowed { message },
     })
 }
 
@@ -295,7 +425,42 @@ async fn claims(ctx: &Context, app: &ValidatedApp) -> Result<Vec<ClaimCheck>> {
     Ok(out)
 }
 
-fn deployment(d: &Deployment, current: bool) -> DeploymentCheck {
+fn daemon_set(
+    d: &DaemonSet,
+    current: bool,
+    app: &ValidatedApp,
+    progress: &ProgressTracker,
+    stalled_since: Option<Timestamp>,
+    now: Timestamp,
+) -> WorkloadCheck {
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.meta().generation.unwrap_or(0);
+    let up_to_date = current && status.observed_generation.unwrap_or(0) >= generation;
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    let done = up_to_date && updated >= desired && available >= desired;
+    let idle = if done {
+        progress.forget(&app.namespace, &app.name);
+        Duration::ZERO
+    } else {
+        progress.record(&app.namespace, &app.name, (generation, updated, available), stalled_since, now)
+    };
+    let deadline = Duration::from_secs(u64::try_from(app.progress_deadline_seconds).unwrap_or(0));
+    WorkloadCheck {
+        kind: WorkloadKind::DaemonSet,
+        up_to_date,
+        desired,
+        updated,
+        available,
+        replicas: status.current_number_scheduled + status.number_misscheduled,
+        progress_deadline_exceeded: !done && idle >= deadline,
+        idle,
+        deadline: Some(deadline),
+    }
+}
+
+fn deployment(d: &Deployment, current: bool) -> WorkloadCheck {
     let status = d.status.clone().unwrap_or_default();
     let generation = d.meta().generation.unwrap_or(0);
     let desired = d.spec.replicas.unwrap_or(1);
@@ -306,12 +471,15 @@ fn deployment(d: &Deployment, current: bool) -> DeploymentCheck {
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
         })
     });
-    DeploymentCheck {
+    WorkloadCheck {
+        kind: WorkloadKind::Deployment,
         up_to_date: current && status.observed_generation.unwrap_or(0) >= generation,
         desired,
         updated: status.updated_replicas.unwrap_or(0),
         available: status.available_replicas.unwrap_or(0),
         replicas: status.replicas.unwrap_or(0),
         progress_deadline_exceeded,
+        idle: Duration::ZERO,
+        deadline: None,
     }
 }

@@ -27,8 +27,17 @@ pub struct NodeCheck {
 /// Whether the gMSA credspec can be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GmsaCheck {
-    Ready { credspec: String },
-    CredSpecMissing { credspec: String },
+    /// It exists (or is generated) and the platform team allows it in the app's namespace.
+    Ready {
+        credspec: String,
+    },
+    /// The platform team has not allowed it: the message says which annotation to set where.
+    NotAllowed {
+        message: String,
+    },
+    CredSpecMissing {
+        credspec: String,
+    },
     CrdMissing,
 }
 
@@ -41,15 +50,39 @@ pub struct ClaimCheck {
     pub missing_secret: Option<String>,
 }
 
-/// The Deployment as the cache holds it.
+/// Which workload runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    /// A node agent: one pod per matching node.
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// The workload as the cache holds it. For a DaemonSet, the counts are of nodes: desired is the
+/// nodes it schedules on, updated and available the nodes whose pod is.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct DeploymentCheck {
+pub struct WorkloadCheck {
+    pub kind: WorkloadKind,
     pub up_to_date: bool,
     pub desired: i32,
     pub updated: i32,
     pub available: i32,
     pub replicas: i32,
     pub progress_deadline_exceeded: bool,
+    /// How long the rollout has made no progress (zero when unknown).
+    pub idle: std::time::Duration,
+    /// The deadline the operator keeps itself (a DaemonSet's); None when the workload keeps it.
+    pub deadline: Option<std::time::Duration>,
 }
 
 pub use super::diagnose::Diagnosis;
@@ -60,8 +93,8 @@ pub struct Observations {
     pub nodes: NodeCheck,
     pub gmsa: Option<GmsaCheck>,
     pub claims: Vec<ClaimCheck>,
-    /// None when the Deployment is not in the cache yet.
-    pub deployment: Option<DeploymentCheck>,
+    /// None when the workload is not in the cache yet.
+    pub workload: Option<WorkloadCheck>,
     /// Fields the API server stores with another value than applied (admission rewrote them),
     /// one `Kind name: path` each.
     pub rewrites: Vec<String>,
@@ -81,6 +114,9 @@ pub enum Outcome {
     Suspended,
     /// The spec failed validation.
     Invalid(String),
+    /// The spec's pod template overrides what the platform's pod policy does not allow (and
+    /// nothing else is wrong with it).
+    NotAllowed(String),
     /// A child with our name exists and is not ours.
     Conflict(String),
     /// A step failed (an apply the API server refused, a failed delete...): `reason` is the
@@ -99,6 +135,7 @@ pub fn compute(
     let prev_conditions: &[Condition] = previous.map_or(&[], |p| &p.conditions);
     let (wanted, replicas, available) = match outcome {
         Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
+        Outcome::NotAllowed(msg) => (stalled(reason::OVERRIDE_NOT_ALLOWED, msg.clone()), None, None),
         Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
         Outcome::Failed { reason: r, message, permanent } => {
             let message = &bounded(message);
@@ -169,7 +206,7 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     let mut blockers: Vec<(&'static str, String)> = Vec::new();
 
     let n = &obs.nodes;
-    let d = obs.deployment.clone();
+    let d = obs.workload.clone();
     let deadline_passed = d.as_ref().is_some_and(|d| d.progress_deadline_exceeded);
     let available = d.as_ref().is_some_and(|d| d.up_to_date && d.available >= d.desired && d.desired > 0);
     // No node yet is progress while the rollout's deadline runs: the Pending pods are what makes
@@ -228,11 +265,21 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
             c::GMSA_READY,
             true,
             reason::CREDSPEC_FOUND,
-            format!("GMSACredentialSpec {credspec} exists and the pods' service account is bound to use it"),
+            format!(
+                "GMSACredentialSpec {credspec} exists, the platform team allows it in this namespace, and the pods' service account is bound to use it"
+            ),
         )),
+        Some(GmsaCheck::NotAllowed { message }) => {
+            let msg = format!(
+                "{message}; until then the operator creates no gMSA RBAC, no credspec and no workload for this app"
+            );
+            domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_NOT_ALLOWED, msg.clone()));
+            blockers.push((reason::CREDSPEC_NOT_ALLOWED, msg));
+        }
         Some(GmsaCheck::CredSpecMissing { credspec }) => {
             let msg = format!(
-                "GMSACredentialSpec {credspec} does not exist; create it or change spec.gmsa.credentialSpecName"
+                "GMSACredentialSpec {credspec} does not exist; create it (with the annotation {} naming this namespace) or change spec.gmsa.credentialSpecName",
+                crate::gmsa_policy::ALLOWED_NAMESPACES
             );
             domain.push(Cond::new(c::GMSA_READY, false, reason::CREDSPEC_MISSING, msg.clone()));
             blockers.push((reason::CREDSPEC_MISSING, msg));
@@ -304,8 +351,10 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         && n.ready_matching > 0
     {
         let deadline = format!(
-            "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} replicas available)",
-            d.available, d.desired
+            "the rollout made no progress within spec.rollout.progressDeadlineSeconds ({}/{} {} available)",
+            d.available,
+            d.desired,
+            unit(d.kind)
         );
         blockers.push(match &obs.diagnosis {
             Some(diag) => (diag.reason, format!("{deadline}: {}", diag.message)),
@@ -325,16 +374,27 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
         let waiting = match &d {
             _ if waiting_for_nodes.is_some() => waiting_for_nodes.clone().map(|m| (reason::WAITING_FOR_NODES, m)),
             None => {
-                Some((reason::NEW_GENERATION, "the Deployment was applied; waiting for it to be observed".to_owned()))
+                Some((reason::NEW_GENERATION, "the workload was applied; waiting for it to be observed".to_owned()))
             }
-            Some(d) if !d.up_to_date => {
-                Some((reason::NEW_GENERATION, "the Deployment controller has not observed the new spec yet".to_owned()))
-            }
+            Some(d) if !d.up_to_date => Some((
+                reason::NEW_GENERATION,
+                format!("the {} controller has not observed the new spec yet", d.kind.name()),
+            )),
+            Some(d) if d.kind == WorkloadKind::DaemonSet && d.desired == 0 => Some((
+                reason::ROLLING_OUT,
+                "the DaemonSet schedules on no node yet: no node matches the pods' node selector and tolerations"
+                    .to_owned(),
+            )),
             Some(d) if d.updated < d.desired || d.available < d.desired || d.replicas > d.desired => {
-                let progress = format!(
-                    "rollout in progress: {}/{} replicas updated, {}/{} available",
-                    d.updated, d.desired, d.available, d.desired
-                );
+                // Counts that change on every pod would be a status write each: the message
+                // shows available pods, and updated ones only while an update is half done.
+                let updated = if d.updated > 0 && d.updated < d.desired {
+                    format!(", {}/{} updated", d.updated, d.desired)
+                } else {
+                    String::new()
+                };
+                let progress =
+                    format!("rollout in progress: {}/{} {} available{updated}", d.available, d.desired, unit(d.kind));
                 Some(match &obs.diagnosis {
                     Some(diag) => (diag.reason, format!("{progress}; {}", diag.message)),
                     None => (reason::ROLLING_OUT, progress),
@@ -354,7 +414,13 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
             None => {
                 let avail = d.as_ref().map_or(0, |d| d.available);
                 let desired = d.as_ref().map_or(0, |d| d.desired);
-                let msg = format!("{avail}/{desired} replicas available on Windows nodes with {}", n.wanted);
+                let msg = match d.as_ref().map(|d| d.kind) {
+                    Some(WorkloadKind::DaemonSet) => format!(
+                        "an available pod on each of the {desired} Windows node(s) with {} that the DaemonSet schedules on",
+                        n.wanted
+                    ),
+                    _ => format!("{avail}/{desired} replicas available on Windows nodes with {}", n.wanted),
+                };
                 conds.push(Cond::new(c::READY, true, reason::AVAILABLE, msg));
                 conds.push(Cond::new(c::RECONCILING, false, reason::RECONCILED, "the cluster matches the spec"));
                 conds.push(Cond::new(c::STALLED, false, reason::RECONCILED, "the cluster matches the spec"));
@@ -363,6 +429,14 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     }
     conds.extend(domain);
     (conds, replicas, available)
+}
+
+/// What a workload's counts count.
+fn unit(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "replicas",
+        WorkloadKind::DaemonSet => "nodes",
+    }
 }
 
 /// True when two statuses differ only in condition timestamps.

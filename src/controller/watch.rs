@@ -1,15 +1,15 @@
 //! Wires the watches: the WindowsApps, their namespaced children (by owner reference), their
-//! cluster-scoped children (by label), GMSACredentialSpecs and Nodes, each with a cache that
-//! the reconcile reads.
+//! cluster-scoped children (by label), GMSACredentialSpecs, Namespaces (metadata) and Nodes,
+//! each with a cache that the reconcile reads.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::Stores;
 use super::Watched;
 use crate::build::{identity, meta};
+use crate::gmsa_policy;
 
 /// Where the operator looks.
 #[derive(Debug, Clone, Default)]
@@ -56,8 +57,100 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer).touched_objects();
+    let stream = watcher(api, config).default_backoff().modify(slim).reflect(writer).touched_objects();
     (store, stream)
+}
+
+/// Like [`cached`], but an object triggers only when `signature` changes, or when it is deleted
+/// (the filter of kube's `predicate_filter` cannot tell a deletion from an unchanged object).
+fn cached_changes<K>(
+    api: Api<K>,
+    signature: fn(&K) -> u64,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let mut seen: std::collections::HashMap<ObjectRef<K>, u64> = std::collections::HashMap::new();
+    let stream = watcher(api, children_config()).default_backoff().modify(slim).reflect(writer).filter_map(move |ev| {
+        let out = match ev {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let sig = signature(&o);
+                (seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig)).then_some(Ok(o))
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                seen.remove(&ObjectRef::from_obj(&o));
+                Some(Ok(o))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(out)
+    });
+    (store, stream)
+}
+
+/// Drops what the operator never reads from a cached object: `managedFields` (often larger
+/// than the object itself) and kubectl's last-applied copy of the whole object.
+pub fn slim<K: Resource + 'static>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    // Nodes list every image they hold (hundreds on a busy node): placement needs none of it.
+    if let Some(node) = (obj as &mut dyn std::any::Any).downcast_mut::<Node>()
+        && let Some(status) = node.status.as_mut()
+    {
+        status.images = None;
+        status.volumes_in_use = None;
+        status.volumes_attached = None;
+    }
+}
+
+/// Hash of what may change what the operator applies: generation (the spec), labels and
+/// annotations (propagated to the children), finalizers and deletion. A status write, the
+/// operator's own or anyone's, changes none of these and triggers nothing.
+fn app_signature(app: &Watched) -> Option<u64> {
+    let m = app.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (m.generation, &m.labels, &m.annotations, &m.finalizers, m.deletion_timestamp.is_some(), &m.uid).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Hash of what the status reads from a Deployment, plus what drift detection needs (generation,
+/// labels, annotations). Status writes that only move timestamps or counts the status does
+/// not show (ready but not yet available, for example) trigger nothing.
+fn deployment_signature(d: &Deployment) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let m = &d.metadata;
+    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    if let Some(s) = &d.status {
+        (s.observed_generation, s.replicas, s.updated_replicas, s.available_replicas).hash(&mut h);
+        for c in s.conditions.iter().flatten() {
+            (&c.type_, &c.status, &c.reason).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The same for a node agent's DaemonSet.
+fn daemon_set_signature(d: &DaemonSet) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let m = &d.metadata;
+    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    if let Some(s) = &d.status {
+        (
+            s.observed_generation,
+            s.desired_number_scheduled,
+            s.current_number_scheduled,
+            s.updated_number_scheduled,
+            s.number_available,
+            s.number_misscheduled,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The app a cluster-scoped child belongs to, from its labels.
@@ -87,6 +180,14 @@ fn node_signature(node: &Node) -> Option<u64> {
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.clone());
     ready.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Hash of a namespace's annotation that lists the gMSA accounts its apps may generate
+/// credspecs for: other changes of a namespace trigger nothing.
+fn gmsa_accounts_signature(namespace: &PartialObjectMeta<Namespace>) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    namespace.annotations().get(gmsa_policy::GMSA_ACCOUNTS).hash(&mut h);
     Some(h.finish())
 }
 
@@ -151,6 +252,7 @@ async fn follow_credspec_crd(
                     watcher::Config::default().any_semantic(),
                 )
                 .default_backoff()
+                .modify(slim)
                 .reflect(writer)
                 .touched_objects();
                 let tx = events.clone();
@@ -205,8 +307,15 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
     }
-    let apps: Api<Watched> = api(client, scope);
-    let (deployments, deployment_events) = cached::<Deployment>(api(client, scope), children_config());
+    let (app_store, app_writer) = reflector::store();
+    let app_events = watcher(api::<Watched>(client, scope), app_config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(app_writer)
+        .applied_objects()
+        .predicate_filter(app_signature, PredicateConfig::default());
+    let (deployments, deployment_events) = cached_changes::<Deployment>(api(client, scope), deployment_signature);
+    let (daemon_sets, daemon_set_events) = cached_changes::<DaemonSet>(api(client, scope), daemon_set_signature);
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
     let (network_policies, np_events) = cached::<NetworkPolicy>(api(client, scope), children_config());
     let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
@@ -231,8 +340,9 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
 
     let node_changes =
         node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) });
-    let controller = Controller::new(apps, app_config)
+    let controller = Controller::for_stream(app_events, app_store)
         .owns_stream(deployment_events)
+        .owns_stream(daemon_set_events)
         .owns_stream(service_events)
         .owns_stream(np_events)
         .owns_stream(config_map_events)
@@ -247,7 +357,8 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         ));
 
     // An unlabelled credspec (one the platform team owns) may be the one an app references:
-    // re-check the apps that name it, and the app that owns a generated one.
+    // re-check the apps that name it, and the app that owns a generated one. Any change counts,
+    // its annotation winapp.dev/allowed-namespaces included: that allows or withdraws apps.
     let app_store = controller.store();
     let controller = controller.watches_stream_with(
         credspec_events,
@@ -266,6 +377,38 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         },
         identity::credspec_resource(),
     );
+
+    // Namespaces, metadata only: the platform team's annotation on a namespace says which gMSA
+    // accounts its apps may generate a credspec for. A change re-checks those apps at once, so
+    // that an account allowed runs and an account withdrawn stops without waiting for a resync.
+    let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let namespace_config = match &scope.namespace {
+        Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        None => watcher::Config::default(),
+    }
+    .any_semantic();
+    let (namespaces, namespace_writer) = reflector::store();
+    let namespace_events = watcher(namespace_api, namespace_config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(namespace_writer)
+        .touched_objects()
+        .predicate_filter(gmsa_accounts_signature, PredicateConfig::default());
+    let app_store = controller.store();
+    let controller = controller.watches_stream(namespace_events, move |namespace| {
+        let name = namespace.name_any();
+        app_store
+            .state()
+            .iter()
+            .filter(|a| {
+                a.0.as_ref().is_ok_and(|app| {
+                    app.namespace().as_deref() == Some(name.as_str())
+                        && app.spec.gmsa.as_ref().is_some_and(|g| g.credential_spec.is_some())
+                })
+            })
+            .map(|a| ObjectRef::from_obj(a.as_ref()))
+            .collect::<Vec<_>>()
+    });
 
     // Secrets that config files come from: a change rolls the pods. Metadata only, used as a
     // trigger and dropped once mapped (no cache: Secrets are many and their annotations may hold
@@ -304,6 +447,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
 
     let stores = Stores {
         deployments,
+        daemon_sets,
         services,
         network_policies,
         config_maps,
@@ -313,6 +457,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         volumes,
         cluster_roles,
         credspecs,
+        namespaces,
         nodes,
         runtime_classes,
     };

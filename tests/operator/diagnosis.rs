@@ -233,7 +233,7 @@ spec:
 ---
 apiVersion: windows.k8s.io/v1
 kind: GMSACredentialSpec
-metadata: {{name: {credspec}}}
+metadata: {{name: {credspec}, annotations: {{winapp.dev/allowed-namespaces: {ns}}}}}
 credspec:
   ActiveDirectoryConfig:
     GroupManagedServiceAccounts: [{{Name: WebSvc, Scope: CONTOSO}}]

@@ -5,7 +5,10 @@
 
 mod correctness;
 mod diagnosis;
+mod gmsa_policy;
 mod harness;
+mod node_agents;
+mod pod_policy;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -109,7 +112,21 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
             ns.name()
         )),
     );
+    // The platform team's gMSA policy, as scripts/demo sets it for winapp-demo: the namespace may
+    // generate a credspec for examples/gmsa-generated.yaml's account, and the credspec of
+    // examples/gmsa-existing.yaml allows this namespace too.
+    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=PayrollSvc"], None);
     kubectl_ok(&["apply", "-n", ns.name(), "-f", &repo().join("examples").to_string_lossy()], None);
+    kubectl_ok(
+        &[
+            "annotate",
+            "--overwrite",
+            "gmsacredentialspec",
+            "reports-gmsa",
+            &format!("winapp.dev/allowed-namespaces=winapp-demo,{}", ns.name()),
+        ],
+        None,
+    );
 
     let apps: Api<WindowsApp> = ns.api();
     let names: Vec<String> =
@@ -121,7 +138,16 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
         assert_eq!(argocd_health(&app), "Healthy", "{name}: Argo CD health");
         let status = app.status.clone().expect("status");
         let pods = list_all(&ns.api::<Pod>(), &format!("app.kubernetes.io/instance={name}")).await;
-        let want = app.spec.replicas.unwrap_or(1) as usize;
+        let want = if app.spec.node_agent == Some(true) {
+            // A node agent: a pod on every node its DaemonSet schedules on (and no Deployment).
+            assert!(ns.api::<Deployment>().get_opt(name).await.expect("get").is_none(), "{name}: no Deployment");
+            let ds = ns.api::<k8s_openapi::api::apps::v1::DaemonSet>().get(name).await.expect("the DaemonSet");
+            let desired = ds.status.map_or(0, |s| s.desired_number_scheduled) as usize;
+            assert!(desired >= 1, "{name}: the DaemonSet schedules on no node");
+            desired
+        } else {
+            app.spec.replicas.unwrap_or(1) as usize
+        };
         let running: Vec<&Pod> = pods.iter().filter(|p| support::pod_running_and_ready(p)).collect();
         assert!(running.len() >= want, "{name}: {} of {want} pods Running and Ready", running.len());
         for pod in running {
@@ -309,6 +335,7 @@ async fn features_turned_off_are_pruned_and_deletion_leaves_nothing() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "prune").await;
+    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=FilesSvc"], None);
     let full = r#"
 apiVersion: v1
 kind: Secret
@@ -470,7 +497,8 @@ spec:
     kubectl_ok(
         &["apply", "-f", "-"],
         Some(&format!(
-            "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {cs_name}}}\ncredspec: {{CmsPlugins: [ActiveDirectory]}}\n"
+            "apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\nmetadata: {{name: {cs_name}, annotations: {{winapp.dev/allowed-namespaces: {}}}}}\ncredspec: {{CmsPlugins: [ActiveDirectory]}}\n",
+            ns.name()
         )),
     );
     wait_for(&apps, "share", "Ready", SLOW, ready_now).await;

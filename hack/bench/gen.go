@@ -1,0 +1,121 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// The benchmark's app: examples/aspnet-webconfig.yaml without Secrets, with one replica and
+// small requests (so that the KWOK nodes' pod capacity, not their CPU, limits how many fit).
+// The operator makes a ServiceAccount, a ConfigMap with Web.config, a Service and a Deployment.
+const appTemplate = `---
+apiVersion: winapp.dev/v1alpha1
+kind: WindowsApp
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+  labels:
+    %[3]s: "%[4]s"
+    team: bench
+spec:
+  image: registry.example.com/orders/web:4.8.1-ltsc2022
+  replicas: 1
+  resources:
+    requests: {cpu: 10m, memory: 64Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  ports:
+    - {name: http, containerPort: 80}
+  env:
+    - {name: APP_INSTANCE, value: %[1]s}
+  probes:
+    startup:
+      httpGet: {path: /health, port: http}
+      periodSeconds: 10
+      failureThreshold: 60
+    readiness:
+      httpGet: {path: /health, port: http}
+      periodSeconds: 10
+    liveness:
+      tcpSocket: {port: http}
+      periodSeconds: 30
+      timeoutSeconds: 10
+  windows:
+    version: ltsc2022
+  service:
+    ports:
+      - {name: http, port: 80}
+  config:
+    mountPath: 'C:\inetpub\wwwroot'
+    files:
+      - name: Web.config
+        content: |
+          <?xml version="1.0" encoding="utf-8"?>
+          <configuration>
+            <appSettings>
+              <add key="FeatureFlags:NewCheckout" value="true" />
+              <add key="Instance" value="%[1]s" />
+            </appSettings>
+            <system.web>
+              <compilation debug="false" targetFramework="4.8" />
+              <httpRuntime targetFramework="4.8" />
+              <customErrors mode="RemoteOnly" />
+            </system.web>
+          </configuration>
+`
+
+const namespaceTemplate = `---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+  labels:
+    %[2]s: "%[3]s"
+`
+
+// benchNamespaces names the namespaces of n apps, perNS to a namespace.
+func benchNamespaces(prefix string, n, perNS int) []string {
+	count := (n + perNS - 1) / perNS
+	width := len(fmt.Sprint(max(count-1, 0)))
+	out := make([]string, count)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%0*d", prefix, width, i)
+	}
+	return out
+}
+
+func cmdGen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	n := fs.Int("n", 1000, "number of apps")
+	perNS := fs.Int("per-namespace", 100, "apps in one namespace")
+	prefix := fs.String("namespace-prefix", "winapp-bench", "namespaces are PREFIX-0, PREFIX-1, ...")
+	label := fs.String("label", "winapp.dev/bench=true", "label (key=value) of the namespaces and the apps")
+	what := fs.String("what", "apps", "apps | namespaces | namespace-names")
+	_ = fs.Parse(args)
+	if *n < 1 || *perNS < 1 {
+		return fmt.Errorf("-n and -per-namespace must be at least 1")
+	}
+	key, value, ok := strings.Cut(*label, "=")
+	if !ok {
+		return fmt.Errorf("-label must be key=value")
+	}
+	nss := benchNamespaces(*prefix, *n, *perNS)
+	w := os.Stdout
+	switch *what {
+	case "namespaces":
+		for _, ns := range nss {
+			fmt.Fprintf(w, namespaceTemplate, ns, key, value)
+		}
+	case "namespace-names":
+		fmt.Fprintln(w, strings.Join(nss, ","))
+	case "apps":
+		width := max(4, len(fmt.Sprint(*n-1)))
+		for i := 0; i < *n; i++ {
+			fmt.Fprintf(w, appTemplate, fmt.Sprintf("app-%0*d", width, i), nss[i / *perNS], key, value)
+		}
+	default:
+		return fmt.Errorf("-what must be apps, namespaces or namespace-names")
+	}
+	return nil
+}
