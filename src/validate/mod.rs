@@ -4,11 +4,11 @@
 //! offline `render`, plus the ones a schema cannot express (references between fields, mount path
 //! clashes, the pod-template escape hatch). Builders accept only a [`ValidatedApp`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, LocalObjectReference, PodSpec, Probe, ResourceRequirements, TCPSocketAction, Toleration,
+    EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,8 +20,14 @@ use crate::api::{
     AccessMode, AppPort, CredentialSpec, ImagePullPolicy, PoolTaint, Protocol, ServiceType, TrafficPolicy, WindowsApp,
     WindowsVersion,
 };
-use crate::build::meta;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
+
+mod identity;
+mod overrides;
+mod placement;
+mod service;
+mod storage;
+mod workload;
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -312,9 +318,6 @@ pub struct ValidatedApp {
     pub pod_spec_overrides: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Pod spec fields the escape hatch may not touch.
-const FORBIDDEN_OVERRIDES: &[&str] = &["os"];
-
 /// Validates a `WindowsApp` and resolves its defaults. `default_namespace` is used when the
 /// object has none (offline render of a file without one). Pod template overrides are checked
 /// against the default policy (see [`validate_with`]).
@@ -345,104 +348,14 @@ pub fn validate_with(
         errors.push(ValidationError::EmptyImage);
     }
 
-    // Ports: names and numbers unique.
-    let mut seen_names = BTreeSet::new();
-    let mut seen_numbers = BTreeSet::new();
-    for p in &spec.ports {
-        if !seen_names.insert(p.name.clone()) {
-            errors.push(ValidationError::DuplicatePort("name", p.name.clone()));
-        }
-        if !seen_numbers.insert((p.container_port, p.protocol.unwrap_or(Protocol::Tcp) == Protocol::Udp)) {
-            errors.push(ValidationError::DuplicatePort("number", p.container_port.to_string()));
-        }
-    }
+    service::check_ports(&spec.ports, &mut errors);
 
-    let service_account = match &spec.service_account_name {
-        Some(sa) if is_dns1123_subdomain(sa) => ServiceAccountChoice::Existing(sa.clone()),
-        Some(sa) => {
-            errors.push(ValidationError::InvalidServiceAccountName(sa.clone()));
-            ServiceAccountChoice::Existing(sa.clone())
-        }
-        None => ServiceAccountChoice::Managed(name.clone()),
-    };
+    let service_account = identity::service_account(spec.service_account_name.as_ref(), &name, &mut errors);
+    let placement = placement::placement(&spec.windows, &mut errors);
+    let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, &mut errors));
 
-    let placement = Placement {
-        version: spec.windows.version,
-        pool_taints: match (&spec.windows.toleration, &spec.windows.runtime_class_name) {
-            (Some(_), Some(_)) => {
-                errors.push(ValidationError::RuntimeClassWithToleration);
-                Vec::new()
-            }
-            (None, Some(_)) => Vec::new(),
-            (Some(t), None) => vec![t.clone()],
-            (None, None) => defaults::POOL_TAINTS
-                .iter()
-                .map(|(key, value)| PoolTaint { key: (*key).into(), value: (*value).into() })
-                .collect(),
-        },
-        node_selector: spec.windows.node_selector.clone(),
-        tolerations: spec.windows.tolerations.clone(),
-        runtime_class_name: spec.windows.runtime_class_name.clone(),
-    };
-
-    let service = spec.service.as_ref().and_then(|s| resolve_service(s, &spec.ports, &mut errors));
-
-    // Mount paths: each config file and each volume, compared case-insensitively.
-    let mut mounts: BTreeMap<String, String> = BTreeMap::new();
-    let mut claim_mount = |field: String, path: &str, errors: &mut Vec<ValidationError>| {
-        if mounts.insert(path.to_ascii_lowercase(), field.clone()).is_some() {
-            errors.push(ValidationError::DuplicateMountPath(field, path.to_owned()));
-        }
-    };
-
-    let config = spec.config.as_ref().map(|c| {
-        if !is_windows_path(&c.mount_path) {
-            errors.push(ValidationError::InvalidWindowsPath {
-                field: "spec.config.mountPath".into(),
-                path: c.mount_path.clone(),
-            });
-        }
-        if c.files.is_empty() {
-            errors.push(ValidationError::NoConfigFiles);
-        }
-        let mut files = BTreeMap::new();
-        let mut secret_files = BTreeMap::new();
-        for f in &c.files {
-            let taken = files.contains_key(&f.name) || secret_files.contains_key(&f.name);
-            if !is_config_key(&f.name) {
-                errors.push(ValidationError::InvalidConfigKey(f.name.clone()));
-            } else if taken {
-                errors.push(ValidationError::DuplicateConfigFile(f.name.clone()));
-            } else {
-                match (&f.content, &f.secret_ref) {
-                    (Some(content), None) => {
-                        files.insert(f.name.clone(), content.clone());
-                    }
-                    (None, Some(r)) => {
-                        secret_files.insert(f.name.clone(), (r.name.clone(), r.key.clone()));
-                    }
-                    _ => errors.push(ValidationError::ConfigFileSource(f.name.clone())),
-                }
-                claim_mount(
-                    format!("spec.config.files[{}]", f.name),
-                    &meta::config_file_path(&c.mount_path, &f.name),
-                    &mut errors,
-                );
-            }
-        }
-        let mut summed = files.clone();
-        for (file, (secret, key)) in &secret_files {
-            // A reference, not data: a change of which Secret or key backs a file rolls the pods.
-            summed.insert(format!("{file}\u{0}secret"), format!("{secret}/{key}"));
-        }
-        ConfigSettings {
-            mount_path: c.mount_path.clone(),
-            checksum: checksum(&summed),
-            files,
-            secret_files,
-            secret_versions: BTreeMap::new(),
-        }
-    });
+    let mut mounts = storage::Mounts::default();
+    let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, &mut errors));
 
     let node_agent = spec.node_agent.unwrap_or(false);
     if node_agent && spec.replicas.is_some() {
@@ -455,105 +368,19 @@ pub fn validate_with(
         errors.push(ValidationError::NetworkPolicyWithHostProcess);
     }
 
-    let gmsa = spec.gmsa.as_ref().and_then(|g| {
-        if spec.host_process.is_some() {
-            errors.push(ValidationError::GmsaWithHostProcess);
-        }
-        match (&g.credential_spec_name, &g.credential_spec) {
-            (Some(existing), None) => Some(GmsaSettings { credential_spec_name: existing.clone(), generated: None }),
-            (None, Some(generated)) => Some(GmsaSettings {
-                credential_spec_name: meta::generated_credspec_name(&namespace, &name),
-                generated: Some(generated.clone()),
-            }),
-            _ => {
-                errors.push(ValidationError::GmsaOneOf);
-                None
-            }
-        }
-    });
-
-    let mut volume_names = BTreeSet::new();
-    let mut volumes = Vec::new();
-    for v in &spec.volumes {
-        if v.name.starts_with(meta::RESERVED_VOLUME_PREFIX) {
-            errors.push(ValidationError::ReservedVolumeName(v.name.clone()));
-        }
-        if !volume_names.insert(v.name.clone()) {
-            errors.push(ValidationError::DuplicateVolume(v.name.clone()));
-        }
-        if is_windows_path(&v.mount_path) {
-            claim_mount(format!("spec.volumes[{}].mountPath", v.name), &v.mount_path, &mut errors);
-        } else {
-            errors.push(ValidationError::InvalidWindowsPath {
-                field: format!("spec.volumes[{}].mountPath", v.name),
-                path: v.mount_path.clone(),
-            });
-        }
-        let source = match (&v.smb, &v.claim) {
-            (Some(smb), None) => {
-                let capacity = smb.capacity.clone().unwrap_or_else(|| Quantity(defaults::SMB_CAPACITY.into()));
-                let claim_size = smb.claim_size.clone().unwrap_or_else(|| capacity.clone());
-                if crate::quantity::compare(&claim_size.0, &capacity.0) == Some(std::cmp::Ordering::Greater) {
-                    errors.push(ValidationError::ClaimLargerThanVolume {
-                        volume: v.name.clone(),
-                        claim: claim_size.0.clone(),
-                        capacity: capacity.0.clone(),
-                    });
-                }
-                VolumeSource::Smb {
-                    source: smb.source.clone(),
-                    secret_name: smb.secret_ref.name.clone(),
-                    capacity,
-                    claim_size,
-                    mount_options: smb.mount_options.clone(),
-                }
-            }
-            (None, Some(claim)) => VolumeSource::Claim {
-                storage_class_name: claim.storage_class_name.clone(),
-                size: claim.size.clone(),
-                access_modes: if claim.access_modes.is_empty() {
-                    vec![AccessMode::ReadWriteMany]
-                } else {
-                    claim.access_modes.clone()
-                },
-            },
-            _ => {
-                errors.push(ValidationError::VolumeOneOf(v.name.clone()));
-                continue;
-            }
-        };
-        volumes.push(VolumeSettings {
-            name: v.name.clone(),
-            mount_path: v.mount_path.clone(),
-            read_only: v.read_only.unwrap_or(false),
-            source,
-        });
-    }
+    let gmsa =
+        spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, &mut errors));
+    let volumes = storage::volumes(&spec.volumes, &mut mounts, &mut errors);
 
     let host_process_user = spec
         .host_process
         .as_ref()
         .map(|h| h.run_as_user_name.clone().unwrap_or_else(|| defaults::HOST_PROCESS_USER.into()));
 
-    let overrides = spec.pod_template.as_ref();
-    let pod_labels = overrides.and_then(|t| t.metadata.as_ref()).map(|m| m.labels.clone()).unwrap_or_default();
-    for key in pod_labels.keys() {
-        if meta::SELECTOR_KEYS.contains(&key.as_str()) {
-            errors.push(ValidationError::SelectorLabelOverride(key.clone()));
-        }
-    }
-    let pod_annotations =
-        overrides.and_then(|t| t.metadata.as_ref()).map(|m| m.annotations.clone()).unwrap_or_default();
-    let pod_spec_overrides = overrides.and_then(|t| t.spec.clone());
-    if let Some(o) = &pod_spec_overrides {
-        check_overrides(o, host_process_user.is_some(), &mut errors);
-        // A forbidden field is reported as such, not also as a policy refusal.
-        let forbidden: Vec<String> = FORBIDDEN_OVERRIDES.iter().map(|k| format!("{}.{k}", policy::ROOT)).collect();
-        let refusals = policy::check(o, host_process_user.is_some(), policy);
-        errors.extend(refusals.into_iter().filter(|r| !forbidden.contains(&r.path)).map(ValidationError::from));
-    }
+    let (pod_labels, pod_annotations, pod_spec_overrides) =
+        overrides::pod_template(spec.pod_template.as_ref(), host_process_user.is_some(), policy, &mut errors);
 
-    let probes = resolve_probes(spec.probes.as_ref(), &spec.ports);
+    let probes = workload::resolve_probes(spec.probes.as_ref(), &spec.ports);
     let rollout = spec.rollout.clone().unwrap_or_default();
 
     if !errors.is_empty() {
@@ -627,119 +454,6 @@ pub fn validate_with(
         name,
         namespace,
     })
-}
-
-fn resolve_service(
-    s: &crate::api::AppService,
-    container_ports: &[AppPort],
-    errors: &mut Vec<ValidationError>,
-) -> Option<ServiceSettings> {
-    let type_ = s.type_.unwrap_or(ServiceType::ClusterIP);
-    if type_ == ServiceType::ClusterIP && s.external_traffic_policy.is_some() {
-        errors.push(ValidationError::TrafficPolicyOnClusterIp);
-    }
-    let ports: Vec<ServicePort> = if s.ports.is_empty() {
-        container_ports
-            .iter()
-            .map(|p| ServicePort {
-                name: p.name.clone(),
-                port: p.container_port,
-                target_port: IntOrString::String(p.name.clone()),
-                node_port: None,
-                protocol: p.protocol.unwrap_or(Protocol::Tcp),
-            })
-            .collect()
-    } else {
-        s.ports
-            .iter()
-            .map(|p| {
-                let target_port = match &p.target_port {
-                    Some(IntOrString::String(target)) => {
-                        if !container_ports.iter().any(|c| &c.name == target) {
-                            errors.push(ValidationError::UnknownTargetPort {
-                                port: p.name.clone(),
-                                target: target.clone(),
-                            });
-                        }
-                        IntOrString::String(target.clone())
-                    }
-                    Some(IntOrString::Int(n)) => IntOrString::Int(*n),
-                    None if container_ports.iter().any(|c| c.name == p.name) => IntOrString::String(p.name.clone()),
-                    None => IntOrString::Int(p.port),
-                };
-                if type_ == ServiceType::ClusterIP && p.node_port.is_some() {
-                    errors.push(ValidationError::NodePortOnClusterIp(p.name.clone()));
-                }
-                ServicePort {
-                    name: p.name.clone(),
-                    port: p.port,
-                    target_port,
-                    node_port: p.node_port,
-                    protocol: p.protocol.unwrap_or(Protocol::Tcp),
-                }
-            })
-            .collect()
-    };
-    if ports.is_empty() {
-        errors.push(ValidationError::ServiceWithoutPorts);
-        return None;
-    }
-    Some(ServiceSettings {
-        name: s.name.clone(),
-        type_,
-        ports,
-        external_traffic_policy: s.external_traffic_policy,
-        annotations: s.annotations.clone(),
-    })
-}
-
-/// Probes as given, with Windows-friendly defaults for unset ones when a port is named `http`:
-/// TCP checks (an IIS site may answer 401 or 302 at `/`), and a startup probe that allows
-/// ten minutes, since IIS and ASP.NET Framework apps are slow to start.
-fn resolve_probes(given: Option<&crate::api::Probes>, ports: &[AppPort]) -> ResolvedProbes {
-    let given = given.cloned().unwrap_or_default();
-    let use_defaults = given.defaults.unwrap_or(true) && ports.iter().any(|p| p.name == defaults::PROBED_PORT);
-    let tcp = |period: i32, failures: i32| Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(defaults::PROBED_PORT.into()), host: None }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failures),
-        ..Probe::default()
-    };
-    ResolvedProbes {
-        liveness: given.liveness.or_else(|| use_defaults.then(|| tcp(20, 3))),
-        readiness: given.readiness.or_else(|| use_defaults.then(|| tcp(10, 3))),
-        startup: given.startup.or_else(|| use_defaults.then(|| tcp(10, 60))),
-    }
-}
-
-fn check_overrides(
-    o: &serde_json::Map<String, serde_json::Value>,
-    host_process: bool,
-    errors: &mut Vec<ValidationError>,
-) {
-    for key in FORBIDDEN_OVERRIDES {
-        if o.contains_key(*key) {
-            errors.push(ValidationError::ForbiddenOverride((*key).to_owned()));
-        }
-    }
-    if host_process && o.get("hostNetwork").is_some_and(|v| v != &serde_json::Value::Bool(true)) {
-        errors.push(ValidationError::HostProcessWithoutHostNetwork);
-    }
-    // Entries of lists merged by name must name what they merge into or add.
-    for list in ["containers", "initContainers", "volumes"] {
-        if let Some(serde_json::Value::Array(items)) = o.get(list)
-            && items.iter().any(|i| i.get("name").and_then(|n| n.as_str()).is_none_or(str::is_empty))
-        {
-            errors.push(ValidationError::UnnamedOverrideEntry(list));
-        }
-    }
-    // Type-check the fragment as a pod spec: `containers` is required there, so lend it one.
-    let mut fragment = o.clone();
-    fragment.entry("containers").or_insert_with(|| serde_json::json!([]));
-    if let Err(e) = serde_json::from_value::<PodSpec>(serde_json::Value::Object(fragment)) {
-        errors.push(ValidationError::InvalidPodSpecOverride(e.to_string()));
-    }
 }
 
 /// SHA-256 over the file names and contents, as lower-case hex.
