@@ -277,7 +277,7 @@ func cmdDelete(args []string) error {
 	}
 	left, _, err := waitGone(ctx, md, "", namespaces, start.Add(*timeout))
 	if err != nil {
-		return fmt.Errorf("%w; still there: %s", err, left)
+		return fmt.Errorf("%w after %s; still there: %s", err, *timeout, left)
 	}
 	fmt.Printf("ceiling_deleted_s=%s\n", seconds(time.Since(start)))
 	return nil
@@ -347,7 +347,13 @@ func waitGone(ctx context.Context, md metadata.Interface, appSelector string, na
 	for {
 		left, err := remaining(ctx, md, appSelector, namespaces)
 		if err != nil {
-			return "", appsGone, err
+			// A busy API server may time out a list: retry until the deadline.
+			if time.Now().After(deadline) {
+				return "unknown (" + err.Error() + ")", appsGone, errTimeout
+			}
+			fmt.Fprintf(os.Stderr, "[wait-gone] %v (retrying)\n", err)
+			time.Sleep(time.Second)
+			continue
 		}
 		total := 0
 		for _, n := range left {
