@@ -275,9 +275,9 @@ func cmdDelete(args []string) error {
 			namespaces[o.GetNamespace()] = true
 		}
 	}
-	left, err := waitGone(ctx, md, "", namespaces, start.Add(*timeout))
+	left, _, err := waitGone(ctx, md, "", namespaces, start.Add(*timeout))
 	if err != nil {
-		return fmt.Errorf("%w; still there: %s", err, left)
+		return fmt.Errorf("%w after %s; still there: %s", err, *timeout, left)
 	}
 	fmt.Printf("ceiling_deleted_s=%s\n", seconds(time.Since(start)))
 	return nil
@@ -341,23 +341,32 @@ func describeCounts(m map[string]int) string {
 }
 
 // waitGone polls until nothing is left, or the deadline passes (the error then wraps errTimeout,
-// and the string says what is left).
-func waitGone(ctx context.Context, md metadata.Interface, appSelector string, namespaces map[string]bool, deadline time.Time) (string, error) {
+// and the string says what is left). appsGone is set when the WindowsApps were first seen gone.
+func waitGone(ctx context.Context, md metadata.Interface, appSelector string, namespaces map[string]bool, deadline time.Time) (left string, appsGone time.Time, err error) {
 	lastReport := time.Now()
 	for {
 		left, err := remaining(ctx, md, appSelector, namespaces)
 		if err != nil {
-			return "", err
+			// A busy API server may time out a list: retry until the deadline.
+			if time.Now().After(deadline) {
+				return "unknown (" + err.Error() + ")", appsGone, errTimeout
+			}
+			fmt.Fprintf(os.Stderr, "[wait-gone] %v (retrying)\n", err)
+			time.Sleep(time.Second)
+			continue
 		}
 		total := 0
 		for _, n := range left {
 			total += n
 		}
+		if left["windowsapps"] == 0 && appsGone.IsZero() {
+			appsGone = time.Now()
+		}
 		if total == 0 {
-			return "", nil
+			return "", appsGone, nil
 		}
 		if time.Now().After(deadline) {
-			return describeCounts(left), errTimeout
+			return describeCounts(left), appsGone, errTimeout
 		}
 		if time.Since(lastReport) > 30*time.Second {
 			fmt.Fprintf(os.Stderr, "[wait-gone] still there: %s\n", describeCounts(left))

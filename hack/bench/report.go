@@ -325,8 +325,9 @@ func cmdReport(args []string) error {
 	baseline := children + 2*n
 	if opDiff != nil && baseline > 0 {
 		all := opTotal + float64(evWrites)
-		p("| API writes (operator: its resources and its Events) until settled, and / (children + 2 per app = %.0f) | %.0f (%.2f) | %.0f (%.2f; %.0f of them to its resources before all Ready) | %.2f |",
-			baseline, ceilTotal, ceilTotal/baseline, all, all/baseline, readyTotal, all/math.Max(ceilTotal, 1))
+		p("| API writes until settled / (children + 2 per app = %.0f): to its resources (children, WindowsApp, status); with its Events | %.0f (%.2f) | %.0f (%.2f; %.0f before all Ready); %.0f (%.2f) | %.2f; %.2f |",
+			baseline, ceilTotal, ceilTotal/baseline, opTotal, opTotal/baseline, readyTotal, all, all/baseline,
+			opTotal/math.Max(ceilTotal, 1), all/math.Max(ceilTotal, 1))
 	}
 	if opDiff != nil {
 		p("| failed writes (HTTP 4xx/5xx on those resources) | %s | %s | — |", fmtFailed(ceilFailed), fmtFailed(opFailed))
@@ -348,9 +349,14 @@ func cmdReport(args []string) error {
 		}
 	}
 	gone, okG := r.num("delete_gone_s")
+	appsGone, okAG := r.num("delete_apps_gone_s")
 	ceilDel, okD := r.num("ceiling_deleted_s")
-	p("| delete all: time until the apps, their children and pods are gone | %s (children deleted by the client) | %s | %s |",
-		fmtSeconds(ceilDel, okD), fmtSeconds(gone, okG), func() string {
+	goneText := fmtSeconds(gone, okG)
+	if okAG {
+		goneText += fmt.Sprintf(" (the WindowsApps themselves: %.1f s)", appsGone)
+	}
+	p("| delete all: time until the apps, their children and pods are gone (children by the garbage collector) | %s (children deleted by the client) | %s | %s |",
+		fmtSeconds(ceilDel, okD), goneText, func() string {
 			if okD && okG && ceilDel > 0 {
 				return fmt.Sprintf("%.2f", gone/ceilDel)
 			}
