@@ -39,11 +39,7 @@ pub async fn observe(
         match ctx.stores.daemon_sets.get(&ObjectRef::new(&name).within(&app.namespace)) {
             Some(d) => {
                 let check = daemon_set(&d, workload_current, app, &ctx.progress, stalled_since, now);
-                let stuck = Stuck {
-                    uid: d.metadata.uid.clone(),
-                    replica_failure: None,
-                    idle: ctx.progress.idle(&app.namespace, &app.name).unwrap_or_default(),
-                };
+                let stuck = Stuck { uid: d.metadata.uid.clone(), replica_failure: None, idle: check.idle };
                 (Some(check), Some(stuck))
             }
             None => (None, None),
@@ -139,11 +135,6 @@ impl ProgressTracker {
             *entry = Progress { counts, since: now };
         }
         since(now, &entry.since)
-    }
-
-    fn idle(&self, ns: &str, name: &str) -> Option<Duration> {
-        let map = self.0.lock().ok()?;
-        map.get(&(ns.to_owned(), name.to_owned())).map(|p| since(Timestamp::now(), &p.since))
     }
 
     /// Keeps the entries of the apps for which `keep` is true.
