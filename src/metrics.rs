@@ -31,6 +31,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabel {
+    verb: &'static str,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabel {
     ready: String,
 }
@@ -45,6 +51,7 @@ pub struct Metrics {
     status_writes: Counter,
     apps: Family<ReadyLabel, Gauge>,
     pod_problems: Family<ReasonLabel, Counter>,
+    api_requests: Family<RequestLabel, Counter>,
     ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
 }
 
@@ -53,11 +60,12 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("winapp");
         let reconciles = Counter::default();
         let failures = Family::<CategoryLabel, Counter>::default();
-        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
         let child_writes = Family::<KindLabel, Counter>::default();
         let status_writes = Counter::default();
         let apps = Family::<ReadyLabel, Gauge>::default();
         let pod_problems = Family::<ReasonLabel, Counter>::default();
+        let api_requests = Family::<RequestLabel, Counter>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
@@ -68,6 +76,11 @@ impl Default for Metrics {
             "pod_problems",
             "Apps whose pods turned unavailable for a diagnosed reason (counted when the reason appears)",
             pod_problems.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests sent to the API server, by verb (watch, list, get, create, patch, update, delete) and resource",
+            api_requests.clone(),
         );
         for ready in ["True", "False", "Unknown"] {
             apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
@@ -81,6 +94,7 @@ impl Default for Metrics {
             status_writes,
             apps,
             pod_problems,
+            api_requests,
             ready_by_app: Mutex::new(HashMap::new()),
         }
     }
@@ -102,6 +116,12 @@ impl Metrics {
 
     pub fn pod_problem(&self, reason: &str) {
         self.pod_problems.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    /// Counts one request to the API server (see [`request_labels`]).
+    pub fn api_request(&self, method: &http::Method, uri: &http::Uri) {
+        let (verb, resource) = request_labels(method, uri.path(), uri.query());
+        self.api_requests.get_or_create(&RequestLabel { verb, resource }).inc();
     }
 
     pub fn status_written(&self) {
@@ -141,5 +161,88 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Pure: the verb and resource of a request to the API server, as the API server's own
+/// `apiserver_request_total` names them: `/apis/apps/v1/namespaces/ns/deployments/web` with GET is
+/// (`get`, `deployments`), the same path's `/status` with PATCH is (`patch`, `deployments/status`),
+/// a GET with `watch=true` is `watch`, one without a name is `list`. Paths outside the resource API
+/// (discovery, `/version`) are (`get`, `discovery`).
+pub fn request_labels(method: &http::Method, path: &str, query: Option<&str>) -> (&'static str, String) {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => &[][..],
+    };
+    // `namespaces/NS/...` scopes what follows; `namespaces` and `namespaces/NS` are the resource itself.
+    let rest = match rest {
+        ["namespaces", _ns, inner @ ..] if !inner.is_empty() => inner,
+        other => other,
+    };
+    let Some(resource) = rest.first() else { return ("get", "discovery".to_owned()) };
+    let named = rest.len() > 1;
+    let resource = match rest.get(2) {
+        Some(sub) => format!("{resource}/{sub}"),
+        None => (*resource).to_owned(),
+    };
+    let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    let verb = match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if named => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE if named => "delete",
+        http::Method::DELETE => "deletecollection",
+        _ => "other",
+    };
+    (verb, resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn requests_are_named_like_the_api_server_names_them() {
+        let cases: &[(Method, &str, Option<&str>, &str, &str)] = &[
+            (
+                Method::GET,
+                "/apis/apps/v1/deployments",
+                Some("labelSelector=a%3Db&watch=true&timeoutSeconds=290"),
+                "watch",
+                "deployments",
+            ),
+            (Method::GET, "/apis/apps/v1/deployments", Some("limit=500"), "list", "deployments"),
+            (Method::GET, "/apis/apps/v1/namespaces/ns/deployments/web", None, "get", "deployments"),
+            (
+                Method::PATCH,
+                "/apis/winapp.dev/v1alpha1/namespaces/ns/windowsapps/web/status",
+                Some("fieldManager=x"),
+                "patch",
+                "windowsapps/status",
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/namespaces/ns/services/web",
+                Some("fieldManager=x&force=true"),
+                "patch",
+                "services",
+            ),
+            (Method::DELETE, "/api/v1/persistentvolumes/pv-1", None, "delete", "persistentvolumes"),
+            (Method::POST, "/apis/events.k8s.io/v1/namespaces/ns/events", None, "create", "events"),
+            (Method::GET, "/api/v1/namespaces", Some("watch=1"), "watch", "namespaces"),
+            (Method::GET, "/api/v1/namespaces/ns", None, "get", "namespaces"),
+            (Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/s/leases/l", None, "update", "leases"),
+            (Method::GET, "/apis", None, "get", "discovery"),
+            (Method::GET, "/version", None, "get", "discovery"),
+        ];
+        for (method, path, query, verb, resource) in cases {
+            assert_eq!(request_labels(method, path, *query), (*verb, resource.to_string()), "{method} {path}");
+        }
     }
 }

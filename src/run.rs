@@ -50,6 +50,8 @@ pub struct RunConfig {
 pub enum RunError {
     #[error("cannot connect to the Kubernetes API ({0}); set KUBECONFIG or run in a pod with a service account")]
     Client(#[source] kube::Error),
+    #[error("cannot find the Kubernetes API ({0}); set KUBECONFIG or run in a pod with a service account")]
+    Config(#[source] kube::config::InferConfigError),
     #[error("cannot serve /metrics, /healthz and /readyz on {addr} ({source}); choose another --http-addr")]
     Serve { addr: SocketAddr, source: std::io::Error },
     #[error("leader election on Lease {namespace}/{name} failed: {source}; check the RBAC for leases")]
@@ -62,8 +64,8 @@ pub enum RunError {
 
 /// Runs until SIGTERM/SIGINT, or until the Lease is lost.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Client)?;
     let metrics = Arc::new(Metrics::default());
+    let client = counted_client(metrics.clone()).await?;
     let health = Arc::new(Health::new(metrics.clone(), config.sync_deadline));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -124,7 +126,8 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         caches_ready,
         client: client.clone(),
         stores: stores.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        reporter,
         metrics: metrics.clone(),
         credspec_resource: identity::credspec_resource(),
         failures: Default::default(),
@@ -184,6 +187,16 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         }
     }
     finish(server, addr).await
+}
+
+/// kube's default client, with every request counted by verb and resource (`winapp_api_requests`).
+async fn counted_client(metrics: Arc<Metrics>) -> Result<Client, RunError> {
+    let config = kube::Config::infer().await.map_err(RunError::Config)?;
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        metrics.api_request(req.method(), req.uri());
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config).map_err(RunError::Client)?.with_layer(&count).build())
 }
 
 /// Tries for the Lease every retry period until we hold it (true) or are asked to stop (false).

@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -90,7 +90,11 @@ impl Stores {
 pub struct Context {
     pub client: Client,
     pub stores: Stores,
+    /// Publishes Warnings. kube's recorder keeps each event it published for a while, to count
+    /// repeats as a series: worth it for Warnings, which repeat, not for Normal events.
     pub recorder: Recorder,
+    /// Who publishes the events (a recorder made per Normal event keeps nothing).
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub credspec_resource: ApiResource,
     /// Becomes true once every cache has synced.
@@ -926,7 +930,13 @@ async fn publish_to(ctx: &Context, reference: &ObjectReference, type_: EventType
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, reference).await {
+    // Normal events (Created, RolloutComplete) happen once per change: a throwaway recorder sends
+    // them without keeping a copy (2 per app, about 10 MB at 1,000 apps converging at once).
+    let published = match type_ {
+        EventType::Normal => Recorder::new(ctx.client.clone(), ctx.reporter.clone()).publish(&ev, reference).await,
+        EventType::Warning => ctx.recorder.publish(&ev, reference).await,
+    };
+    if let Err(e) = published {
         warn!("could not publish event {reason}: {e}");
     }
 }
