@@ -232,7 +232,8 @@ where
                 new_rewrite: false,
             }));
         }
-        let have = serde_json::to_value(current.as_ref()).map_err(|e| Error::Serialize(kind, e))?;
+        let mut have = serde_json::to_value(current.as_ref()).map_err(|e| Error::Serialize(kind, e))?;
+        super::watch::expand_cached(&mut have);
         match first_difference(&want, &have) {
             None => {
                 remember(memo, app_key, memo_key, Written { hash, before: None, after: cached_rv, rewrite: None });

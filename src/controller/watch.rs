@@ -9,11 +9,13 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, PodTemplateSpec, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -47,9 +49,20 @@ where
     }
 }
 
+/// Objects per page of a cache's first list. A list is decoded a page at a time, managedFields
+/// and all, before [`slim`] trims each object: small pages keep that transient small. (A list
+/// from the API server's watch cache, `resourceVersion=0`, ignores the page size and returns a
+/// kind's every object at once: at 1,000 apps that was the operator's peak of memory.)
+const LIST_PAGE: u32 = 100;
+
+/// The caches that grow with the number of apps list a page at a time (see [`LIST_PAGE`]).
+fn paged() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
 /// Children carry the managed-by label: watch only those, not every ConfigMap in the cluster.
 fn children_config() -> watcher::Config {
-    watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={}", meta::MANAGER)).any_semantic()
+    paged().labels(&format!("app.kubernetes.io/managed-by={}", meta::MANAGER))
 }
 
 fn cached<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
@@ -98,13 +111,52 @@ pub fn slim<K: Resource + 'static>(obj: &mut K) {
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    let any = obj as &mut dyn std::any::Any;
     // Nodes list every image they hold (hundreds on a busy node): placement needs none of it.
-    if let Some(node) = (obj as &mut dyn std::any::Any).downcast_mut::<Node>()
+    if let Some(node) = any.downcast_mut::<Node>()
         && let Some(status) = node.status.as_mut()
     {
         status.images = None;
         status.volumes_in_use = None;
         status.volumes_attached = None;
+    }
+    if let Some(d) = any.downcast_mut::<Deployment>() {
+        compact_template(&mut d.metadata, &mut d.spec.template);
+    }
+    if let Some(d) = any.downcast_mut::<DaemonSet>() {
+        compact_template(&mut d.metadata, &mut d.spec.template);
+    }
+}
+
+/// Where a cached workload keeps its pod template as compact JSON. Only in the operator's
+/// memory: nothing read from a cache is ever sent to the API server.
+pub const CACHED_TEMPLATE: &str = "winapp.dev/cached-pod-template";
+
+/// A pod template is the bulk of a cached Deployment (about 10 KB as Rust structs, a quarter
+/// of that as JSON), and only drift detection reads it, as JSON. It is kept as a JSON string
+/// and turned back by [`expand_cached`] when compared: the same comparison, less memory.
+fn compact_template(meta: &mut ObjectMeta, template: &mut PodTemplateSpec) {
+    let full = std::mem::take(template);
+    match serde_json::to_string(&full) {
+        Ok(json) => {
+            meta.annotations.get_or_insert_with(Default::default).insert(CACHED_TEMPLATE.to_owned(), json);
+        }
+        Err(_) => *template = full,
+    }
+}
+
+/// Puts back the pod template that [`slim`] compacted, in the JSON form of a cached object
+/// (`spec.template`), so that it compares as the object the API server returned.
+pub fn expand_cached(have: &mut serde_json::Value) {
+    let compacted = have
+        .pointer_mut("/metadata/annotations")
+        .and_then(serde_json::Value::as_object_mut)
+        .and_then(|a| a.remove(CACHED_TEMPLATE));
+    let Some(serde_json::Value::String(json)) = compacted else { return };
+    if let (Ok(template), Some(spec)) =
+        (serde_json::from_str::<serde_json::Value>(&json), have.pointer_mut("/spec").and_then(|s| s.as_object_mut()))
+    {
+        spec.insert("template".to_owned(), template);
     }
 }
 
@@ -303,7 +355,7 @@ async fn follow_credspec_crd(
 
 /// Builds the controller and the caches, and starts following the GMSACredentialSpec CRD.
 pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Controller<Watched>, Stores) {
-    let mut app_config = watcher::Config::default().any_semantic();
+    let mut app_config = paged();
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
     }
@@ -462,4 +514,74 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         runtime_classes,
     };
     (controller, stores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "web", "namespace": "shop", "annotations": {"winapp.dev/applied-hash": "abc"},
+                "managedFields": [{"manager": "winapp-operator", "operation": "Apply"}]
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "web:1", "env": [{"name": "A", "value": "1"}]}],
+                             "nodeSelector": {"kubernetes.io/os": "windows"}}
+                }
+            },
+            "status": {"replicas": 2, "availableReplicas": 1}
+        }))
+        .expect("a valid Deployment")
+    }
+
+    #[test]
+    fn a_cached_workload_compares_as_the_object_the_api_server_returned() {
+        let original = deployment();
+        let mut cached = original.clone();
+        slim(&mut cached);
+        // The bulk is gone from the structs...
+        assert_eq!(cached.spec.template, PodTemplateSpec::default());
+        assert!(cached.metadata.managed_fields.is_none());
+        // ...and the JSON the comparison reads is the original's, managedFields aside.
+        let mut have = serde_json::to_value(&cached).expect("serializable");
+        expand_cached(&mut have);
+        let mut want = serde_json::to_value(&original).expect("serializable");
+        want["metadata"].as_object_mut().expect("metadata").remove("managedFields");
+        assert_eq!(have, want);
+    }
+
+    #[test]
+    fn expanding_an_object_that_was_not_compacted_changes_nothing() {
+        let mut have = serde_json::to_value(deployment()).expect("serializable");
+        let before = have.clone();
+        expand_cached(&mut have);
+        assert_eq!(have, before);
+    }
+
+    #[test]
+    fn a_daemon_set_is_compacted_too() {
+        let d = deployment();
+        let mut ds = DaemonSet {
+            metadata: d.metadata.clone(),
+            spec: k8s_openapi::api::apps::v1::DaemonSetSpec {
+                selector: d.spec.selector,
+                template: d.spec.template,
+                ..Default::default()
+            },
+            status: None,
+        };
+        let template = serde_json::to_value(&ds.spec.template).expect("serializable");
+        slim(&mut ds);
+        let mut have = serde_json::to_value(&ds).expect("serializable");
+        assert!(have["spec"].get("template").is_none_or(|t| t.as_object().is_some_and(|o| o.is_empty())));
+        expand_cached(&mut have);
+        assert_eq!(have["spec"]["template"], template);
+    }
 }
