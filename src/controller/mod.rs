@@ -820,10 +820,15 @@ async fn delete_cluster_children(ctx: &Context, ns: &str, name: &str) -> Result<
     let mut deleted = 0;
     deleted += delete_labelled(Api::<PersistentVolume>::all(ctx.client.clone()), &lp, "PersistentVolume").await?;
     deleted += delete_labelled(Api::<ClusterRole>::all(ctx.client.clone()), &lp, "ClusterRole").await?;
-    if ctx.stores.credspecs.get().is_some() {
-        let api = Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.credspec_resource);
-        deleted += delete_labelled(api, &lp, "GMSACredentialSpec").await?;
-    }
+    // Asked of the API server whatever the credspec cache says: the cache is absent not only when
+    // the CRD is not installed but also while discovery has not answered or the cache has not
+    // synced (a restart), and removing the finalizer then would leave the credspec behind. Without
+    // the CRD the list is a 404: nothing to delete.
+    let api = Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.credspec_resource);
+    deleted += match delete_labelled(api, &lp, "GMSACredentialSpec").await {
+        Err(Error::List { source: kube::Error::Api(s), .. }) if s.code == 404 => 0,
+        other => other?,
+    };
     Ok(deleted)
 }
 
