@@ -37,6 +37,11 @@ struct RequestLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabel {
     ready: String,
 }
@@ -52,6 +57,7 @@ pub struct Metrics {
     apps: Family<ReadyLabel, Gauge>,
     pod_problems: Family<ReasonLabel, Counter>,
     api_requests: Family<RequestLabel, Counter>,
+    triggers: Family<SourceLabel, Counter>,
     ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
 }
 
@@ -66,6 +72,7 @@ impl Default for Metrics {
         let apps = Family::<ReadyLabel, Gauge>::default();
         let pod_problems = Family::<ReasonLabel, Counter>::default();
         let api_requests = Family::<RequestLabel, Counter>::default();
+        let triggers = Family::<SourceLabel, Counter>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
@@ -82,6 +89,11 @@ impl Default for Metrics {
             "Requests sent to the API server, by verb (watch, list, get, create, patch, update, delete) and resource",
             api_requests.clone(),
         );
+        registry.register(
+            "triggers",
+            "Changes that may queue reconciles, by the watch they came from (changes that alter no status are filtered out before)",
+            triggers.clone(),
+        );
         for ready in ["True", "False", "Unknown"] {
             apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
         }
@@ -95,6 +107,7 @@ impl Default for Metrics {
             apps,
             pod_problems,
             api_requests,
+            triggers,
             ready_by_app: Mutex::new(HashMap::new()),
         }
     }
@@ -122,6 +135,11 @@ impl Metrics {
     pub fn api_request(&self, method: &http::Method, uri: &http::Uri) {
         let (verb, resource) = request_labels(method, uri.path(), uri.query());
         self.api_requests.get_or_create(&RequestLabel { verb, resource }).inc();
+    }
+
+    /// Counts one change from the watch `source` that may queue reconciles.
+    pub fn triggered(&self, source: &'static str) {
+        self.triggers.get_or_create(&SourceLabel { source }).inc();
     }
 
     pub fn status_written(&self) {

@@ -119,7 +119,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     }
     let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
     info!(allowed = ?allowed, "pod template overrides: the policy allows these rules (--allow-pod-override)");
-    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets);
+    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets, &metrics);
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
     let ctx = Arc::new(Context {
@@ -162,6 +162,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
                     tracing::debug!(object = %obj, "reconcile failed: {e}");
+                }
+                // An app deleted between its trigger and its turn: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(object = %obj, "gone before its reconcile");
                 }
                 Err(e) => warn!("controller: {e}"),
             }

@@ -313,6 +313,21 @@ func cmdReport(args []string) error {
 			failures = strings.Join(parts, ", ")
 		}
 		p("| failed reconciles by category (`winapp_reconcile_failures_total`) | — | %s | — |", failures)
+		// Older operators have neither metric: the rows are left out.
+		if t := mQuiet.by("winapp_triggers_total", "source"); len(t) > 0 && n > 0 {
+			parts := []string{}
+			for _, k := range sortedKeys(t) {
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, t[k]/n))
+			}
+			p("| changes that may queue reconciles, per app, by watch (`winapp_triggers_total`, settled) | — | %s | — |", strings.Join(parts, ", "))
+		}
+		if q := mQuiet.by("winapp_api_requests_total", "verb"); len(q) > 0 {
+			parts := []string{}
+			for _, k := range sortedKeys(q) {
+				parts = append(parts, fmt.Sprintf("%s %.0f", k, q[k]))
+			}
+			p("| the operator's requests by verb, as it counts them (`winapp_api_requests_total`, settled; events and leases included) | — | %s | — |", strings.Join(parts, ", "))
+		}
 	}
 
 	ceilDiff := r.apiDiff("api-ceiling-0.tsv", "api-ceiling-1.tsv")

@@ -29,6 +29,7 @@ use super::Stores;
 use super::Watched;
 use crate::build::{identity, meta};
 use crate::gmsa_policy;
+use crate::metrics::Metrics;
 
 /// Where the operator looks.
 #[derive(Debug, Clone, Default)]
@@ -353,8 +354,19 @@ async fn follow_credspec_crd(
     }
 }
 
+/// Counts each item of `stream` as a change from `source` that may queue reconciles.
+fn counted<S: Stream>(stream: S, metrics: &Arc<Metrics>, source: &'static str) -> impl Stream<Item = S::Item> + use<S> {
+    let metrics = metrics.clone();
+    stream.inspect(move |_| metrics.triggered(source))
+}
+
 /// Builds the controller and the caches, and starts following the GMSACredentialSpec CRD.
-pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Controller<Watched>, Stores) {
+pub fn controller(
+    client: &Client,
+    scope: &Scope,
+    watch_secrets: bool,
+    metrics: &Arc<Metrics>,
+) -> (Controller<Watched>, Stores) {
     let mut app_config = paged();
     if let Some(sel) = &scope.selector {
         app_config = app_config.labels(sel);
@@ -366,6 +378,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         .reflect(app_writer)
         .applied_objects()
         .predicate_filter(app_signature, PredicateConfig::default());
+    let app_events = counted(app_events, metrics, "windowsapps");
     let (deployments, deployment_events) = cached_changes::<Deployment>(api(client, scope), deployment_signature);
     let (daemon_sets, daemon_set_events) = cached_changes::<DaemonSet>(api(client, scope), daemon_set_signature);
     let (services, service_events) = cached::<Service>(api(client, scope), children_config());
@@ -393,19 +406,20 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     let node_changes =
         node_events.predicate_filter(node_signature, PredicateConfig::default()).filter_map(|_| async { Some(()) });
     let controller = Controller::for_stream(app_events, app_store)
-        .owns_stream(deployment_events)
-        .owns_stream(daemon_set_events)
-        .owns_stream(service_events)
-        .owns_stream(np_events)
-        .owns_stream(config_map_events)
-        .owns_stream(sa_events)
-        .owns_stream(rb_events)
-        .owns_stream(claim_events)
-        .watches_stream(volume_events, |pv| owner_of(&pv))
-        .watches_stream(cr_events, |cr| owner_of(&cr))
-        .reconcile_all_on(futures::stream::select(
-            futures::stream::select(node_changes, crd_changed),
-            runtime_class_changes,
+        .owns_stream(counted(deployment_events, metrics, "deployments"))
+        .owns_stream(counted(daemon_set_events, metrics, "daemonsets"))
+        .owns_stream(counted(service_events, metrics, "services"))
+        .owns_stream(counted(np_events, metrics, "networkpolicies"))
+        .owns_stream(counted(config_map_events, metrics, "configmaps"))
+        .owns_stream(counted(sa_events, metrics, "serviceaccounts"))
+        .owns_stream(counted(rb_events, metrics, "rolebindings"))
+        .owns_stream(counted(claim_events, metrics, "persistentvolumeclaims"))
+        .watches_stream(counted(volume_events, metrics, "persistentvolumes"), |pv| owner_of(&pv))
+        .watches_stream(counted(cr_events, metrics, "clusterroles"), |cr| owner_of(&cr))
+        .reconcile_all_on(counted(
+            futures::stream::select(futures::stream::select(node_changes, crd_changed), runtime_class_changes),
+            metrics,
+            "all (nodes, runtime classes, the credspec CRD)",
         ));
 
     // An unlabelled credspec (one the platform team owns) may be the one an app references:
@@ -413,7 +427,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
     // its annotation winapp.dev/allowed-namespaces included: that allows or withdraws apps.
     let app_store = controller.store();
     let controller = controller.watches_stream_with(
-        credspec_events,
+        counted(credspec_events, metrics, "gmsacredentialspecs"),
         move |cs: DynamicObject| {
             let name = cs.name_any();
             app_store
@@ -446,6 +460,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
         .reflect(namespace_writer)
         .touched_objects()
         .predicate_filter(gmsa_accounts_signature, PredicateConfig::default());
+    let namespace_events = counted(namespace_events, metrics, "namespaces");
     let app_store = controller.store();
     let controller = controller.watches_stream(namespace_events, move |namespace| {
         let name = namespace.name_any();
@@ -475,7 +490,7 @@ pub fn controller(client: &Client, scope: &Scope, watch_secrets: bool) -> (Contr
             .default_backoff()
             .touched_objects()
             .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default());
-        controller.watches_stream(secret_events, move |secret| {
+        controller.watches_stream(counted(secret_events, metrics, "secrets"), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             app_store
                 .state()
