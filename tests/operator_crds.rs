@@ -78,6 +78,27 @@ async fn wait_json(ns: &str, name: &str, what: &str, secs: u64, pred: impl Fn(&s
     panic!("WindowsApp {ns}/{name} never became {what}; last seen:\n{last}");
 }
 
+/// Serves `crd` in place of the WindowsApp CRD as shipped ([`RestoreCrds`] puts that back).
+async fn serve_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(crd))
+        .await
+        .expect("serve the changed CRD");
+}
+
+/// Applies `yaml` in `ns`, retrying for up to 20 s: a changed CRD takes a moment to be served.
+async fn apply_while_served(ns: &str, yaml: &str) -> Result<String, String> {
+    let mut result = Err(String::new());
+    for _ in 0..80 {
+        result = kubectl(&["apply", "-n", ns, "-f", "-"], Some(yaml));
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    result
+}
+
 #[tokio::test]
 async fn deleting_an_app_that_cannot_be_decoded_completes() {
     let _lock = LOCK.lock().await;
@@ -107,10 +128,7 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
             }
         }
     }
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(&crd))
-        .await
-        .expect("loosen the CRD");
+    serve_crd(&client, &crd).await;
 
     // A cluster-scoped child the finalizer must remove.
     let role = format!("winapp.{}.broken.gmsa", ns.name());
@@ -122,16 +140,7 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
     let broken = format!(
         "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: broken\n  labels: {{{GROUP_LABEL}: {group}}}\n  finalizers: [winapp.dev/cleanup]\nspec: {{image: 5, replicas: three}}\n"
     );
-    // The loosened schema takes a moment to be served.
-    let mut created = Err(String::new());
-    for _ in 0..40 {
-        created = kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&broken));
-        if created.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    created.expect("store an app the operator cannot decode");
+    apply_while_served(ns.name(), &broken).await.expect("store an app the operator cannot decode");
     for _ in 0..40 {
         if op.log_text().contains("cannot decode this WindowsApp") {
             break;
@@ -237,24 +246,13 @@ async fn an_app_stored_under_a_looser_crd_is_refused_with_its_field_until_fixed(
     let port = prometheus_port(&mut crd).expect("the CRD has spec.monitoring.prometheus.port");
     assert_eq!(port.minimum, Some(1.0), "the constraint this test relaxes");
     port.minimum = None;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(&crd))
-        .await
-        .expect("loosen the CRD");
+    serve_crd(&client, &crd).await;
     let app = |port: u16| {
         format!(
             "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: scraped, labels: {{{GROUP_LABEL}: {group}}}}}\nspec:\n  image: registry.example.com/exporter:1\n  windows: {{version: ltsc2022}}\n  monitoring: {{prometheus: {{port: {port}}}}}\n"
         )
     };
-    // The loosened schema takes a moment to be served.
-    let mut created = Err(String::new());
-    for _ in 0..40 {
-        created = kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&app(0)));
-        if created.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let created = apply_while_served(ns.name(), &app(0)).await;
     drop(restore);
     created.expect("store an app with port 0 under the looser CRD");
 
