@@ -1,5 +1,5 @@
-//! The reconcile loop: validate -> build -> apply -> prune -> status, plus the finalizer that
-//! removes cluster-scoped children, and the error policy.
+//! The reconcile loop: admit (schema, then validation) -> build -> apply -> prune -> status, plus
+//! the finalizer that removes cluster-scoped children, and the error policy.
 
 pub mod admit;
 pub mod apply;

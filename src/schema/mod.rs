@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::api::WindowsApp;
 use compile::{Additional, Node, Type};
-pub use stored::{SchemaErrors, as_submitted, check_stored};
+pub use stored::{SchemaErrors, check_stored};
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -41,7 +41,7 @@ pub fn check_stored(app: &WindowsApp) -> Result<(), SchemaErrors> {
 }
 
 /// The app as a user would submit it to create it as it is stored.
-pub fn as_submitted(app: &WindowsApp) -> Result<Value, SchemaErrors> {
+fn as_submitted(app: &WindowsApp) -> Result<Value, SchemaErrors> {
     let m = &app.metadata;
     let metadata = ObjectMeta {
         name: m.name.clone(),
