@@ -10,7 +10,10 @@ mod corpus_support;
 use std::time::{Duration, Instant};
 
 use corpus_support::{Expect, corpus};
+use serde_json::json;
+use winapp_operator::api::WindowsApp;
 use winapp_operator::render::{self, RenderError};
+use winapp_operator::schema;
 
 #[test]
 fn render_refuses_and_accepts_what_each_corpus_input_says() {
@@ -192,4 +195,104 @@ fn render_never_panics_on_mutated_inputs() {
         }
     }
     assert!(runs > 1_000, "{runs} mutations");
+}
+
+/// A WindowsApp document as the operator reads it once the API server stored it: normalised (status
+/// and `null`s dropped, defaults filled in), with the metadata the server sets and a status the
+/// operator wrote, decoded into the operator's type. `None` when the operator cannot decode it.
+fn as_stored(doc: &serde_json::Value) -> Option<WindowsApp> {
+    let mut doc = doc.clone();
+    schema::normalize(&mut doc);
+    let obj = doc.as_object_mut()?;
+    let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+    let meta = meta.as_object_mut()?;
+    meta.entry("namespace").or_insert_with(|| json!("default"));
+    meta.insert("uid".into(), json!("0b9a3c52-5d0e-4c57-a1b8-6f8e2d1c4a90"));
+    meta.insert("resourceVersion".into(), json!("48213"));
+    meta.insert("generation".into(), json!(3));
+    meta.insert("creationTimestamp".into(), json!("2026-11-29T14:28:05Z"));
+    meta.insert("finalizers".into(), json!(["winapp.dev/cleanup"]));
+    meta.insert(
+        "managedFields".into(),
+        json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "winapp.dev/v1alpha1",
+                "time": "2026-11-29T14:28:05Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}}}}]),
+    );
+    obj.insert(
+        "status".into(),
+        json!({"observedGeneration": 3, "windowsBuild": "10.0.20348", "replicas": 1, "availableReplicas": 1,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "message": "ok",
+                               "observedGeneration": 3, "lastTransitionTime": "2026-11-29T14:29:00Z"}]}),
+    );
+    serde_json::from_value(doc).ok()
+}
+
+/// The WindowsApp documents of a YAML stream.
+fn apps_in(yaml: &str) -> Vec<serde_json::Value> {
+    winapp_operator::yaml::parse_stream(yaml)
+        .map(|docs| docs.into_iter().map(|d| d.value).filter(|v| v["kind"] == "WindowsApp").collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_operator_admits_every_app_the_api_server_stores_and_every_example() {
+    let mut inputs: Vec<(String, String)> = corpus()
+        .into_iter()
+        .filter(|c| c.server == Expect::Accepts)
+        .map(|c| (format!("tests/corpus/{}.yaml", c.name), c.yaml))
+        .collect();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(&examples).expect("examples/") {
+        let path = entry.expect("entry").path();
+        let yaml = std::fs::read_to_string(&path).expect("read example");
+        inputs.push((path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string(), yaml));
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (name, yaml) in &inputs {
+        for doc in apps_in(yaml) {
+            checked += 1;
+            match as_stored(&doc) {
+                None => failures.push(format!("{name}: the operator cannot decode it")),
+                Some(app) => {
+                    if let Err(e) = schema::check_stored(&app) {
+                        failures.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 50, "only {checked} apps checked");
+    assert!(failures.is_empty(), "the operator would refuse what the API server stores:\n{}", failures.join("\n"));
+}
+
+/// The schema errors that cannot survive decoding into the operator's type: unknown fields (pruned,
+/// as the API server prunes them under a CRD that does not declare them), values of another type
+/// that the type reads anyway (a quantity written as a number), and metadata that only the API
+/// server writes or checks (finalizers).
+fn lost_in_decoding(e: &schema::SchemaError) -> bool {
+    matches!(e.problem, schema::Problem::UnknownField { .. } | schema::Problem::WrongType { .. })
+        || e.path.0.starts_with(&[schema::Step::Key("metadata".into()), schema::Step::Key("finalizers".into())])
+}
+
+#[test]
+fn the_operator_finds_the_schema_errors_that_render_finds() {
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for case in corpus().into_iter().filter(|c| c.server == Expect::Refuses) {
+        for doc in apps_in(&case.yaml) {
+            let render_errors = schema::check(&doc).err().unwrap_or_default();
+            if render_errors.iter().any(lost_in_decoding) {
+                continue;
+            }
+            let Some(app) = as_stored(&doc) else { continue };
+            compared += 1;
+            let operator_errors = schema::check_stored(&app).err().map(|e| e.0).unwrap_or_default();
+            if operator_errors != render_errors {
+                failures
+                    .push(format!("{}:\n  render:   {render_errors:?}\n  operator: {operator_errors:?}", case.name));
+            }
+        }
+    }
+    assert!(compared >= 40, "only {compared} corpus inputs compared");
+    assert!(failures.is_empty(), "the operator and render disagree:\n{}", failures.join("\n"));
 }

@@ -1,6 +1,7 @@
 //! The operator when CustomResourceDefinitions change under it: a WindowsApp stored under a
-//! looser schema (so that it cannot be decoded) can still be deleted, and the GMSACredentialSpec
-//! CRD installed or removed while the operator runs is noticed without a restart.
+//! looser schema is refused with the field it breaks (and, if it cannot be decoded at all, can
+//! still be deleted), and the GMSACredentialSpec CRD installed or removed while the operator runs
+//! is noticed without a restart.
 //!
 //! These tests change cluster-wide CRDs, so they live in a test binary of their own (cargo runs
 //! test binaries one after another) and take a lock against each other. Each puts the CRDs back
@@ -14,6 +15,8 @@ mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{CustomResourceDefinition, JSONSchemaProps};
 use kube::CustomResourceExt;
@@ -75,6 +78,27 @@ async fn wait_json(ns: &str, name: &str, what: &str, secs: u64, pred: impl Fn(&s
     panic!("WindowsApp {ns}/{name} never became {what}; last seen:\n{last}");
 }
 
+/// Serves `crd` in place of the WindowsApp CRD as shipped ([`RestoreCrds`] puts that back).
+async fn serve_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(crd))
+        .await
+        .expect("serve the changed CRD");
+}
+
+/// Applies `yaml` in `ns`, retrying for up to 20 s: a changed CRD takes a moment to be served.
+async fn apply_while_served(ns: &str, yaml: &str) -> Result<String, String> {
+    let mut result = Err(String::new());
+    for _ in 0..80 {
+        result = kubectl(&["apply", "-n", ns, "-f", "-"], Some(yaml));
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    result
+}
+
 #[tokio::test]
 async fn deleting_an_app_that_cannot_be_decoded_completes() {
     let _lock = LOCK.lock().await;
@@ -104,10 +128,7 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
             }
         }
     }
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("windowsapps.winapp.dev", &PatchParams::apply("winapp-test").force(), &Patch::Apply(&crd))
-        .await
-        .expect("loosen the CRD");
+    serve_crd(&client, &crd).await;
 
     // A cluster-scoped child the finalizer must remove.
     let role = format!("winapp.{}.broken.gmsa", ns.name());
@@ -119,16 +140,7 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
     let broken = format!(
         "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: broken\n  labels: {{{GROUP_LABEL}: {group}}}\n  finalizers: [winapp.dev/cleanup]\nspec: {{image: 5, replicas: three}}\n"
     );
-    // The loosened schema takes a moment to be served.
-    let mut created = Err(String::new());
-    for _ in 0..40 {
-        created = kubectl(&["apply", "-n", ns.name(), "-f", "-"], Some(&broken));
-        if created.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    created.expect("store an app the operator cannot decode");
+    apply_while_served(ns.name(), &broken).await.expect("store an app the operator cannot decode");
     for _ in 0..40 {
         if op.log_text().contains("cannot decode this WindowsApp") {
             break;
@@ -205,5 +217,84 @@ async fn a_gmsa_crd_installed_or_removed_later_is_noticed_without_a_restart() {
     .await;
     assert!(op.log_text().contains("the GMSACredentialSpec CRD was removed"), "{}", op.log_text());
     drop(_restore);
+    ns.cleanup().await;
+}
+
+/// The schema of `spec.monitoring.prometheus.port` in the CRD's served version.
+fn prometheus_port(crd: &mut CustomResourceDefinition) -> Option<&mut JSONSchemaProps> {
+    let mut node = crd.spec.versions.first_mut()?.schema.as_mut()?.open_api_v3_schema.as_mut()?;
+    for key in ["spec", "monitoring", "prometheus", "port"] {
+        node = node.properties.as_mut()?.get_mut(key)?;
+    }
+    Some(node)
+}
+
+#[tokio::test]
+async fn an_app_stored_under_a_looser_crd_is_refused_with_its_field_until_fixed() {
+    let _lock = LOCK.lock().await;
+    let restore = RestoreCrds;
+    let client = support::client().await;
+    harness::setup();
+    let ns = TestNamespace::new(&client, "looser-crd").await;
+    let group = format!("looser-crd-{}", ns.name());
+    let op = Operator::start("looser-crd", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
+    op.wait_leading().await;
+
+    // An older CRD without the port's minimum: the API server stores port 0. No corpus input and
+    // no other test sends a prometheus port of 0, and the CRD is restored as soon as it is stored.
+    let mut crd = WindowsApp::crd();
+    let port = prometheus_port(&mut crd).expect("the CRD has spec.monitoring.prometheus.port");
+    assert_eq!(port.minimum, Some(1.0), "the constraint this test relaxes");
+    port.minimum = None;
+    serve_crd(&client, &crd).await;
+    let app = |port: u16| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: scraped, labels: {{{GROUP_LABEL}: {group}}}}}\nspec:\n  image: registry.example.com/exporter:1\n  windows: {{version: ltsc2022}}\n  monitoring: {{prometheus: {{port: {port}}}}}\n"
+        )
+    };
+    let created = apply_while_served(ns.name(), &app(0)).await;
+    drop(restore);
+    created.expect("store an app with port 0 under the looser CRD");
+
+    let apps: Api<WindowsApp> = ns.api();
+    let refused =
+        wait_for(&apps, "scraped", "Stalled/InvalidSpec", Duration::from_secs(60), |a: Option<&WindowsApp>| {
+            a.and_then(|a| Some((a.metadata.generation, a.status.as_ref()?))).is_some_and(|(g, s)| {
+                s.observed_generation == g
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "InvalidSpec")
+            })
+        })
+        .await
+        .expect("the app");
+    let message = refused
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "Stalled")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "the spec is invalid: spec.monitoring.prometheus.port: 0 is below the minimum 1; use a value of at least 1",
+        "names the field and what to do"
+    );
+    // Nothing was applied for it.
+    assert!(ns.api::<Deployment>().get_opt("scraped").await.expect("get").is_none(), "no Deployment");
+    assert!(ns.api::<ServiceAccount>().get_opt("scraped").await.expect("get").is_none(), "no ServiceAccount");
+
+    // Fixed under the CRD as shipped: the app is applied and turns Ready.
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", "-"], Some(&app(9182)));
+    wait_for(&apps, "scraped", "Ready", Duration::from_secs(120), |a: Option<&WindowsApp>| {
+        a.and_then(|a| Some((a.metadata.generation, a.status.as_ref()?))).is_some_and(|(g, s)| {
+            s.observed_generation == g && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
+    let deployment = ns.api::<Deployment>().get("scraped").await.expect("the Deployment, once fixed");
+    let annotations = deployment.spec.template.metadata.and_then(|m| m.annotations).unwrap_or_default();
+    assert_eq!(annotations.get("prometheus.io/port").map(String::as_str), Some("9182"));
+    drop(op);
     ns.cleanup().await;
 }

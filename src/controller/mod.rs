@@ -1,6 +1,7 @@
-//! The reconcile loop: validate -> build -> apply -> prune -> status, plus the finalizer that
-//! removes cluster-scoped children, and the error policy.
+//! The reconcile loop: admit (schema, then validation) -> build -> apply -> prune -> status, plus
+//! the finalizer that removes cluster-scoped children, and the error policy.
 
+pub mod admit;
 pub mod apply;
 pub mod diagnose;
 pub mod error;
@@ -291,16 +292,12 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     let generation = app.metadata.generation;
     let previous = app.status.clone();
 
-    // 1. Validate: a spec the schema let through but that cannot work waits for a change.
-    let valid = match validate::validate_with(app, None, &ctx.pod_policy) {
+    // 1. Admit: a spec that breaks the CRD's schema (stored while the CRD was looser) or the
+    // operator's rules waits for a change; nothing is applied or deleted meanwhile.
+    let valid = match admit::admit(app, &ctx.pod_policy) {
         Ok(v) => v,
-        Err(errors) => {
-            let outcome = if errors.only_policy_refusals() {
-                Outcome::NotAllowed(errors.to_string())
-            } else {
-                Outcome::Invalid(errors.to_string())
-            };
-            write_status(app, ctx, generation, None, &outcome, previous.as_ref()).await?;
+        Err(refusal) => {
+            write_status(app, ctx, generation, None, &refusal.into(), previous.as_ref()).await?;
             return Ok(Action::await_change());
         }
     };

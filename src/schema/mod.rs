@@ -12,6 +12,7 @@
 pub mod cel;
 mod compile;
 pub mod meta;
+mod stored;
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ use thiserror::Error;
 
 use crate::api::WindowsApp;
 use compile::{Additional, Node, Type};
+pub use stored::{SchemaErrors, check_stored};
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,0 +1,95 @@
+//! Step 1 of a reconcile: whether the app may be applied at all. First the CRD's schema and CEL
+//! rules, as `render` checks them (an app stored while the CRD was looser meets them only here),
+//! then the operator's own rules and the pod template policy. Pure.
+
+use super::status::Outcome;
+use crate::api::WindowsApp;
+use crate::policy::Policy;
+use crate::schema;
+use crate::validate::{self, ValidatedApp};
+
+/// Why nothing may be applied for an app, with the message that names each field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// `InvalidSpec`: the CRD's schema, or the operator's own rules.
+    Invalid(String),
+    /// `OverrideNotAllowed`: only the pod template policy stands in the way.
+    NotAllowed(String),
+}
+
+impl From<Refusal> for Outcome {
+    fn from(r: Refusal) -> Outcome {
+        match r {
+            Refusal::Invalid(m) => Outcome::Invalid(m),
+            Refusal::NotAllowed(m) => Outcome::NotAllowed(m),
+        }
+    }
+}
+
+/// The validated app, or why nothing may be applied for it. Schema errors come alone, as in
+/// `render`: the operator's rules assume a spec that meets the schema.
+pub fn admit(app: &WindowsApp, policy: &Policy) -> Result<ValidatedApp, Refusal> {
+    if let Err(errors) = schema::check_stored(app) {
+        return Err(Refusal::Invalid(errors.to_string()));
+    }
+    validate::validate_with(app, None, policy).map_err(|errors| {
+        if errors.only_policy_refusals() {
+            Refusal::NotAllowed(errors.to_string())
+        } else {
+            Refusal::Invalid(errors.to_string())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(yaml: &str) -> WindowsApp {
+        serde_saphyr::from_str(yaml).expect("a WindowsApp")
+    }
+
+    const HEAD: &str = "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: web, namespace: shop}\n";
+
+    #[test]
+    fn a_spec_that_breaks_the_schema_is_invalid_and_names_each_field() {
+        let a = app(&format!(
+            "{HEAD}spec:\n  image: registry.example.com/web:1\n  monitoring: {{prometheus: {{port: 0, path: metrics}}}}\n"
+        ));
+        let Err(Refusal::Invalid(message)) = admit(&a, &Policy::default()) else {
+            panic!("not refused as invalid");
+        };
+        assert_eq!(
+            message,
+            "spec.monitoring.prometheus.path: \"metrics\" does not match the pattern ^/; change it to match (see the field's description in `winapp-operator crd`); spec.monitoring.prometheus.port: 0 is below the minimum 1; use a value of at least 1"
+        );
+    }
+
+    #[test]
+    fn cel_rules_are_checked_and_schema_errors_come_before_the_operators_own() {
+        // A CEL rule (gMSA with hostProcess) and an operator rule (a RuntimeClass with a pool
+        // toleration) are both broken: only the schema's error is reported, as render reports it.
+        let a = app(&format!(
+            "{HEAD}spec:\n  image: x\n  hostProcess: {{}}\n  gmsa: {{credentialSpecName: reports}}\n  windows: {{runtimeClassName: win2022, toleration: {{key: os, value: windows}}}}\n"
+        ));
+        let Err(Refusal::Invalid(message)) = admit(&a, &Policy::default()) else {
+            panic!("not refused as invalid");
+        };
+        assert_eq!(
+            message,
+            "spec.gmsa: hostProcess pods run as a host account and cannot use gMSA: remove gmsa or hostProcess"
+        );
+    }
+
+    #[test]
+    fn a_valid_app_is_admitted_and_the_operators_rules_still_apply() {
+        assert!(admit(&app(&format!("{HEAD}spec: {{image: x}}\n")), &Policy::default()).is_ok());
+        let a = app(&format!(
+            "{HEAD}spec: {{image: x, windows: {{runtimeClassName: win2022, toleration: {{key: os, value: windows}}}}}}\n"
+        ));
+        let Err(Refusal::Invalid(message)) = admit(&a, &Policy::default()) else {
+            panic!("not refused");
+        };
+        assert!(message.contains("spec.windows.runtimeClassName"), "{message}");
+    }
+}
