@@ -135,6 +135,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         diagnose_after: config.diagnose_after,
         progress: Default::default(),
         pod_policy: config.pod_policy.clone(),
+        schema_passed: Default::default(),
     });
     let (apps, c) = (ctrl.store(), ctx.clone());
     tokio::spawn(async move {

@@ -111,6 +111,9 @@ pub struct Context {
     pub progress: observe::ProgressTracker,
     /// What `spec.podTemplate` may override.
     pub pod_policy: crate::policy::Policy,
+    /// The apps that passed the schema check, by the signature of what it read: an unchanged
+    /// app is not checked again on every reconcile.
+    pub schema_passed: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Context {
@@ -123,6 +126,9 @@ impl Context {
             m.retain(|(ns, name), _| present(ns, name));
         }
         self.progress.retain(|ns, name| present(ns, name));
+        if let Ok(mut m) = self.schema_passed.lock() {
+            m.retain(|(ns, name), _| present(ns, name));
+        }
         self.metrics.retain_apps(|r| present(r.namespace.as_deref().unwrap_or_default(), &r.name));
     }
 }
@@ -294,8 +300,19 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
 
     // 1. Admit: a spec that breaks the CRD's schema (stored while the CRD was looser) or the
     // operator's rules waits for a change; nothing is applied or deleted meanwhile.
-    let valid = match admit::admit(app, &ctx.pod_policy) {
-        Ok(v) => v,
+    let key = (app.namespace().unwrap_or_default(), app.name_any());
+    let signature = admit::schema_signature(app);
+    let schema = match ctx.schema_passed.lock() {
+        Ok(m) if m.get(&key) == Some(&signature) => admit::SchemaCheck::PassedUnchanged,
+        _ => admit::SchemaCheck::Run,
+    };
+    let valid = match admit::admit_with(app, &ctx.pod_policy, schema) {
+        Ok(v) => {
+            if let Ok(mut m) = ctx.schema_passed.lock() {
+                m.insert(key, signature);
+            }
+            v
+        }
         Err(refusal) => {
             write_status(app, ctx, generation, None, &refusal.into(), previous.as_ref()).await?;
             return Ok(Action::await_change());
