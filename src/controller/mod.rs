@@ -656,62 +656,141 @@ async fn apply_all(
         done.applied
     };
 
-    macro_rules! step {
-        ($api:expr, $store:expr, $dt:expr, $kind:literal, $obj:expr) => {{
-            let obj = $obj;
-            let name = obj.name_any();
-            match apply::apply(&ctx.applied, &$api, $store, $dt, $kind, obj, owner).await? {
-                Ok(done) => note($kind, name, done, &mut report),
-                Err(foreign) => return Ok(Err(foreign)),
-            }
-        }};
-    }
-
+    // Everything but the workload at once: none of these needs another to exist first (the API
+    // server accepts a binding before its role, a claim before its volume). The workload comes
+    // last, so that its pods find their ServiceAccount, RBAC and config in place. At once, a new
+    // app's first reconcile waits for the slowest child instead of the sum of them all.
+    let mut first: Vec<ChildFuture<'_>> = Vec::new();
     if let Some(sa) = service_account {
-        step!(Api::<ServiceAccount>::namespaced(client.clone(), ns), &s.service_accounts, &(), "ServiceAccount", sa);
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.service_accounts.clone(),
+            (),
+            "ServiceAccount",
+            sa,
+            owner,
+        ));
     }
     if let (Some(cs), Some(store)) = (credential_spec, s.credspecs.get()) {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ctx.credspec_resource);
-        step!(api, &store, &ctx.credspec_resource, "GMSACredentialSpec", cs);
+        first.push(apply_child(ctx, api, store, ctx.credspec_resource.clone(), "GMSACredentialSpec", cs, owner));
     }
     if let Some(cr) = gmsa_cluster_role {
-        step!(Api::<ClusterRole>::all(client.clone()), &s.cluster_roles, &(), "ClusterRole", cr);
+        first.push(apply_child(ctx, Api::all(client.clone()), s.cluster_roles.clone(), (), "ClusterRole", cr, owner));
     }
     if let Some(rb) = gmsa_role_binding {
-        step!(Api::<RoleBinding>::namespaced(client.clone(), ns), &s.role_bindings, &(), "RoleBinding", rb);
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.role_bindings.clone(),
+            (),
+            "RoleBinding",
+            rb,
+            owner,
+        ));
     }
     if let Some(cm) = config_map {
-        step!(Api::<ConfigMap>::namespaced(client.clone(), ns), &s.config_maps, &(), "ConfigMap", cm);
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.config_maps.clone(),
+            (),
+            "ConfigMap",
+            cm,
+            owner,
+        ));
     }
     for pv in persistent_volumes {
-        step!(Api::<PersistentVolume>::all(client.clone()), &s.volumes, &(), "PersistentVolume", pv);
+        first.push(apply_child(ctx, Api::all(client.clone()), s.volumes.clone(), (), "PersistentVolume", pv, owner));
     }
     for pvc in persistent_volume_claims {
-        step!(
-            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
-            &s.claims,
-            &(),
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.claims.clone(),
+            (),
             "PersistentVolumeClaim",
-            pvc
-        );
+            pvc,
+            owner,
+        ));
     }
     if let Some(np) = network_policy {
-        step!(Api::<NetworkPolicy>::namespaced(client.clone(), ns), &s.network_policies, &(), "NetworkPolicy", np);
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.network_policies.clone(),
+            (),
+            "NetworkPolicy",
+            np,
+            owner,
+        ));
     }
     if let Some(svc) = service {
-        step!(Api::<Service>::namespaced(client.clone(), ns), &s.services, &(), "Service", svc);
+        first.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.services.clone(),
+            (),
+            "Service",
+            svc,
+            owner,
+        ));
     }
-    let applied = match workload {
-        Some(build::workload::Workload::Deployment(d)) => {
-            step!(Api::<Deployment>::namespaced(client.clone(), ns), &s.deployments, &(), "Deployment", d)
+    // Every result is looked at in the order above: the first error or foreign object wins.
+    for result in futures::future::join_all(first).await {
+        let (kind, name, done) = result?;
+        match done {
+            Ok(done) => {
+                note(kind, name, done, &mut report);
+            }
+            Err(foreign) => return Ok(Err(foreign)),
         }
-        Some(build::workload::Workload::DaemonSet(d)) => {
-            step!(Api::<DaemonSet>::namespaced(client.clone(), ns), &s.daemon_sets, &(), "DaemonSet", d)
-        }
+    }
+    let last = match workload {
+        Some(build::workload::Workload::Deployment(d)) => Some(
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.deployments.clone(), (), "Deployment", d, owner)
+                .await?,
+        ),
+        Some(build::workload::Workload::DaemonSet(d)) => Some(
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.daemon_sets.clone(), (), "DaemonSet", d, owner)
+                .await?,
+        ),
+        None => None,
+    };
+    let applied = match last {
+        Some((kind, name, Ok(done))) => note(kind, name, done, &mut report),
+        Some((_, _, Err(foreign))) => return Ok(Err(foreign)),
         None => Applied::Unchanged,
     };
     report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))
+}
+
+/// One child's apply, boxed so that children of different kinds can be applied together.
+type ChildFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(&'static str, String, ChildOutcome)>> + Send + 'a>>;
+type ChildOutcome = std::result::Result<apply::ChildApplied, Foreign>;
+
+/// Applies one child (see [`apply::apply`]), returning its kind and name with the outcome.
+fn apply_child<'a, K>(
+    ctx: &'a Context,
+    api: Api<K>,
+    store: Store<K>,
+    dyntype: K::DynamicType,
+    kind: &'static str,
+    obj: K,
+    owner: (&'a str, &'a str),
+) -> ChildFuture<'a>
+where
+    K: Resource + serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash + Send + Sync,
+{
+    Box::pin(async move {
+        let name = obj.name_any();
+        let done = apply::apply(&ctx.applied, &api, &store, &dyntype, kind, obj, owner).await?;
+        Ok((kind, name, done))
+    })
 }
 
 /// Deletes the app's children that are not in `keep`, every kind. Returns `Kind name` of each.
