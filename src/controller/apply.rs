@@ -86,6 +86,72 @@ pub struct Written {
 /// forgotten when the app is deleted).
 pub type Memo = Mutex<HashMap<AppKey, HashMap<ChildKey, Written>>>;
 
+/// Which object: kind, namespace (empty for cluster-scoped objects) and name.
+type EchoKey = (String, String, String);
+
+/// The `resourceVersion`s that the operator's own writes of children produced, until the watch
+/// brings each back. That event shows the child exactly as the reconcile that wrote it left it:
+/// reconciling the app again for it would find nothing to do, so [`Echoes::is_echo`] lets the
+/// watch drop it. Any other change of the child (a status update, someone's edit, a deletion)
+/// has another `resourceVersion` and triggers as before.
+///
+/// At most one entry per child, and only between a write and its watch event (a write that the
+/// watch has already delivered is not recorded; see [`Echoes::expect`]).
+#[derive(Debug, Default)]
+pub struct Echoes(Mutex<HashMap<EchoKey, String>>);
+
+impl Echoes {
+    /// Records that the operator's write left `kind` `namespace/name` at `resource_version`,
+    /// unless `cached_rv` (what the watch has delivered so far) shows that version already: its
+    /// event has then been seen, and an entry would wait for an event that never comes.
+    pub fn expect(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        cached_rv: Option<&str>,
+    ) {
+        if cached_rv == Some(resource_version) {
+            return;
+        }
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(
+                (kind.to_owned(), namespace.unwrap_or_default().to_owned(), name.to_owned()),
+                resource_version.to_owned(),
+            );
+        }
+    }
+
+    /// Whether a watch event of `kind` `namespace/name` at `resource_version` is the echo of
+    /// the operator's own write. The entry is forgotten either way: the next event is news.
+    pub fn is_echo(&self, kind: &str, namespace: Option<&str>, name: &str, resource_version: Option<&str>) -> bool {
+        let Ok(mut m) = self.0.lock() else { return false };
+        if m.is_empty() {
+            return false;
+        }
+        let key = (kind.to_owned(), namespace.unwrap_or_default().to_owned(), name.to_owned());
+        m.remove(&key).is_some_and(|rv| Some(rv.as_str()) == resource_version)
+    }
+
+    /// Forgets the entry of a deleted object.
+    pub fn forget(&self, kind: &str, namespace: Option<&str>, name: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&(kind.to_owned(), namespace.unwrap_or_default().to_owned(), name.to_owned()));
+        }
+    }
+
+    /// How many writes await their watch event.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    /// Whether no write awaits its watch event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Pure: whether the cached resourceVersion `cached_rv` of a child whose wanted hash is `hash`
 /// needs no write because of the remembered write `w`.
 pub fn unchanged_since_write(w: &Written, hash: &str, cached_rv: Option<&str>) -> bool {
@@ -175,6 +241,7 @@ fn diff_quantity_map(want: &Value, have: &Value) -> Option<String> {
 #[allow(clippy::too_many_arguments)]
 pub async fn apply<K>(
     memo: &Memo,
+    echoes: &Echoes,
     api: &Api<K>,
     store: &Store<K>,
     dyntype: &K::DynamicType,
@@ -249,6 +316,7 @@ where
         source,
     })?;
     let after = stored.resource_version();
+    let namespace = stored.namespace();
     let stored = serde_json::to_value(&stored).map_err(|e| Error::Serialize(kind, e))?;
     let rewrite_path = first_difference(&want, &stored);
     let applied = match (&cached_rv, &after) {
@@ -260,6 +328,13 @@ where
     let new_rewrite = rewrite_path.is_some() && known_rewrite(&remembered).map(|r| r.path) != rewrite_path;
     if let Some(path) = &rewrite_path {
         tracing::info!(kind, name, path, "the API server stores another value than the operator applied; keeping it");
+    }
+    if applied != Applied::Unchanged
+        && let Some(rv) = after.as_deref()
+    {
+        // What the watch has delivered of this child by now (it may have overtaken this reply).
+        let seen = store.get(&key).and_then(|c| c.resource_version());
+        echoes.expect(kind, namespace.as_deref(), &name, rv, seen.as_deref());
     }
     remember(memo, app_key, memo_key, Written { hash, before: cached_rv, after, rewrite: rewrite_path.clone() });
     Ok(Ok(ChildApplied {
@@ -348,6 +423,34 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_event_of_the_written_version_is_an_echo() {
+        let e = Echoes::default();
+        e.expect("Service", Some("shop"), "web", "7", Some("3"));
+        // Another object, or the same name of another kind or namespace: not an echo.
+        assert!(!e.is_echo("Service", Some("shop"), "api", Some("7")));
+        assert!(!e.is_echo("ConfigMap", Some("shop"), "web", Some("7")));
+        assert!(!e.is_echo("Service", Some("bank"), "web", Some("7")));
+        assert!(e.is_echo("Service", Some("shop"), "web", Some("7")));
+        // Once: the same version again (a relist) and any later one are news.
+        assert!(!e.is_echo("Service", Some("shop"), "web", Some("7")));
+        e.expect("Service", Some("shop"), "web", "9", None);
+        assert!(!e.is_echo("Service", Some("shop"), "web", Some("8")), "someone else's change came first");
+        assert!(!e.is_echo("Service", Some("shop"), "web", Some("9")), "the entry went with the first event");
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn a_write_the_watch_has_delivered_already_is_not_awaited() {
+        let e = Echoes::default();
+        e.expect("Deployment", Some("shop"), "web", "7", Some("7"));
+        assert!(e.is_empty());
+        e.expect("ClusterRole", None, "winapp-shop-web", "5", None);
+        assert_eq!(e.len(), 1);
+        e.forget("ClusterRole", None, "winapp-shop-web");
+        assert!(e.is_empty());
+    }
 
     #[test]
     fn quantities_compare_by_value() {

@@ -64,6 +64,9 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// RuntimeClasses, for apps that name one: their scheduling is part of the pods' placement.
     pub runtime_classes: Store<RuntimeClass>,
+    /// The operator's own writes of children whose watch event has not come back yet: those
+    /// events trigger nothing (see [`apply::Echoes`]).
+    pub echoes: Arc<apply::Echoes>,
 }
 
 impl Stores {
@@ -788,7 +791,7 @@ where
 {
     Box::pin(async move {
         let name = obj.name_any();
-        let done = apply::apply(&ctx.applied, &api, &store, &dyntype, kind, obj, owner).await?;
+        let done = apply::apply(&ctx.applied, &ctx.stores.echoes, &api, &store, &dyntype, kind, obj, owner).await?;
         Ok((kind, name, done))
     })
 }

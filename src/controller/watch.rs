@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use super::Stores;
 use super::Watched;
+use super::apply::Echoes;
 use crate::build::{identity, meta};
 use crate::gmsa_policy;
 use crate::metrics::Metrics;
@@ -75,25 +76,41 @@ where
     (store, stream)
 }
 
-/// Like [`cached`], but an object triggers only when `signature` changes, or when it is deleted
-/// (the filter of kube's `predicate_filter` cannot tell a deletion from an unchanged object).
-fn cached_changes<K>(
+/// The cache of one kind of child, and its triggers: every change of a child except the echo
+/// of the operator's own write (see [`Echoes`]), and with a `signature` only a change of the
+/// signature, or a deletion (the filter of kube's `predicate_filter` cannot tell a deletion from
+/// an unchanged object).
+fn child_cache<K>(
     api: Api<K>,
-    signature: fn(&K) -> u64,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+    echoes: &Arc<Echoes>,
+    signature: Option<fn(&K) -> u64>,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
+    let echoes = echoes.clone();
+    let kind = K::kind(&()).into_owned();
     let mut seen: std::collections::HashMap<ObjectRef<K>, u64> = std::collections::HashMap::new();
     let stream = watcher(api, children_config()).default_backoff().modify(slim).reflect(writer).filter_map(move |ev| {
         let out = match ev {
             Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                let sig = signature(&o);
-                (seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig)).then_some(Ok(o))
+                let m = o.meta();
+                let echo = echoes.is_echo(&kind, m.namespace.as_deref(), &o.name_any(), m.resource_version.as_deref());
+                let changed = match signature {
+                    Some(signature) => {
+                        let sig = signature(&o);
+                        seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig)
+                    }
+                    None => true,
+                };
+                (changed && !echo).then_some(Ok(o))
             }
             Ok(watcher::Event::Delete(o)) => {
-                seen.remove(&ObjectRef::from_obj(&o));
+                echoes.forget(&kind, o.meta().namespace.as_deref(), &o.name_any());
+                if signature.is_some() {
+                    seen.remove(&ObjectRef::from_obj(&o));
+                }
                 Some(Ok(o))
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
@@ -172,8 +189,9 @@ fn app_signature(app: &Watched) -> Option<u64> {
 }
 
 /// Hash of what the status reads from a Deployment, plus what drift detection needs (generation,
-/// labels, annotations). Status writes that only move timestamps or counts the status does
-/// not show (ready but not yet available, for example) trigger nothing.
+/// labels, annotations). Status writes that only move timestamps, counts the status does not
+/// show (ready but not yet available, for example) or a condition's reason as a rollout goes
+/// along trigger nothing.
 fn deployment_signature(d: &Deployment) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let m = &d.metadata;
@@ -181,7 +199,12 @@ fn deployment_signature(d: &Deployment) -> u64 {
     if let Some(s) = &d.status {
         (s.observed_generation, s.replicas, s.updated_replicas, s.available_replicas).hash(&mut h);
         for c in s.conditions.iter().flatten() {
-            (&c.type_, &c.status, &c.reason).hash(&mut h);
+            (&c.type_, &c.status).hash(&mut h);
+            // Of the reasons, the status reads only these two; the others (NewReplicaSetCreated,
+            // ReplicaSetUpdated, NewReplicaSetAvailable...) narrate a rollout it reports by counts.
+            if c.reason.as_deref() == Some("ProgressDeadlineExceeded") || c.type_.as_deref() == Some("ReplicaFailure") {
+                (&c.reason, &c.message).hash(&mut h);
+            }
         }
     }
     h.finish()
@@ -379,16 +402,19 @@ pub fn controller(
         .applied_objects()
         .predicate_filter(app_signature, PredicateConfig::default());
     let app_events = counted(app_events, metrics, "windowsapps");
-    let (deployments, deployment_events) = cached_changes::<Deployment>(api(client, scope), deployment_signature);
-    let (daemon_sets, daemon_set_events) = cached_changes::<DaemonSet>(api(client, scope), daemon_set_signature);
-    let (services, service_events) = cached::<Service>(api(client, scope), children_config());
-    let (network_policies, np_events) = cached::<NetworkPolicy>(api(client, scope), children_config());
-    let (config_maps, config_map_events) = cached::<ConfigMap>(api(client, scope), children_config());
-    let (service_accounts, sa_events) = cached::<ServiceAccount>(api(client, scope), children_config());
-    let (role_bindings, rb_events) = cached::<RoleBinding>(api(client, scope), children_config());
-    let (claims, claim_events) = cached::<PersistentVolumeClaim>(api(client, scope), children_config());
-    let (volumes, volume_events) = cached::<PersistentVolume>(Api::all(client.clone()), children_config());
-    let (cluster_roles, cr_events) = cached::<ClusterRole>(Api::all(client.clone()), children_config());
+    let echoes = Arc::new(Echoes::default());
+    let (deployments, deployment_events) =
+        child_cache::<Deployment>(api(client, scope), &echoes, Some(deployment_signature));
+    let (daemon_sets, daemon_set_events) =
+        child_cache::<DaemonSet>(api(client, scope), &echoes, Some(daemon_set_signature));
+    let (services, service_events) = child_cache::<Service>(api(client, scope), &echoes, None);
+    let (network_policies, np_events) = child_cache::<NetworkPolicy>(api(client, scope), &echoes, None);
+    let (config_maps, config_map_events) = child_cache::<ConfigMap>(api(client, scope), &echoes, None);
+    let (service_accounts, sa_events) = child_cache::<ServiceAccount>(api(client, scope), &echoes, None);
+    let (role_bindings, rb_events) = child_cache::<RoleBinding>(api(client, scope), &echoes, None);
+    let (claims, claim_events) = child_cache::<PersistentVolumeClaim>(api(client, scope), &echoes, None);
+    let (volumes, volume_events) = child_cache::<PersistentVolume>(Api::all(client.clone()), &echoes, None);
+    let (cluster_roles, cr_events) = child_cache::<ClusterRole>(Api::all(client.clone()), &echoes, None);
     let (nodes, node_events) = cached::<Node>(Api::all(client.clone()), watcher::Config::default().any_semantic());
     let (runtime_classes, runtime_class_events) =
         cached::<RuntimeClass>(Api::all(client.clone()), watcher::Config::default().any_semantic());
@@ -527,6 +553,7 @@ pub fn controller(
         namespaces,
         nodes,
         runtime_classes,
+        echoes,
     };
     (controller, stores)
 }
@@ -570,6 +597,33 @@ mod tests {
         let mut want = serde_json::to_value(&original).expect("serializable");
         want["metadata"].as_object_mut().expect("metadata").remove("managedFields");
         assert_eq!(have, want);
+    }
+
+    fn with_progressing(reason: &str, status: &str) -> Deployment {
+        let mut d = deployment();
+        let s = d.status.get_or_insert_with(Default::default);
+        s.conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some(status.into()),
+            reason: Some(reason.into()),
+            ..Default::default()
+        }]);
+        d
+    }
+
+    #[test]
+    fn a_deployment_triggers_on_what_the_status_reads_not_on_narration() {
+        let created = with_progressing("NewReplicaSetCreated", "True");
+        let updated = with_progressing("ReplicaSetUpdated", "True");
+        assert_eq!(deployment_signature(&created), deployment_signature(&updated));
+        let stuck = with_progressing("ProgressDeadlineExceeded", "False");
+        assert_ne!(deployment_signature(&updated), deployment_signature(&stuck));
+        let mut available = updated.clone();
+        available.status.as_mut().expect("status").available_replicas = Some(2);
+        assert_ne!(deployment_signature(&updated), deployment_signature(&available));
+        let mut observed = updated.clone();
+        observed.status.as_mut().expect("status").observed_generation = Some(4);
+        assert_ne!(deployment_signature(&updated), deployment_signature(&observed));
     }
 
     #[test]
