@@ -689,3 +689,26 @@ fn a_rollout_in_progress_is_looked_at_again_ever_more_rarely() {
     assert_eq!(wait_interval(s(100), s(30), Some(s(130))), s(30));
     assert_eq!(wait_interval(s(200), s(30), Some(s(130))), s(200));
 }
+
+#[test]
+fn a_rollout_the_controller_has_not_observed_waits_for_the_watch() {
+    use std::time::Duration;
+    use winapp_operator::controller::{Rollout, next_look};
+    let s = Duration::from_secs;
+    let observed = |idle| Some(Rollout { observed: true, idle: s(idle), deadline: None });
+    let unobserved =
+        |idle, deadline: Option<u64>| Some(Rollout { observed: false, idle: s(idle), deadline: deadline.map(s) });
+    // Ready: the safety net; Stalled or no workload: soon again.
+    assert_eq!(next_look(true, false, false, observed(0), s(30)), s(300));
+    assert_eq!(next_look(false, true, false, observed(0), s(30)), s(10));
+    assert_eq!(next_look(false, false, false, None, s(30)), s(10));
+    // Observed: the diagnosis schedule.
+    assert_eq!(next_look(false, false, false, observed(10), s(30)), s(20));
+    // Not observed: the watch brings the observation; only a node agent's deadline is timed...
+    assert_eq!(next_look(false, false, false, unobserved(45, None), s(30)), s(300));
+    assert_eq!(next_look(false, false, false, unobserved(45, Some(100)), s(30)), s(55));
+    assert_eq!(next_look(false, false, false, unobserved(150, Some(100)), s(30)), s(300));
+    // ...but a new app whose status waits for that observation has one within diagnose_after.
+    assert_eq!(next_look(false, false, true, unobserved(0, None), s(30)), s(30));
+    assert_eq!(next_look(false, false, true, None, s(45)), s(45));
+}

@@ -162,6 +162,7 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
         reconcile_apply(&app, &ctx).await
     };
     ctx.metrics.reconciled(started.elapsed());
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, next = ?result.as_ref().ok(), "reconciled");
     if result.is_ok()
         && let Ok(mut f) = ctx.failures.lock()
     {
@@ -265,6 +266,46 @@ pub fn wait_interval(idle: Duration, diagnose_after: Duration, deadline: Option<
     next.clamp(MIN_WAIT, RESYNC)
 }
 
+/// Where a rollout stands, for [`next_look`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollout {
+    /// The workload's controller has observed the generation applied.
+    pub observed: bool,
+    /// How long the rollout has made no progress.
+    pub idle: Duration,
+    /// The operator's own deadline (node agents).
+    pub deadline: Option<Duration>,
+}
+
+/// Pure: when to reconcile an app again if no watch triggers it first. The watches report every
+/// change the status shows; this is for what they cannot:
+/// - Ready: a safety net, [`RESYNC`];
+/// - Stalled, or no workload to watch: [`WAIT`] (a missing Secret has no watch);
+/// - a new app's status deferred until its workload is observed: `diagnose_after`, so that it
+///   has a status by then even if no controller acts;
+/// - a rollout the controller has observed: when its pods are due a diagnosis (see
+///   [`wait_interval`]);
+/// - a generation the controller has not observed yet: nothing to diagnose before it does, and
+///   its observation comes through the watch; only a node agent's deadline, else [`RESYNC`].
+///   (Looking every `diagnose_after` instead cost a reconcile per app and half-minute while the
+///   controllers' queue was long.)
+pub fn next_look(
+    ready: bool,
+    stalled: bool,
+    status_deferred: bool,
+    rollout: Option<Rollout>,
+    diagnose_after: Duration,
+) -> Duration {
+    match rollout {
+        _ if ready => RESYNC,
+        _ if stalled => WAIT,
+        _ if status_deferred => diagnose_after.clamp(MIN_WAIT, RESYNC),
+        Some(r) if r.observed => wait_interval(r.idle, diagnose_after, r.deadline),
+        Some(r) => r.deadline.filter(|d| r.idle < *d).map_or(RESYNC, |d| (d - r.idle).clamp(MIN_WAIT, RESYNC)),
+        None => WAIT,
+    }
+}
+
 /// Shortest requeue of a rollout in progress.
 const MIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -332,28 +373,28 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     // 3-6. Build, apply, prune, observe. Any failure lands in the status before it is retried.
     match apply_and_observe(app, ctx, &valid).await {
         Ok(Step::Applied(observations, workload_written)) => {
-            let idle = observations.workload.as_ref().map(|w| (w.idle, w.deadline));
+            let wait = observations.workload.as_ref().map(|w| Rollout {
+                observed: w.up_to_date,
+                idle: w.idle,
+                deadline: w.deadline,
+            });
             let outcome = Outcome::Applied(observations);
             let first = previous.is_none();
-            let new = write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), |new| {
-                // A new app whose workload was created just now and is not observed yet: its
-                // watch event triggers the next reconcile within moments, which reports the
-                // rollout. Until then the app has no status, which every tool reads as in
-                // progress. (An update does write it at once: the old status would say Ready.)
+            // A new app whose workload was created just now and is not observed yet: the
+            // controller's first status update of the workload triggers the next reconcile,
+            // which reports the rollout. Until then, and at most `diagnose_after`, the app has
+            // no status, which every tool reads as in progress. (An update does write it at
+            // once: the old status would say Ready.)
+            let defer = |new: &WindowsAppStatus| {
                 first
                     && workload_written
                     && c::find(&new.conditions, c::READY).is_some_and(|r| r.reason == c::reason::NEW_GENERATION)
-            })
-            .await?;
+            };
+            let new =
+                write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), defer).await?;
             let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
             let stalled = c::find(&new.conditions, c::STALLED).is_some_and(|r| r.status == "True");
-            Ok(match (ready, stalled, idle) {
-                (true, _, _) => Action::requeue(RESYNC),
-                (false, false, Some((idle, deadline))) => {
-                    Action::requeue(wait_interval(idle, ctx.diagnose_after, deadline))
-                }
-                _ => Action::requeue(WAIT),
-            })
+            Ok(Action::requeue(next_look(ready, stalled, defer(&new), wait, ctx.diagnose_after)))
         }
         Ok(Step::Conflict(foreign)) => {
             let msg = format!(

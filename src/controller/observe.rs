@@ -97,10 +97,14 @@ impl Stuck {
             .iter()
             .find(|c| c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True"))
             .map(|c| c.message.clone().unwrap_or_else(|| c.reason.clone().unwrap_or_default()));
+        // A Deployment the controller has not got to yet has no Progressing condition: it has
+        // been idle since it was created. (Counting it as idle for no time at all requeued it
+        // every `diagnose_after` for as long as the controller's queue was long.)
         let idle = conditions
             .iter()
             .find(|c| c.type_.as_deref() == Some("Progressing"))
             .and_then(|c| c.last_update_time.as_ref())
+            .or(d.metadata.creation_timestamp.as_ref())
             .map_or(Duration::ZERO, |t| since(now, &t.0));
         Stuck { uid: d.metadata.uid.clone(), replica_failure, idle }
     }
@@ -472,5 +476,35 @@ fn deployment(d: &Deployment, current: bool) -> WorkloadCheck {
         progress_deadline_exceeded,
         idle: Duration::ZERO,
         deadline: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn a_deployment_not_yet_progressing_is_idle_since_it_was_created() {
+        let now = at("2026-01-01T00:02:00Z");
+        let mut d = Deployment::default();
+        d.metadata.creation_timestamp = Some(Time(at("2026-01-01T00:00:00Z")));
+        assert_eq!(Stuck::of_deployment(&d, now).idle, Duration::from_secs(120));
+        // Once the controller reports progress, the idle time counts from its last update.
+        d.status = Some(DeploymentStatus {
+            conditions: Some(vec![DeploymentCondition {
+                type_: Some("Progressing".into()),
+                status: Some("True".into()),
+                last_update_time: Some(Time(at("2026-01-01T00:01:50Z"))),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        assert_eq!(Stuck::of_deployment(&d, now).idle, Duration::from_secs(10));
     }
 }
