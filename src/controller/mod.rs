@@ -663,8 +663,9 @@ struct ApplyReport {
     rewrites: Vec<(apply::Rewrite, bool)>,
 }
 
-/// Applies the children in order: identity and RBAC (the gMSA webhook checks them when pods are
-/// created), config and storage, the Service, and the workload last.
+/// Applies the children in three rounds: every child the others do not need first, then the gMSA
+/// RoleBinding (after its ClusterRole), then the workload (its pods need the ServiceAccount, the
+/// RBAC the gMSA webhook checks, and the config in place).
 async fn apply_all(
     ctx: &Context,
     app: &validate::ValidatedApp,
@@ -700,10 +701,14 @@ async fn apply_all(
         done.applied
     };
 
-    // Everything but the workload at once: none of these needs another to exist first (the API
-    // server accepts a binding before its role, a claim before its volume). The workload comes
-    // last, so that its pods find their ServiceAccount, RBAC and config in place. At once, a new
-    // app's first reconcile waits for the slowest child instead of the sum of them all.
+    // Three rounds, each child of a round at once: a new app's first reconcile then waits for the
+    // slowest child of each round instead of the sum of them all.
+    // 1. Everything but the RoleBinding and the workload: none of these needs another to exist
+    //    first (the API server takes a claim before its volume, a ClusterRole before the credspec
+    //    it names).
+    // 2. The gMSA RoleBinding: the API server lets the operator bind its ClusterRole only once
+    //    it can read that role's rules and finds that the operator holds them (it has no `bind`).
+    // 3. The workload, so that its pods find their ServiceAccount, RBAC and config in place.
     let mut first: Vec<ChildFuture<'_>> = Vec::new();
     if let Some(sa) = service_account {
         first.push(apply_child(
@@ -722,17 +727,6 @@ async fn apply_all(
     }
     if let Some(cr) = gmsa_cluster_role {
         first.push(apply_child(ctx, Api::all(client.clone()), s.cluster_roles.clone(), (), "ClusterRole", cr, owner));
-    }
-    if let Some(rb) = gmsa_role_binding {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.role_bindings.clone(),
-            (),
-            "RoleBinding",
-            rb,
-            owner,
-        ));
     }
     if let Some(cm) = config_map {
         first.push(apply_child(
@@ -781,14 +775,28 @@ async fn apply_all(
             owner,
         ));
     }
-    // Every result is looked at in the order above: the first error or foreign object wins.
-    for result in futures::future::join_all(first).await {
-        let (kind, name, done) = result?;
-        match done {
-            Ok(done) => {
-                note(kind, name, done, &mut report);
+    let mut second: Vec<ChildFuture<'_>> = Vec::new();
+    if let Some(rb) = gmsa_role_binding {
+        second.push(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.role_bindings.clone(),
+            (),
+            "RoleBinding",
+            rb,
+            owner,
+        ));
+    }
+    for round in [first, second] {
+        // Every result is looked at in the order above: the first error or foreign object wins.
+        for result in futures::future::join_all(round).await {
+            let (kind, name, done) = result?;
+            match done {
+                Ok(done) => {
+                    note(kind, name, done, &mut report);
+                }
+                Err(foreign) => return Ok(Err(foreign)),
             }
-            Err(foreign) => return Ok(Err(foreign)),
         }
     }
     let last = match workload {
