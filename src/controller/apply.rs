@@ -142,11 +142,13 @@ impl Echoes {
     }
 
     /// How many writes await their watch event.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.lock().map(|m| m.len()).unwrap_or_default()
     }
 
     /// Whether no write awaits its watch event.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -709,113 +709,63 @@ async fn apply_all(
     // 2. The gMSA RoleBinding: the API server lets the operator bind its ClusterRole only once
     //    it can read that role's rules and finds that the operator holds them (it has no `bind`).
     // 3. The workload, so that its pods find their ServiceAccount, RBAC and config in place.
+
+    // A namespaced child (the app's namespace) or a cluster-scoped one, with its cache.
+    macro_rules! child {
+        (namespaced $store:ident, $kind:literal, $obj:expr) => {
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.clone(), (), $kind, $obj, owner)
+        };
+        (cluster $store:ident, $kind:literal, $obj:expr) => {
+            apply_child(ctx, Api::all(client.clone()), s.$store.clone(), (), $kind, $obj, owner)
+        };
+    }
     let mut first: Vec<ChildFuture<'_>> = Vec::new();
     if let Some(sa) = service_account {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.service_accounts.clone(),
-            (),
-            "ServiceAccount",
-            sa,
-            owner,
-        ));
+        first.push(child!(namespaced service_accounts, "ServiceAccount", sa));
     }
     if let (Some(cs), Some(store)) = (credential_spec, s.credspecs.get()) {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ctx.credspec_resource);
         first.push(apply_child(ctx, api, store, ctx.credspec_resource.clone(), "GMSACredentialSpec", cs, owner));
     }
     if let Some(cr) = gmsa_cluster_role {
-        first.push(apply_child(ctx, Api::all(client.clone()), s.cluster_roles.clone(), (), "ClusterRole", cr, owner));
+        first.push(child!(cluster cluster_roles, "ClusterRole", cr));
     }
     if let Some(cm) = config_map {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.config_maps.clone(),
-            (),
-            "ConfigMap",
-            cm,
-            owner,
-        ));
+        first.push(child!(namespaced config_maps, "ConfigMap", cm));
     }
-    for pv in persistent_volumes {
-        first.push(apply_child(ctx, Api::all(client.clone()), s.volumes.clone(), (), "PersistentVolume", pv, owner));
-    }
-    for pvc in persistent_volume_claims {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.claims.clone(),
-            (),
-            "PersistentVolumeClaim",
-            pvc,
-            owner,
-        ));
-    }
+    first.extend(persistent_volumes.into_iter().map(|pv| child!(cluster volumes, "PersistentVolume", pv)));
+    first.extend(
+        persistent_volume_claims.into_iter().map(|pvc| child!(namespaced claims, "PersistentVolumeClaim", pvc)),
+    );
     if let Some(np) = network_policy {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.network_policies.clone(),
-            (),
-            "NetworkPolicy",
-            np,
-            owner,
-        ));
+        first.push(child!(namespaced network_policies, "NetworkPolicy", np));
     }
     if let Some(svc) = service {
-        first.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.services.clone(),
-            (),
-            "Service",
-            svc,
-            owner,
-        ));
+        first.push(child!(namespaced services, "Service", svc));
     }
-    let mut second: Vec<ChildFuture<'_>> = Vec::new();
-    if let Some(rb) = gmsa_role_binding {
-        second.push(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.role_bindings.clone(),
-            (),
-            "RoleBinding",
-            rb,
-            owner,
-        ));
-    }
-    for round in [first, second] {
+    let second: Vec<ChildFuture<'_>> =
+        gmsa_role_binding.into_iter().map(|rb| child!(namespaced role_bindings, "RoleBinding", rb)).collect();
+    let third: Vec<ChildFuture<'_>> = match workload {
+        Some(build::workload::Workload::Deployment(d)) => vec![child!(namespaced deployments, "Deployment", d)],
+        Some(build::workload::Workload::DaemonSet(d)) => vec![child!(namespaced daemon_sets, "DaemonSet", d)],
+        None => Vec::new(),
+    };
+    const WORKLOAD_ROUND: usize = 2;
+    for (i, round) in [first, second, third].into_iter().enumerate() {
         // Every result is looked at in the order above: the first error or foreign object wins.
         for result in futures::future::join_all(round).await {
             let (kind, name, done) = result?;
             match done {
                 Ok(done) => {
-                    note(kind, name, done, &mut report);
+                    let applied = note(kind, name, done, &mut report);
+                    if i == WORKLOAD_ROUND {
+                        report.workload_written = applied != Applied::Unchanged;
+                    }
                 }
                 Err(foreign) => return Ok(Err(foreign)),
             }
         }
     }
-    let last = match workload {
-        Some(build::workload::Workload::Deployment(d)) => Some(
-            apply_child(ctx, Api::namespaced(client.clone(), ns), s.deployments.clone(), (), "Deployment", d, owner)
-                .await?,
-        ),
-        Some(build::workload::Workload::DaemonSet(d)) => Some(
-            apply_child(ctx, Api::namespaced(client.clone(), ns), s.daemon_sets.clone(), (), "DaemonSet", d, owner)
-                .await?,
-        ),
-        None => None,
-    };
-    let applied = match last {
-        Some((kind, name, Ok(done))) => note(kind, name, done, &mut report),
-        Some((_, _, Err(foreign))) => return Ok(Err(foreign)),
-        None => Applied::Unchanged,
-    };
-    report.workload_written = applied != Applied::Unchanged;
     Ok(Ok(report))
 }
 
