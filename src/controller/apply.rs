@@ -385,11 +385,12 @@ pub fn prunable<K: Resource>(o: &K, owner: Owner<'_>, namespaced: bool) -> bool 
     }
 }
 
-/// Deletes every object of the app in `store` whose name is not in `keep`, each with a UID
-/// precondition (never a same-named successor). Returns the names deleted.
+/// Deletes every object of the app among `cached` (its cached children of the kind, or any
+/// superset) whose name is not in `keep`, each with a UID precondition (never a same-named
+/// successor). Returns the names deleted.
 pub async fn prune<K>(
     api_for: impl Fn(Option<&str>) -> Api<K>,
-    store: &Store<K>,
+    cached: Vec<std::sync::Arc<K>>,
     kind: &'static str,
     owner: Owner<'_>,
     namespaced: bool,
@@ -399,8 +400,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Clone + Eq + std::hash::Hash,
 {
-    let stale: Vec<_> = store
-        .state()
+    let stale: Vec<_> = cached
         .into_iter()
         .filter(|o| prunable(o.as_ref(), owner, namespaced) && !keep.contains(&o.name_any()))
         .collect();

@@ -5,6 +5,7 @@ pub mod admit;
 pub mod apply;
 pub mod diagnose;
 pub mod error;
+pub mod index;
 pub mod observe;
 pub mod status;
 pub mod watch;
@@ -32,6 +33,7 @@ use tracing::{info, instrument, warn};
 
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
+use self::index::Cache;
 use self::status::Observations;
 use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
@@ -46,17 +48,17 @@ pub const FINALIZER: &str = "winapp.dev/cleanup";
 /// Watch caches of every kind the reconcile reads.
 #[derive(Clone)]
 pub struct Stores {
-    pub deployments: Store<Deployment>,
+    pub deployments: Cache<Deployment>,
     /// Node agents' workloads.
-    pub daemon_sets: Store<DaemonSet>,
-    pub services: Store<Service>,
-    pub network_policies: Store<NetworkPolicy>,
-    pub config_maps: Store<ConfigMap>,
-    pub service_accounts: Store<ServiceAccount>,
-    pub role_bindings: Store<RoleBinding>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub volumes: Store<PersistentVolume>,
-    pub cluster_roles: Store<ClusterRole>,
+    pub daemon_sets: Cache<DaemonSet>,
+    pub services: Cache<Service>,
+    pub network_policies: Cache<NetworkPolicy>,
+    pub config_maps: Cache<ConfigMap>,
+    pub service_accounts: Cache<ServiceAccount>,
+    pub role_bindings: Cache<RoleBinding>,
+    pub claims: Cache<PersistentVolumeClaim>,
+    pub volumes: Cache<PersistentVolume>,
+    pub cluster_roles: Cache<ClusterRole>,
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
     /// Namespaces, metadata only: which gMSA accounts their apps may generate credspecs for.
@@ -67,6 +69,8 @@ pub struct Stores {
     /// The operator's own writes of children whose watch event has not come back yet: those
     /// events trigger nothing (see [`apply::Echoes`]).
     pub echoes: Arc<apply::Echoes>,
+    /// When a workload controller last reported progress on one of the operator's workloads.
+    pub workload_activity: Arc<watch::WorkloadActivity>,
 }
 
 impl Stores {
@@ -281,8 +285,12 @@ pub struct Rollout {
 /// change the status shows; this is for what they cannot:
 /// - Ready: a safety net, [`RESYNC`];
 /// - Stalled, or no workload to watch: [`WAIT`] (a missing Secret has no watch);
-/// - a new app's status deferred until its workload is observed: `diagnose_after`, so that it
-///   has a status by then even if no controller acts;
+/// - a new app whose first status waits for its workload to be observed: while the workload
+///   controllers are at work (`controllers_active`: one changed a workload of the operator
+///   within `diagnose_after`), the watch brings that observation, and [`RESYNC`] is the safety
+///   net; when none has been seen at work, `diagnose_after`, so that the app has a status by
+///   then even if no controller acts. (A timer of `diagnose_after` for every new app cost a
+///   reconcile per app while kube-controller-manager's queue was longer than that.)
 /// - a rollout the controller has observed: when its pods are due a diagnosis (see
 ///   [`wait_interval`]);
 /// - a generation the controller has not observed yet: nothing to diagnose before it does, and
@@ -293,12 +301,17 @@ pub fn next_look(
     ready: bool,
     stalled: bool,
     status_deferred: bool,
+    controllers_active: bool,
     rollout: Option<Rollout>,
     diagnose_after: Duration,
 ) -> Duration {
     match rollout {
         _ if ready => RESYNC,
         _ if stalled => WAIT,
+        // The workload just written is often not in the cache yet (None).
+        _ if status_deferred && controllers_active && !rollout.is_some_and(|r| r.observed) => rollout
+            .and_then(|r| r.deadline.filter(|d| r.idle < *d).map(|d| (d - r.idle).clamp(MIN_WAIT, RESYNC)))
+            .unwrap_or(RESYNC),
         _ if status_deferred => diagnose_after.clamp(MIN_WAIT, RESYNC),
         Some(r) if r.observed => wait_interval(r.idle, diagnose_after, r.deadline),
         Some(r) => r.deadline.filter(|d| r.idle < *d).map_or(RESYNC, |d| (d - r.idle).clamp(MIN_WAIT, RESYNC)),
@@ -394,7 +407,8 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
                 write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), defer).await?;
             let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
             let stalled = c::find(&new.conditions, c::STALLED).is_some_and(|r| r.status == "True");
-            Ok(Action::requeue(next_look(ready, stalled, defer(&new), wait, ctx.diagnose_after)))
+            let active = ctx.stores.workload_activity.within(ctx.diagnose_after);
+            Ok(Action::requeue(next_look(ready, stalled, defer(&new), active, wait, ctx.diagnose_after)))
         }
         Ok(Step::Conflict(foreign)) => {
             let msg = format!(
@@ -713,10 +727,10 @@ async fn apply_all(
     // A namespaced child (the app's namespace) or a cluster-scoped one, with its cache.
     macro_rules! child {
         (namespaced $store:ident, $kind:literal, $obj:expr) => {
-            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.clone(), (), $kind, $obj, owner)
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.store.clone(), (), $kind, $obj, owner)
         };
         (cluster $store:ident, $kind:literal, $obj:expr) => {
-            apply_child(ctx, Api::all(client.clone()), s.$store.clone(), (), $kind, $obj, owner)
+            apply_child(ctx, Api::all(client.clone()), s.$store.store.clone(), (), $kind, $obj, owner)
         };
     }
     let mut first: Vec<ChildFuture<'_>> = Vec::new();
@@ -807,69 +821,42 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
             deleted.push(format!("{kind} {n}"));
         }
     };
-    note(
-        "Deployment",
-        apply::prune(namespaced_api(&client), &s.deployments, "Deployment", owner, true, &keep.deployments).await?,
-    );
-    note(
-        "DaemonSet",
-        apply::prune(namespaced_api(&client), &s.daemon_sets, "DaemonSet", owner, true, &keep.daemon_sets).await?,
-    );
-    note("Service", apply::prune(namespaced_api(&client), &s.services, "Service", owner, true, &keep.services).await?);
-    note(
-        "NetworkPolicy",
-        apply::prune(
-            namespaced_api(&client),
-            &s.network_policies,
-            "NetworkPolicy",
-            owner,
-            true,
-            &keep.network_policies,
-        )
-        .await?,
-    );
-    note(
-        "PersistentVolumeClaim",
-        apply::prune(namespaced_api(&client), &s.claims, "PersistentVolumeClaim", owner, true, &keep.claims).await?,
-    );
-    note(
-        "PersistentVolume",
-        apply::prune(all(&client), &s.volumes, "PersistentVolume", owner, false, &keep.volumes).await?,
-    );
-    note(
-        "ConfigMap",
-        apply::prune(namespaced_api(&client), &s.config_maps, "ConfigMap", owner, true, &keep.config_maps).await?,
-    );
-    note(
-        "RoleBinding",
-        apply::prune(namespaced_api(&client), &s.role_bindings, "RoleBinding", owner, true, &keep.role_bindings)
-            .await?,
-    );
-    note(
-        "ClusterRole",
-        apply::prune(all(&client), &s.cluster_roles, "ClusterRole", owner, false, &keep.cluster_roles).await?,
-    );
+    // One kind: its cached children of this app (by the owner index), less those to keep.
+    macro_rules! prune {
+        ($api:expr, $namespaced:literal, $field:ident, $kind:literal) => {
+            note(
+                $kind,
+                apply::prune(
+                    $api,
+                    s.$field.children(&app.namespace, &app.name),
+                    $kind,
+                    owner,
+                    $namespaced,
+                    &keep.$field,
+                )
+                .await?,
+            )
+        };
+    }
+    prune!(namespaced_api(&client), true, deployments, "Deployment");
+    prune!(namespaced_api(&client), true, daemon_sets, "DaemonSet");
+    prune!(namespaced_api(&client), true, services, "Service");
+    prune!(namespaced_api(&client), true, network_policies, "NetworkPolicy");
+    prune!(namespaced_api(&client), true, claims, "PersistentVolumeClaim");
+    prune!(all(&client), false, volumes, "PersistentVolume");
+    prune!(namespaced_api(&client), true, config_maps, "ConfigMap");
+    prune!(namespaced_api(&client), true, role_bindings, "RoleBinding");
+    prune!(all(&client), false, cluster_roles, "ClusterRole");
     if let Some(store) = s.credspecs.get() {
         let ar = ctx.credspec_resource.clone();
         let c = client.clone();
         let api = move |_: Option<&str>| Api::all_with(c.clone(), &ar);
         note(
             "GMSACredentialSpec",
-            apply::prune(api, &store, "GMSACredentialSpec", owner, false, &keep.credspecs).await?,
+            apply::prune(api, store.state(), "GMSACredentialSpec", owner, false, &keep.credspecs).await?,
         );
     }
-    note(
-        "ServiceAccount",
-        apply::prune(
-            namespaced_api(&client),
-            &s.service_accounts,
-            "ServiceAccount",
-            owner,
-            true,
-            &keep.service_accounts,
-        )
-        .await?,
-    );
+    prune!(namespaced_api(&client), true, service_accounts, "ServiceAccount");
     Ok(deleted)
 }
 

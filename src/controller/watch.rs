@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use super::Stores;
 use super::Watched;
 use super::apply::Echoes;
+use super::index::{Cache, OwnerIndex};
 use crate::build::{identity, meta};
 use crate::gmsa_policy;
 use crate::metrics::Metrics;
@@ -76,6 +77,9 @@ where
     (store, stream)
 }
 
+/// A workload kind's signature (see [`child_cache`]), and where its controller's activity is noted.
+type Workload<'a, K> = (fn(&K) -> u64, &'a Arc<WorkloadActivity>);
+
 /// The cache of one kind of child, and its triggers: every change of a child except the echo
 /// of the operator's own write (see [`Echoes`]), and with a `signature` only a change of the
 /// signature, or a deletion (the filter of kube's `predicate_filter` cannot tell a deletion from
@@ -83,29 +87,44 @@ where
 fn child_cache<K>(
     api: Api<K>,
     echoes: &Arc<Echoes>,
-    signature: Option<fn(&K) -> u64>,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
+    signature: Option<Workload<K>>,
+) -> (Cache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::Scope: ScopeKind,
 {
     let (store, writer) = reflector::store();
+    let owned = Arc::new(OwnerIndex::new(K::Scope::NAMESPACED));
+    let index = owned.clone();
     let echoes = echoes.clone();
+    let signature = signature.map(|(f, activity)| (f, activity.clone()));
     let kind = K::kind(&()).into_owned();
     let mut seen: std::collections::HashMap<ObjectRef<K>, u64> = std::collections::HashMap::new();
     let stream = watcher(api, children_config()).default_backoff().modify(slim).reflect(writer).filter_map(move |ev| {
-        let out = match ev {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                let m = o.meta();
-                let echo = echoes.is_echo(&kind, m.namespace.as_deref(), &o.name_any(), m.resource_version.as_deref());
-                let changed = match signature {
-                    Some(signature) => {
-                        let sig = signature(&o);
-                        seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig)
+        if let Ok(ev) = &ev {
+            index.observe(ev);
+        }
+        // `listed`: from a (re)list, not a change seen by the watch.
+        let mut trigger = |o: K, listed: bool| {
+            let m = o.meta();
+            let echo = echoes.is_echo(&kind, m.namespace.as_deref(), &o.name_any(), m.resource_version.as_deref());
+            let changed = match &signature {
+                Some((signature, activity)) => {
+                    let sig = signature(&o);
+                    let changed = seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig);
+                    if changed && !echo && !listed {
+                        // Not the operator's write: the workload's controller at work.
+                        activity.saw();
                     }
-                    None => true,
-                };
-                (changed && !echo).then_some(Ok(o))
-            }
+                    changed
+                }
+                None => true,
+            };
+            (changed && !echo).then_some(Ok(o))
+        };
+        let out = match ev {
+            Ok(watcher::Event::Apply(o)) => trigger(o, false),
+            Ok(watcher::Event::InitApply(o)) => trigger(o, true),
             Ok(watcher::Event::Delete(o)) => {
                 echoes.forget(&kind, o.meta().namespace.as_deref(), &o.name_any());
                 if signature.is_some() {
@@ -118,7 +137,49 @@ where
         };
         std::future::ready(out)
     });
-    (store, stream)
+    (Cache { store, owned }, stream)
+}
+
+/// When a workload controller (kube-controller-manager's Deployment or DaemonSet controller)
+/// last changed one of the operator's workloads in a way the status reads. While it is at work,
+/// a new app whose workload it has not observed yet can wait for that observation (see
+/// [`super::next_look`]).
+#[derive(Debug)]
+pub struct WorkloadActivity {
+    start: std::time::Instant,
+    /// Milliseconds after `start`; 0 until the first change.
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for WorkloadActivity {
+    fn default() -> Self {
+        WorkloadActivity { start: std::time::Instant::now(), last_ms: Default::default() }
+    }
+}
+
+impl WorkloadActivity {
+    /// Notes a change made by a workload controller now.
+    pub fn saw(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a workload controller changed a workload within the last `window`.
+    pub fn within(&self, window: Duration) -> bool {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        last > 0 && self.start.elapsed().saturating_sub(Duration::from_millis(last)) <= window
+    }
+}
+
+/// Whether a kind is namespaced, from its k8s-openapi scope.
+pub trait ScopeKind {
+    const NAMESPACED: bool;
+}
+impl ScopeKind for k8s_openapi::NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+impl ScopeKind for k8s_openapi::ClusterResourceScope {
+    const NAMESPACED: bool = false;
 }
 
 /// Drops what the operator never reads from a cached object: `managedFields` (often larger
@@ -231,11 +292,8 @@ fn daemon_set_signature(d: &DaemonSet) -> u64 {
 
 /// The app a cluster-scoped child belongs to, from its labels.
 fn owner_of<K: Resource>(obj: &K) -> Option<ObjectRef<Watched>> {
-    let labels = obj.meta().labels.as_ref()?;
-    if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(meta::MANAGER) {
-        return None;
-    }
-    Some(ObjectRef::new(labels.get(meta::APP_LABEL)?).within(labels.get(meta::NAMESPACE_LABEL)?))
+    let (namespace, name) = super::index::labelled_owner(obj)?;
+    Some(ObjectRef::new(&name).within(&namespace))
 }
 
 /// Hash of what matters about a node for placement: labels, taints, readiness. Heartbeats
@@ -403,10 +461,11 @@ pub fn controller(
         .predicate_filter(app_signature, PredicateConfig::default());
     let app_events = counted(app_events, metrics, "windowsapps");
     let echoes = Arc::new(Echoes::default());
+    let workload_activity = Arc::new(WorkloadActivity::default());
     let (deployments, deployment_events) =
-        child_cache::<Deployment>(api(client, scope), &echoes, Some(deployment_signature));
+        child_cache::<Deployment>(api(client, scope), &echoes, Some((deployment_signature, &workload_activity)));
     let (daemon_sets, daemon_set_events) =
-        child_cache::<DaemonSet>(api(client, scope), &echoes, Some(daemon_set_signature));
+        child_cache::<DaemonSet>(api(client, scope), &echoes, Some((daemon_set_signature, &workload_activity)));
     let (services, service_events) = child_cache::<Service>(api(client, scope), &echoes, None);
     let (network_policies, np_events) = child_cache::<NetworkPolicy>(api(client, scope), &echoes, None);
     let (config_maps, config_map_events) = child_cache::<ConfigMap>(api(client, scope), &echoes, None);
@@ -554,6 +613,7 @@ pub fn controller(
         nodes,
         runtime_classes,
         echoes,
+        workload_activity,
     };
     (controller, stores)
 }
@@ -561,6 +621,20 @@ pub fn controller(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workload_controllers_count_as_active_only_within_the_window_after_a_change() {
+        let activity = WorkloadActivity::default();
+        assert!(!activity.within(Duration::from_secs(30)), "nothing seen yet");
+        activity.saw();
+        assert!(activity.within(Duration::from_secs(30)));
+        let earlier = WorkloadActivity {
+            start: std::time::Instant::now() - Duration::from_secs(100),
+            last_ms: std::sync::atomic::AtomicU64::new(1),
+        };
+        assert!(!earlier.within(Duration::from_secs(30)), "seen 100 s ago");
+        assert!(earlier.within(Duration::from_secs(120)));
+    }
 
     fn deployment() -> Deployment {
         serde_json::from_value(serde_json::json!({
