@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::Mutex;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -239,7 +240,31 @@ fn diff_quantity_map(want: &Value, have: &Value) -> Option<String> {
     })
 }
 
-/// Applies one child unless it already matches (see the module docs).
+/// What the API server said of a child missing from the cache, when it was asked before the
+/// apply (see [`look_up`]): its metadata, or None when it does not exist.
+pub type LookedUp = Option<ObjectMeta>;
+
+/// Asks the API server for `name` unless the cache has it (None then: [`apply`] reads the
+/// cache). A new app's workload is looked up this way while its other children are applied,
+/// so that its own apply is one round trip, not two.
+pub async fn look_up<K>(api: &Api<K>, store: &Store<K>, kind: &'static str, name: &str) -> Result<Option<LookedUp>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let mut key = ObjectRef::<K>::new(name);
+    if let Some(ns) = api.namespace() {
+        key = key.within(ns);
+    }
+    if store.get(&key).is_some() {
+        return Ok(None);
+    }
+    let found =
+        api.get_metadata_opt(name).await.map_err(|source| Error::Apply { kind, name: name.to_owned(), source })?;
+    Ok(Some(found.map(|m| m.metadata)))
+}
+
+/// Applies one child unless it already matches (see the module docs). `looked_up`: the API
+/// server's answer for a child missing from the cache, when [`look_up`] asked already.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply<K>(
     memo: &Memo,
@@ -250,6 +275,7 @@ pub async fn apply<K>(
     kind: &'static str,
     mut desired: K,
     owner: (&str, &str),
+    looked_up: Option<LookedUp>,
 ) -> Result<std::result::Result<ChildApplied, Foreign>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
@@ -274,13 +300,19 @@ where
         // The caches hold only labelled objects: an unlabelled one of the same name is someone
         // else's, and a forced apply would take it over. A cache miss is rare (creation, or a
         // cache that has not caught up with our own write yet), so ask the API server.
-        let existing =
-            api.get_metadata_opt(&name).await.map_err(|source| Error::Apply { kind, name: name.clone(), source })?;
+        let existing = match looked_up {
+            Some(found) => found,
+            None => api
+                .get_metadata_opt(&name)
+                .await
+                .map_err(|source| Error::Apply { kind, name: name.clone(), source })?
+                .map(|m| m.metadata),
+        };
         if let Some(m) = existing {
-            if !is_ours(m.labels(), owner.0, owner.1) {
+            if !m.labels.as_ref().is_some_and(|l| is_ours(l, owner.0, owner.1)) {
                 return Ok(Err(Foreign { kind, name }));
             }
-            cached_rv = m.resource_version();
+            cached_rv = m.resource_version;
             if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
                 return Ok(Ok(ChildApplied {
                     applied: Applied::Unchanged,

@@ -37,6 +37,7 @@ use self::index::Cache;
 use self::status::Observations;
 use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
+use crate::build::workload::Workload;
 use crate::build::{self, Children, GmsaGrant, meta};
 use crate::conditions::{self as c};
 use crate::metrics::Metrics;
@@ -727,10 +728,10 @@ async fn apply_all(
     // A namespaced child (the app's namespace) or a cluster-scoped one, with its cache.
     macro_rules! child {
         (namespaced $store:ident, $kind:literal, $obj:expr) => {
-            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.store.clone(), (), $kind, $obj, owner)
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.store.clone(), (), $kind, $obj, owner, None)
         };
         (cluster $store:ident, $kind:literal, $obj:expr) => {
-            apply_child(ctx, Api::all(client.clone()), s.$store.store.clone(), (), $kind, $obj, owner)
+            apply_child(ctx, Api::all(client.clone()), s.$store.store.clone(), (), $kind, $obj, owner, None)
         };
     }
     let mut first: Vec<ChildFuture<'_>> = Vec::new();
@@ -739,7 +740,7 @@ async fn apply_all(
     }
     if let (Some(cs), Some(store)) = (credential_spec, s.credspecs.get()) {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ctx.credspec_resource);
-        first.push(apply_child(ctx, api, store, ctx.credspec_resource.clone(), "GMSACredentialSpec", cs, owner));
+        first.push(apply_child(ctx, api, store, ctx.credspec_resource.clone(), "GMSACredentialSpec", cs, owner, None));
     }
     if let Some(cr) = gmsa_cluster_role {
         first.push(child!(cluster cluster_roles, "ClusterRole", cr));
@@ -759,27 +760,64 @@ async fn apply_all(
     }
     let second: Vec<ChildFuture<'_>> =
         gmsa_role_binding.into_iter().map(|rb| child!(namespaced role_bindings, "RoleBinding", rb)).collect();
-    let third: Vec<ChildFuture<'_>> = match workload {
-        Some(build::workload::Workload::Deployment(d)) => vec![child!(namespaced deployments, "Deployment", d)],
-        Some(build::workload::Workload::DaemonSet(d)) => vec![child!(namespaced daemon_sets, "DaemonSet", d)],
-        None => Vec::new(),
-    };
-    const WORKLOAD_ROUND: usize = 2;
-    for (i, round) in [first, second, third].into_iter().enumerate() {
-        // Every result is looked at in the order above: the first error or foreign object wins.
-        for result in futures::future::join_all(round).await {
-            let (kind, name, done) = result?;
-            match done {
-                Ok(done) => {
-                    let applied = note(kind, name, done, &mut report);
-                    if i == WORKLOAD_ROUND {
-                        report.workload_written = applied != Applied::Unchanged;
-                    }
-                }
-                Err(foreign) => return Ok(Err(foreign)),
+    // The workload's existence check (a GET when it is not cached yet, as for a new app) goes
+    // with the first round, so that the third round is one round trip, not two.
+    let look = async {
+        match &workload {
+            Some(Workload::Deployment(d)) => {
+                apply::look_up(&Api::namespaced(client.clone(), ns), &s.deployments, "Deployment", &d.name_any()).await
             }
+            Some(Workload::DaemonSet(d)) => {
+                apply::look_up(&Api::namespaced(client.clone(), ns), &s.daemon_sets, "DaemonSet", &d.name_any()).await
+            }
+            None => Ok(None),
         }
+    };
+    let (first, looked_up) = futures::join!(futures::future::join_all(first), look);
+    // Every result is looked at in the order above: the first error or foreign object wins.
+    macro_rules! take {
+        ($results:expr, $workload:expr) => {
+            for result in $results {
+                let (kind, name, done) = result?;
+                match done {
+                    Ok(done) => {
+                        let applied = note(kind, name, done, &mut report);
+                        if $workload {
+                            report.workload_written = applied != Applied::Unchanged;
+                        }
+                    }
+                    Err(foreign) => return Ok(Err(foreign)),
+                }
+            }
+        };
     }
+    take!(first, false);
+    let looked_up = looked_up?;
+    take!(futures::future::join_all(second).await, false);
+    let third: Option<ChildFuture<'_>> = match workload {
+        Some(Workload::Deployment(d)) => Some(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.deployments.store.clone(),
+            (),
+            "Deployment",
+            d,
+            owner,
+            looked_up,
+        )),
+        Some(Workload::DaemonSet(d)) => Some(apply_child(
+            ctx,
+            Api::namespaced(client.clone(), ns),
+            s.daemon_sets.store.clone(),
+            (),
+            "DaemonSet",
+            d,
+            owner,
+            looked_up,
+        )),
+        None => None,
+    };
+    take!(futures::future::join_all(third).await, true);
     Ok(Ok(report))
 }
 
@@ -789,6 +827,7 @@ type ChildFuture<'a> =
 type ChildOutcome = std::result::Result<apply::ChildApplied, Foreign>;
 
 /// Applies one child (see [`apply::apply`]), returning its kind and name with the outcome.
+#[allow(clippy::too_many_arguments)]
 fn apply_child<'a, K>(
     ctx: &'a Context,
     api: Api<K>,
@@ -797,6 +836,7 @@ fn apply_child<'a, K>(
     kind: &'static str,
     obj: K,
     owner: (&'a str, &'a str),
+    looked_up: Option<apply::LookedUp>,
 ) -> ChildFuture<'a>
 where
     K: Resource + serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -804,7 +844,8 @@ where
 {
     Box::pin(async move {
         let name = obj.name_any();
-        let done = apply::apply(&ctx.applied, &ctx.stores.echoes, &api, &store, &dyntype, kind, obj, owner).await?;
+        let done =
+            apply::apply(&ctx.applied, &ctx.stores.echoes, &api, &store, &dyntype, kind, obj, owner, looked_up).await?;
         Ok((kind, name, done))
     })
 }
