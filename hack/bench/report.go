@@ -284,6 +284,10 @@ func cmdReport(args []string) error {
 	if okH {
 		p("| operator peak RSS (VmHWM) at all Ready / settled | — | %.1f MiB / %.1f MiB | — |", hwmReady/1024, hwm/1024)
 	}
+	if anon, okA := r.num("op_rss_anon_quiet_kib"); okA {
+		file, _ := r.num("op_rss_file_quiet_kib")
+		p("| operator resident when settled: anonymous (heap) / file-backed (mostly its binary's text) | — | %.1f MiB / %.1f MiB | — |", anon/1024, file/1024)
+	}
 	cpuReady, okC := r.num("op_cpu_ready_s")
 	cpuQuiet, _ := r.num("op_cpu_quiet_s")
 	if okC {
