@@ -251,14 +251,30 @@ fn app_signature(app: &Watched) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Hash of what the status reads from a Deployment, plus what drift detection needs (generation,
-/// labels, annotations). Status writes that only move timestamps, counts the status does not
+/// Annotations that the workload controllers write on the workloads they run (the Deployment's
+/// revision, the DaemonSet's template generation): never the operator's, and not drift.
+fn controller_annotation(key: &str) -> bool {
+    key.starts_with("deployment.kubernetes.io/") || key == "deprecated.daemonset.template.generation"
+}
+
+/// Hashes what drift detection needs of a workload's metadata: generation, labels, annotations
+/// other than its controller's own, deletion. (kube-controller-manager's first sync of a new
+/// Deployment writes its revision annotation before its status: hashed, that was a reconcile
+/// of every new app with nothing to do or to report.)
+fn hash_workload_meta(m: &ObjectMeta, h: &mut impl Hasher) {
+    (m.generation, &m.labels, m.deletion_timestamp.is_some()).hash(h);
+    for entry in m.annotations.iter().flatten().filter(|(k, _)| !controller_annotation(k)) {
+        entry.hash(h);
+    }
+}
+
+/// Hash of what the status reads from a Deployment, plus what drift detection needs (see
+/// [`hash_workload_meta`]). Status writes that only move timestamps, counts the status does not
 /// show (ready but not yet available, for example) or a condition's reason as a rollout goes
 /// along trigger nothing.
 fn deployment_signature(d: &Deployment) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    let m = &d.metadata;
-    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    hash_workload_meta(&d.metadata, &mut h);
     if let Some(s) = &d.status {
         (s.observed_generation, s.replicas, s.updated_replicas, s.available_replicas).hash(&mut h);
         for c in s.conditions.iter().flatten() {
@@ -276,8 +292,7 @@ fn deployment_signature(d: &Deployment) -> u64 {
 /// The same for a node agent's DaemonSet.
 fn daemon_set_signature(d: &DaemonSet) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    let m = &d.metadata;
-    (m.generation, &m.labels, &m.annotations, m.deletion_timestamp.is_some()).hash(&mut h);
+    hash_workload_meta(&d.metadata, &mut h);
     if let Some(s) = &d.status {
         (
             s.observed_generation,
@@ -700,6 +715,33 @@ mod tests {
         let mut observed = updated.clone();
         observed.status.as_mut().expect("status").observed_generation = Some(4);
         assert_ne!(deployment_signature(&updated), deployment_signature(&observed));
+    }
+
+    #[test]
+    fn a_workload_controllers_own_annotations_trigger_nothing_and_others_do() {
+        let d = deployment();
+        let mut revised = d.clone();
+        let a = revised.metadata.annotations.get_or_insert_with(Default::default);
+        a.insert("deployment.kubernetes.io/revision".into(), "1".into());
+        assert_eq!(deployment_signature(&d), deployment_signature(&revised));
+        let mut edited = revised.clone();
+        edited.metadata.annotations.get_or_insert_with(Default::default).insert("team".into(), "x".into());
+        assert_ne!(deployment_signature(&revised), deployment_signature(&edited));
+        let mut hash_changed = d.clone();
+        hash_changed
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(super::super::apply::APPLIED_HASH.into(), "another".into());
+        assert_ne!(deployment_signature(&d), deployment_signature(&hash_changed));
+        let ds = |annotations: &[(&str, &str)]| {
+            let mut ds = DaemonSet::default();
+            ds.metadata.annotations =
+                Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+            daemon_set_signature(&ds)
+        };
+        assert_eq!(ds(&[]), ds(&[("deprecated.daemonset.template.generation", "2")]));
+        assert_ne!(ds(&[]), ds(&[("team", "x")]));
     }
 
     #[test]
