@@ -102,7 +102,7 @@ struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Reconciles that may run at once (each app is reconciled by one at a time).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Seconds a rollout may make no progress before the operator reads the app's pods and their
     /// events to report why they are not available (refused pod creations are reported at once).
