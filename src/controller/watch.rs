@@ -275,15 +275,27 @@ fn hash_workload_meta(m: &ObjectMeta, h: &mut impl Hasher) {
 fn deployment_signature(d: &Deployment) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     hash_workload_meta(&d.metadata, &mut h);
-    if let Some(s) = &d.status {
-        (s.observed_generation, s.replicas, s.updated_replicas, s.available_replicas).hash(&mut h);
-        for c in s.conditions.iter().flatten() {
-            (&c.type_, &c.status).hash(&mut h);
-            // Of the reasons, the status reads only these two; the others (NewReplicaSetCreated,
-            // ReplicaSetUpdated, NewReplicaSetAvailable...) narrate a rollout it reports by counts.
-            if c.reason.as_deref() == Some("ProgressDeadlineExceeded") || c.type_.as_deref() == Some("ReplicaFailure") {
-                (&c.reason, &c.message).hash(&mut h);
-            }
+    // No status and an empty one are the same (a new Deployment may come either way).
+    let s = d.status.as_ref();
+    let count = |f: fn(&k8s_openapi::api::apps::v1::DeploymentStatus) -> Option<i64>| s.and_then(f);
+    (
+        count(|s| s.observed_generation),
+        count(|s| s.replicas.map(i64::from)),
+        count(|s| s.updated_replicas.map(i64::from)),
+        count(|s| s.available_replicas.map(i64::from)),
+    )
+        .hash(&mut h);
+    // Until the controller has observed the generation, the status reads none of its
+    // conditions (kube-controller-manager's first sync of a new Deployment adds Progressing
+    // before it records the observation: that write alone would be a reconcile of every new
+    // app with nothing to report but "not observed yet").
+    let observed = count(|s| s.observed_generation).unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    for c in s.and_then(|s| s.conditions.as_ref()).into_iter().flatten().filter(|_| observed) {
+        (&c.type_, &c.status).hash(&mut h);
+        // Of the reasons, the status reads only these two; the others (NewReplicaSetCreated,
+        // ReplicaSetUpdated, NewReplicaSetAvailable...) narrate a rollout it reports by counts.
+        if c.reason.as_deref() == Some("ProgressDeadlineExceeded") || c.type_.as_deref() == Some("ReplicaFailure") {
+            (&c.reason, &c.message).hash(&mut h);
         }
     }
     h.finish()
@@ -715,6 +727,26 @@ mod tests {
         let mut observed = updated.clone();
         observed.status.as_mut().expect("status").observed_generation = Some(4);
         assert_ne!(deployment_signature(&updated), deployment_signature(&observed));
+    }
+
+    #[test]
+    fn conditions_of_a_generation_not_observed_yet_trigger_nothing() {
+        let mut created = deployment();
+        created.metadata.generation = Some(1);
+        created.status = None;
+        let mut first_sync = with_progressing("NewReplicaSetCreated", "True");
+        first_sync.metadata.generation = Some(1);
+        let st = first_sync.status.as_mut().expect("status");
+        (st.observed_generation, st.replicas, st.available_replicas) = (None, None, None);
+        assert_eq!(deployment_signature(&created), deployment_signature(&first_sync));
+        let mut observed = first_sync.clone();
+        observed.status.as_mut().expect("status").observed_generation = Some(1);
+        assert_ne!(deployment_signature(&first_sync), deployment_signature(&observed));
+        // Once observed, a condition's change counts.
+        let mut stuck = observed.clone();
+        stuck.status.as_mut().expect("status").conditions =
+            with_progressing("ProgressDeadlineExceeded", "False").status.and_then(|s| s.conditions);
+        assert_ne!(deployment_signature(&observed), deployment_signature(&stuck));
     }
 
     #[test]
