@@ -726,9 +726,13 @@ async fn apply_all(
     // 3. The workload, so that its pods find their ServiceAccount, RBAC and config in place.
 
     // A namespaced child (the app's namespace) or a cluster-scoped one, with its cache.
+    // A workload's apply may come with its existence check done already (`looked_up`).
     macro_rules! child {
         (namespaced $store:ident, $kind:literal, $obj:expr) => {
-            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.store.clone(), (), $kind, $obj, owner, None)
+            child!(namespaced $store, $kind, $obj, None)
+        };
+        (namespaced $store:ident, $kind:literal, $obj:expr, $looked_up:expr) => {
+            apply_child(ctx, Api::namespaced(client.clone(), ns), s.$store.store.clone(), (), $kind, $obj, owner, $looked_up)
         };
         (cluster $store:ident, $kind:literal, $obj:expr) => {
             apply_child(ctx, Api::all(client.clone()), s.$store.store.clone(), (), $kind, $obj, owner, None)
@@ -795,26 +799,8 @@ async fn apply_all(
     let looked_up = looked_up?;
     take!(futures::future::join_all(second).await, false);
     let third: Option<ChildFuture<'_>> = match workload {
-        Some(Workload::Deployment(d)) => Some(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.deployments.store.clone(),
-            (),
-            "Deployment",
-            d,
-            owner,
-            looked_up,
-        )),
-        Some(Workload::DaemonSet(d)) => Some(apply_child(
-            ctx,
-            Api::namespaced(client.clone(), ns),
-            s.daemon_sets.store.clone(),
-            (),
-            "DaemonSet",
-            d,
-            owner,
-            looked_up,
-        )),
+        Some(Workload::Deployment(d)) => Some(child!(namespaced deployments, "Deployment", d, looked_up)),
+        Some(Workload::DaemonSet(d)) => Some(child!(namespaced daemon_sets, "DaemonSet", d, looked_up)),
         None => None,
     };
     take!(futures::future::join_all(third).await, true);

@@ -657,10 +657,9 @@ mod tests {
         assert!(!activity.within(Duration::from_secs(30)), "nothing seen yet");
         activity.saw();
         assert!(activity.within(Duration::from_secs(30)));
-        let earlier = WorkloadActivity {
-            start: std::time::Instant::now() - Duration::from_secs(100),
-            last_ms: std::sync::atomic::AtomicU64::new(1),
-        };
+        // A clock that started 100 s ago (if this machine has been up that long).
+        let Some(start) = std::time::Instant::now().checked_sub(Duration::from_secs(100)) else { return };
+        let earlier = WorkloadActivity { start, last_ms: std::sync::atomic::AtomicU64::new(1) };
         assert!(!earlier.within(Duration::from_secs(30)), "seen 100 s ago");
         assert!(earlier.within(Duration::from_secs(120)));
     }
