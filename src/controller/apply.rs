@@ -26,6 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
+use super::lean::Cached;
 use crate::build::meta;
 
 /// The field manager of every write this operator makes.
@@ -247,11 +248,12 @@ pub type LookedUp = Option<ObjectMeta>;
 /// Asks the API server for `name` unless the cache has it (None then: [`apply`] reads the
 /// cache). A new app's workload is looked up this way while its other children are applied,
 /// so that its own apply is one round trip, not two.
-pub async fn look_up<K>(api: &Api<K>, store: &Store<K>, kind: &'static str, name: &str) -> Result<Option<LookedUp>>
+pub async fn look_up<K, C>(api: &Api<K>, store: &Store<C>, kind: &'static str, name: &str) -> Result<Option<LookedUp>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    C: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let mut key = ObjectRef::<K>::new(name);
+    let mut key = ObjectRef::<C>::new(name);
     if let Some(ns) = api.namespace() {
         key = key.within(ns);
     }
@@ -266,12 +268,12 @@ where
 /// Applies one child unless it already matches (see the module docs). `looked_up`: the API
 /// server's answer for a child missing from the cache, when [`look_up`] asked already.
 #[allow(clippy::too_many_arguments)]
-pub async fn apply<K>(
+pub async fn apply<K, C>(
     memo: &Memo,
     echoes: &Echoes,
     api: &Api<K>,
-    store: &Store<K>,
-    dyntype: &K::DynamicType,
+    store: &Store<C>,
+    dyntype: &C::DynamicType,
     kind: &'static str,
     mut desired: K,
     owner: (&str, &str),
@@ -279,10 +281,11 @@ pub async fn apply<K>(
 ) -> Result<std::result::Result<ChildApplied, Foreign>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
-    K::DynamicType: Clone + Eq + std::hash::Hash,
+    C: Cached,
+    C::DynamicType: Clone + Eq + std::hash::Hash,
 {
     let name = desired.name_any();
-    let mut key = ObjectRef::<K>::new_with(&name, dyntype.clone());
+    let mut key = ObjectRef::<C>::new_with(&name, dyntype.clone());
     if let Some(ns) = desired.namespace() {
         key = key.within(&ns);
     }
@@ -323,7 +326,7 @@ where
         }
     }
     if let Some(current) = &cached {
-        if !is_ours(current.labels(), owner.0, owner.1) {
+        if current.owner() != Some(owner) {
             return Ok(Err(Foreign { kind, name }));
         }
         if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
@@ -333,8 +336,7 @@ where
                 new_rewrite: false,
             }));
         }
-        let mut have = serde_json::to_value(current.as_ref()).map_err(|e| Error::Serialize(kind, e))?;
-        super::watch::expand_cached(&mut have);
+        let have = current.to_json().map_err(|e| Error::Cached(kind, e))?;
         match first_difference(&want, &have) {
             None => {
                 remember(memo, app_key, memo_key, Written { hash, before: None, after: cached_rv, rewrite: None });
@@ -402,8 +404,8 @@ pub struct Owner<'a> {
 /// Pure: whether `o` is a child of `owner` that prune may delete: our labels, in the owner's
 /// namespace (namespaced kinds), and, when the owner's UID is known, tied to that UID (its
 /// controller owner reference, or for cluster-scoped children the owner-UID annotation).
-pub fn prunable<K: Resource>(o: &K, owner: Owner<'_>, namespaced: bool) -> bool {
-    if !is_ours(o.labels(), owner.namespace, owner.name) || o.meta().deletion_timestamp.is_some() {
+pub fn prunable<C: Cached>(o: &C, owner: Owner<'_>, namespaced: bool) -> bool {
+    if o.owner() != Some((owner.namespace, owner.name)) || o.meta().deletion_timestamp.is_some() {
         return false;
     }
     if namespaced && o.meta().namespace.as_deref() != Some(owner.namespace) {
@@ -413,7 +415,7 @@ pub fn prunable<K: Resource>(o: &K, owner: Owner<'_>, namespaced: bool) -> bool 
     if namespaced {
         o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
     } else {
-        o.annotations().get(meta::OWNER_UID_ANNOTATION).map(String::as_str) == Some(uid)
+        o.owner_uid() == Some(uid)
     }
 }
 
@@ -429,7 +431,7 @@ pub async fn prune<K>(
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Cached + DeserializeOwned,
     K::DynamicType: Clone + Eq + std::hash::Hash,
 {
     let stale: Vec<_> = cached

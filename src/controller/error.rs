@@ -38,6 +38,10 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error("serializing {0} failed: {1}")]
     Serialize(&'static str, #[source] serde_json::Error),
+    #[error(
+        "reading the cached {0} failed: {1}; this is a bug of the operator: please report it with the object's YAML"
+    )]
+    Cached(&'static str, #[source] serde_json::Error),
     #[error("adding the finalizer failed: {0}; the operator retries with backoff")]
     AddFinalizer(#[source] kube::Error),
     #[error("the WindowsApp has no namespace or name")]
@@ -65,6 +69,7 @@ impl Error {
             Error::SecretCheck { .. } => "SecretCheckFailed",
             Error::Build(_) => "BuildFailed",
             Error::Serialize(..) => "SerializeFailed",
+            Error::Cached(..) => "CacheReadFailed",
             Error::MissingMetadata => "MissingMetadata",
             Error::AddFinalizer(_) | Error::RemoveFinalizer(_) => "FinalizerFailed",
         }
@@ -82,7 +87,7 @@ impl Error {
             | Error::Status(source)
             | Error::AddFinalizer(source)
             | Error::RemoveFinalizer(source) => matches!(api_code(source), Some(400 | 403 | 422)),
-            Error::Build(_) | Error::Serialize(..) | Error::MissingMetadata => true,
+            Error::Build(_) | Error::Serialize(..) | Error::Cached(..) | Error::MissingMetadata => true,
         }
     }
 }

@@ -4,40 +4,40 @@
 //! Without it each reconcile scanned every cache, and at 1,000 apps those scans (comparing the
 //! labels of 5,000 objects, each time) were about 40 % of the operator's CPU.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::build::meta;
+use super::lean::Cached;
 
 /// An app: namespace and name.
 type AppKey = (String, String);
 
 /// The app a child belongs to, by its labels (the labels every child carries; see
 /// [`super::apply::is_ours`]).
-pub fn labelled_owner<K: Resource>(obj: &K) -> Option<AppKey> {
-    let labels = obj.meta().labels.as_ref()?;
-    if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(meta::MANAGER) {
-        return None;
-    }
-    Some((labels.get(meta::NAMESPACE_LABEL)?.clone(), labels.get(meta::APP_LABEL)?.clone()))
+pub fn labelled_owner<K: Cached>(obj: &K) -> Option<AppKey> {
+    obj.owner().map(|(namespace, app)| (namespace.to_owned(), app.to_owned()))
 }
 
-/// Names of each app's children of one kind.
+/// Names of each app's children of one kind (an app has one or a few of a kind: a list is
+/// smaller than a set).
 #[derive(Debug, Default)]
-struct Names(HashMap<AppKey, BTreeSet<String>>);
+struct Names(HashMap<AppKey, Vec<String>>);
 
 impl Names {
     fn insert(&mut self, owner: AppKey, name: String) {
-        self.0.entry(owner).or_default().insert(name);
+        let names = self.0.entry(owner).or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
     }
 
     fn remove(&mut self, owner: &AppKey, name: &str) {
         if let Some(names) = self.0.get_mut(owner) {
-            names.remove(name);
+            names.retain(|n| n != name);
             if names.is_empty() {
                 self.0.remove(owner);
             }
@@ -72,7 +72,7 @@ impl OwnerIndex {
     }
 
     /// The owner and name under which `obj` is indexed, if any.
-    fn entry<K: Resource>(&self, obj: &K) -> Option<(AppKey, String)> {
+    fn entry<K: Cached>(&self, obj: &K) -> Option<(AppKey, String)> {
         let owner = labelled_owner(obj)?;
         let m = obj.meta();
         if self.namespaced && m.namespace.as_deref() != Some(owner.0.as_str()) {
@@ -82,7 +82,7 @@ impl OwnerIndex {
     }
 
     /// Follows one event of the kind's watch.
-    pub fn observe<K: Resource>(&self, event: &watcher::Event<K>) {
+    pub fn observe<K: Cached>(&self, event: &watcher::Event<K>) {
         let Ok(mut state) = self.state.lock() else { return };
         match event {
             watcher::Event::Apply(o) => {
@@ -119,7 +119,7 @@ impl OwnerIndex {
                 .live
                 .0
                 .get(&(namespace.to_owned(), name.to_owned()))
-                .map(|n| n.iter().cloned().collect())
+                .map(|n| n.to_vec())
                 .unwrap_or_default(),
             Err(_) => return Vec::new(),
         };
@@ -160,11 +160,17 @@ impl<K: Resource<DynamicType = ()> + 'static> std::ops::Deref for Cache<K> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lean::Lean;
     use super::*;
+    use crate::build::meta;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::reflector::store::Writer;
 
-    fn child(namespace: &str, name: &str, app: (&str, &str)) -> ConfigMap {
+    fn child(namespace: &str, name: &str, app: (&str, &str)) -> Lean<ConfigMap> {
+        Lean::from_typed(&typed_child(namespace, name, app)).expect("a ConfigMap")
+    }
+
+    fn typed_child(namespace: &str, name: &str, app: (&str, &str)) -> ConfigMap {
         let mut cm = ConfigMap::default();
         cm.metadata.namespace = Some(namespace.to_owned());
         cm.metadata.name = Some(name.to_owned());
@@ -178,8 +184,8 @@ mod tests {
     }
 
     /// Feeds `events` to a cache and its index, as the watch does.
-    fn follow(events: Vec<watcher::Event<ConfigMap>>) -> Cache<ConfigMap> {
-        let mut writer = Writer::<ConfigMap>::default();
+    fn follow(events: Vec<watcher::Event<Lean<ConfigMap>>>) -> Cache<Lean<ConfigMap>> {
+        let mut writer = Writer::<Lean<ConfigMap>>::default();
         let cache = Cache { store: writer.as_reader(), owned: Arc::new(OwnerIndex::new(true)) };
         for e in events {
             writer.apply_watcher_event(&e);
@@ -188,7 +194,7 @@ mod tests {
         cache
     }
 
-    fn names(cache: &Cache<ConfigMap>, namespace: &str, app: &str) -> Vec<String> {
+    fn names(cache: &Cache<Lean<ConfigMap>>, namespace: &str, app: &str) -> Vec<String> {
         let mut n: Vec<String> =
             cache.children(namespace, app).iter().filter_map(|c| c.metadata.name.clone()).collect();
         n.sort();
@@ -196,13 +202,13 @@ mod tests {
     }
 
     /// What the index itself holds for the app (before the cache is consulted).
-    fn indexed(cache: &Cache<ConfigMap>, namespace: &str, app: &str) -> Vec<String> {
+    fn indexed(cache: &Cache<Lean<ConfigMap>>, namespace: &str, app: &str) -> Vec<String> {
         let state = cache.owned.state.lock().expect("index lock");
         state
             .live
             .0
             .get(&(namespace.to_owned(), app.to_owned()))
-            .map(|n| n.iter().cloned().collect())
+            .map(|n| n.to_vec())
             .unwrap_or_default()
     }
 
@@ -222,9 +228,9 @@ mod tests {
         assert_eq!(names(&cache, "a", "api"), ["api-config"]);
         assert_eq!(names(&cache, "b", "web"), ["web-config"]);
         assert!(names(&cache, "a", "none").is_empty());
-        let mut unlabelled = child("a", "mine", ("a", "web"));
+        let mut unlabelled = typed_child("a", "mine", ("a", "web"));
         unlabelled.metadata.labels = None;
-        let cache = follow(vec![Apply(unlabelled)]);
+        let cache = follow(vec![Apply(Lean::from_typed(&unlabelled).expect("a ConfigMap"))]);
         assert!(names(&cache, "a", "web").is_empty());
     }
 

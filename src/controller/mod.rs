@@ -6,6 +6,7 @@ pub mod apply;
 pub mod diagnose;
 pub mod error;
 pub mod index;
+pub mod lean;
 pub mod observe;
 pub mod status;
 pub mod watch;
@@ -34,6 +35,7 @@ use tracing::{info, instrument, warn};
 use self::apply::{Applied, FIELD_MANAGER, Foreign};
 use self::error::{Error, Result};
 use self::index::Cache;
+use self::lean::Lean;
 use self::status::Observations;
 use self::status::{GmsaCheck, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
@@ -49,17 +51,17 @@ pub const FINALIZER: &str = "winapp.dev/cleanup";
 /// Watch caches of every kind the reconcile reads.
 #[derive(Clone)]
 pub struct Stores {
-    pub deployments: Cache<Deployment>,
+    pub deployments: Cache<Lean<Deployment>>,
     /// Node agents' workloads.
-    pub daemon_sets: Cache<DaemonSet>,
-    pub services: Cache<Service>,
-    pub network_policies: Cache<NetworkPolicy>,
-    pub config_maps: Cache<ConfigMap>,
-    pub service_accounts: Cache<ServiceAccount>,
-    pub role_bindings: Cache<RoleBinding>,
-    pub claims: Cache<PersistentVolumeClaim>,
-    pub volumes: Cache<PersistentVolume>,
-    pub cluster_roles: Cache<ClusterRole>,
+    pub daemon_sets: Cache<Lean<DaemonSet>>,
+    pub services: Cache<Lean<Service>>,
+    pub network_policies: Cache<Lean<NetworkPolicy>>,
+    pub config_maps: Cache<Lean<ConfigMap>>,
+    pub service_accounts: Cache<Lean<ServiceAccount>>,
+    pub role_bindings: Cache<Lean<RoleBinding>>,
+    pub claims: Cache<Lean<PersistentVolumeClaim>>,
+    pub volumes: Cache<Lean<PersistentVolume>>,
+    pub cluster_roles: Cache<Lean<ClusterRole>>,
     /// Present while the GMSACredentialSpec CRD is installed.
     pub credspecs: watch::CredSpecs,
     /// Namespaces, metadata only: which gMSA accounts their apps may generate credspecs for.
@@ -602,7 +604,7 @@ fn replicas_to_keep(ctx: &Context, valid: &validate::ValidatedApp) -> Option<i32
         return None;
     }
     let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
-    ctx.stores.deployments.get(&key)?.spec.replicas
+    ctx.stores.deployments.get(&key)?.typed().ok()?.spec.replicas
 }
 
 /// Names of the children to keep, per kind, for pruning.
@@ -769,10 +771,22 @@ async fn apply_all(
     let look = async {
         match &workload {
             Some(Workload::Deployment(d)) => {
-                apply::look_up(&Api::namespaced(client.clone(), ns), &s.deployments, "Deployment", &d.name_any()).await
+                apply::look_up(
+                    &Api::<Deployment>::namespaced(client.clone(), ns),
+                    &s.deployments,
+                    "Deployment",
+                    &d.name_any(),
+                )
+                .await
             }
             Some(Workload::DaemonSet(d)) => {
-                apply::look_up(&Api::namespaced(client.clone(), ns), &s.daemon_sets, "DaemonSet", &d.name_any()).await
+                apply::look_up(
+                    &Api::<DaemonSet>::namespaced(client.clone(), ns),
+                    &s.daemon_sets,
+                    "DaemonSet",
+                    &d.name_any(),
+                )
+                .await
             }
             None => Ok(None),
         }
@@ -814,11 +828,11 @@ type ChildOutcome = std::result::Result<apply::ChildApplied, Foreign>;
 
 /// Applies one child (see [`apply::apply`]), returning its kind and name with the outcome.
 #[allow(clippy::too_many_arguments)]
-fn apply_child<'a, K>(
+fn apply_child<'a, K, C>(
     ctx: &'a Context,
     api: Api<K>,
-    store: Store<K>,
-    dyntype: K::DynamicType,
+    store: Store<C>,
+    dyntype: C::DynamicType,
     kind: &'static str,
     obj: K,
     owner: (&'a str, &'a str),
@@ -826,7 +840,9 @@ fn apply_child<'a, K>(
 ) -> ChildFuture<'a>
 where
     K: Resource + serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Clone + Eq + std::hash::Hash + Send + Sync,
+    K::DynamicType: Send + Sync,
+    C: lean::Cached,
+    C::DynamicType: Clone + Eq + std::hash::Hash + Send + Sync,
 {
     Box::pin(async move {
         let name = obj.name_any();

@@ -36,22 +36,24 @@ pub async fn observe(
     let name = meta::workload_name(app);
     let now = Timestamp::now();
     let (workload, stuck) = if app.node_agent {
-        match ctx.stores.daemon_sets.get(&ObjectRef::new(&name).within(&app.namespace)) {
-            Some(d) => {
+        match ctx.stores.daemon_sets.get(&ObjectRef::new(&name).within(&app.namespace)).map(|d| d.typed()) {
+            Some(Ok(d)) => {
                 let check = daemon_set(&d, workload_current, app, &ctx.progress, stalled_since, now);
                 let stuck = Stuck { uid: d.metadata.uid.clone(), replica_failure: None, idle: check.idle };
                 (Some(check), Some(stuck))
             }
+            Some(Err(e)) => return Err(Error::Cached("DaemonSet", e)),
             None => (None, None),
         }
     } else {
-        match ctx.stores.deployments.get(&ObjectRef::new(&name).within(&app.namespace)) {
-            Some(d) => {
+        match ctx.stores.deployments.get(&ObjectRef::new(&name).within(&app.namespace)).map(|d| d.typed()) {
+            Some(Ok(d)) => {
                 let stuck = Stuck::of_deployment(&d, now);
                 let mut check = deployment(&d, workload_current);
                 check.idle = stuck.idle;
                 (Some(check), Some(stuck))
             }
+            Some(Err(e)) => return Err(Error::Cached("Deployment", e)),
             None => (None, None),
         }
     };
@@ -396,12 +398,12 @@ async fn claims(ctx: &Context, app: &ValidatedApp) -> Result<Vec<ClaimCheck>> {
     let mut out = Vec::new();
     for v in &app.volumes {
         let claim = meta::claim_name(app, &v.name);
-        let bound = ctx
-            .stores
-            .claims
-            .get(&ObjectRef::new(&claim).within(&app.namespace))
-            .and_then(|c| c.status.as_ref().and_then(|s| s.phase.clone()))
-            .is_some_and(|p| p == "Bound");
+        let bound = match ctx.stores.claims.get(&ObjectRef::new(&claim).within(&app.namespace)) {
+            Some(c) => c.typed().map_err(|e| Error::Cached("PersistentVolumeClaim", e))?.status,
+            None => None,
+        }
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p == "Bound");
         let missing_secret = match &v.source {
             VolumeSource::Smb { secret_name, .. } => {
                 let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &app.namespace);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, PodTemplateSpec, Secret, Service,
-    ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -29,6 +28,7 @@ use super::Stores;
 use super::Watched;
 use super::apply::Echoes;
 use super::index::{Cache, OwnerIndex};
+use super::lean::Lean;
 use crate::build::{identity, meta};
 use crate::gmsa_policy;
 use crate::metrics::Metrics;
@@ -92,7 +92,7 @@ fn child_cache<K>(
     signature: Option<Workload<K>>,
 ) -> (Cache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: super::lean::Cached<DynamicType = ()> + DeserializeOwned,
     K::Scope: ScopeKind,
 {
     let (store, writer) = reflector::store();
@@ -201,44 +201,6 @@ pub fn slim<K: Resource + 'static>(obj: &mut K) {
         status.volumes_in_use = None;
         status.volumes_attached = None;
     }
-    if let Some(d) = any.downcast_mut::<Deployment>() {
-        compact_template(&mut d.metadata, &mut d.spec.template);
-    }
-    if let Some(d) = any.downcast_mut::<DaemonSet>() {
-        compact_template(&mut d.metadata, &mut d.spec.template);
-    }
-}
-
-/// Where a cached workload keeps its pod template as compact JSON. Only in the operator's
-/// memory: nothing read from a cache is ever sent to the API server.
-pub const CACHED_TEMPLATE: &str = "winapp.dev/cached-pod-template";
-
-/// A pod template is the bulk of a cached Deployment (about 10 KB as Rust structs, a quarter
-/// of that as JSON), and only drift detection reads it, as JSON. It is kept as a JSON string
-/// and turned back by [`expand_cached`] when compared: the same comparison, less memory.
-fn compact_template(meta: &mut ObjectMeta, template: &mut PodTemplateSpec) {
-    let full = std::mem::take(template);
-    match serde_json::to_string(&full) {
-        Ok(json) => {
-            meta.annotations.get_or_insert_with(Default::default).insert(CACHED_TEMPLATE.to_owned(), json);
-        }
-        Err(_) => *template = full,
-    }
-}
-
-/// Puts back the pod template that [`slim`] compacted, in the JSON form of a cached object
-/// (`spec.template`), so that it compares as the object the API server returned.
-pub fn expand_cached(have: &mut serde_json::Value) {
-    let compacted = have
-        .pointer_mut("/metadata/annotations")
-        .and_then(serde_json::Value::as_object_mut)
-        .and_then(|a| a.remove(CACHED_TEMPLATE));
-    let Some(serde_json::Value::String(json)) = compacted else { return };
-    if let (Ok(template), Some(spec)) =
-        (serde_json::from_str::<serde_json::Value>(&json), have.pointer_mut("/spec").and_then(|s| s.as_object_mut()))
-    {
-        spec.insert("template".to_owned(), template);
-    }
 }
 
 /// Hash of what may change what the operator applies: generation (the spec), labels and
@@ -301,6 +263,23 @@ fn deployment_signature(d: &Deployment) -> u64 {
     h.finish()
 }
 
+/// [`deployment_signature`] of a cached Deployment. One that does not decode (it cannot: the
+/// API server sent it) has its resourceVersion as its signature: every change triggers.
+fn cached_deployment_signature(d: &Lean<Deployment>) -> u64 {
+    d.typed().map_or_else(|_| version_signature(d), |d| deployment_signature(&d))
+}
+
+/// [`daemon_set_signature`] of a cached DaemonSet (see [`cached_deployment_signature`]).
+fn cached_daemon_set_signature(d: &Lean<DaemonSet>) -> u64 {
+    d.typed().map_or_else(|_| version_signature(d), |d| daemon_set_signature(&d))
+}
+
+fn version_signature<K: Resource>(o: &K) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    o.meta().resource_version.hash(&mut h);
+    h.finish()
+}
+
 /// The same for a node agent's DaemonSet.
 fn daemon_set_signature(d: &DaemonSet) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -320,7 +299,7 @@ fn daemon_set_signature(d: &DaemonSet) -> u64 {
 }
 
 /// The app a cluster-scoped child belongs to, from its labels.
-fn owner_of<K: Resource>(obj: &K) -> Option<ObjectRef<Watched>> {
+fn owner_of<K: super::lean::Cached>(obj: &K) -> Option<ObjectRef<Watched>> {
     let (namespace, name) = super::index::labelled_owner(obj)?;
     Some(ObjectRef::new(&name).within(&namespace))
 }
@@ -491,18 +470,24 @@ pub fn controller(
     let app_events = counted(app_events, metrics, "windowsapps");
     let echoes = Arc::new(Echoes::default());
     let workload_activity = Arc::new(WorkloadActivity::default());
-    let (deployments, deployment_events) =
-        child_cache::<Deployment>(api(client, scope), &echoes, Some((deployment_signature, &workload_activity)));
-    let (daemon_sets, daemon_set_events) =
-        child_cache::<DaemonSet>(api(client, scope), &echoes, Some((daemon_set_signature, &workload_activity)));
-    let (services, service_events) = child_cache::<Service>(api(client, scope), &echoes, None);
-    let (network_policies, np_events) = child_cache::<NetworkPolicy>(api(client, scope), &echoes, None);
-    let (config_maps, config_map_events) = child_cache::<ConfigMap>(api(client, scope), &echoes, None);
-    let (service_accounts, sa_events) = child_cache::<ServiceAccount>(api(client, scope), &echoes, None);
-    let (role_bindings, rb_events) = child_cache::<RoleBinding>(api(client, scope), &echoes, None);
-    let (claims, claim_events) = child_cache::<PersistentVolumeClaim>(api(client, scope), &echoes, None);
-    let (volumes, volume_events) = child_cache::<PersistentVolume>(Api::all(client.clone()), &echoes, None);
-    let (cluster_roles, cr_events) = child_cache::<ClusterRole>(Api::all(client.clone()), &echoes, None);
+    let (deployments, deployment_events) = child_cache::<Lean<Deployment>>(
+        api(client, scope),
+        &echoes,
+        Some((cached_deployment_signature, &workload_activity)),
+    );
+    let (daemon_sets, daemon_set_events) = child_cache::<Lean<DaemonSet>>(
+        api(client, scope),
+        &echoes,
+        Some((cached_daemon_set_signature, &workload_activity)),
+    );
+    let (services, service_events) = child_cache::<Lean<Service>>(api(client, scope), &echoes, None);
+    let (network_policies, np_events) = child_cache::<Lean<NetworkPolicy>>(api(client, scope), &echoes, None);
+    let (config_maps, config_map_events) = child_cache::<Lean<ConfigMap>>(api(client, scope), &echoes, None);
+    let (service_accounts, sa_events) = child_cache::<Lean<ServiceAccount>>(api(client, scope), &echoes, None);
+    let (role_bindings, rb_events) = child_cache::<Lean<RoleBinding>>(api(client, scope), &echoes, None);
+    let (claims, claim_events) = child_cache::<Lean<PersistentVolumeClaim>>(api(client, scope), &echoes, None);
+    let (volumes, volume_events) = child_cache::<Lean<PersistentVolume>>(Api::all(client.clone()), &echoes, None);
+    let (cluster_roles, cr_events) = child_cache::<Lean<ClusterRole>>(Api::all(client.clone()), &echoes, None);
     let (nodes, node_events) = cached::<Node>(Api::all(client.clone()), watcher::Config::default().any_semantic());
     let (runtime_classes, runtime_class_events) =
         cached::<RuntimeClass>(Api::all(client.clone()), watcher::Config::default().any_semantic());
@@ -688,17 +673,16 @@ mod tests {
     #[test]
     fn a_cached_workload_compares_as_the_object_the_api_server_returned() {
         let original = deployment();
-        let mut cached = original.clone();
+        let mut cached: Lean<Deployment> =
+            serde_json::from_value(serde_json::to_value(&original).expect("serializable")).expect("decodes");
         slim(&mut cached);
-        // The bulk is gone from the structs...
-        assert_eq!(cached.spec.template, PodTemplateSpec::default());
         assert!(cached.metadata.managed_fields.is_none());
-        // ...and the JSON the comparison reads is the original's, managedFields aside.
-        let mut have = serde_json::to_value(&cached).expect("serializable");
-        expand_cached(&mut have);
+        // The JSON the comparison reads is the original's, managedFields aside, and the
+        // signature is the typed object's.
         let mut want = serde_json::to_value(&original).expect("serializable");
         want["metadata"].as_object_mut().expect("metadata").remove("managedFields");
-        assert_eq!(have, want);
+        assert_eq!(cached.to_json().expect("encodes"), want);
+        assert_eq!(cached_deployment_signature(&cached), deployment_signature(&original));
     }
 
     fn with_progressing(reason: &str, status: &str) -> Deployment {
@@ -773,33 +757,5 @@ mod tests {
         };
         assert_eq!(ds(&[]), ds(&[("deprecated.daemonset.template.generation", "2")]));
         assert_ne!(ds(&[]), ds(&[("team", "x")]));
-    }
-
-    #[test]
-    fn expanding_an_object_that_was_not_compacted_changes_nothing() {
-        let mut have = serde_json::to_value(deployment()).expect("serializable");
-        let before = have.clone();
-        expand_cached(&mut have);
-        assert_eq!(have, before);
-    }
-
-    #[test]
-    fn a_daemon_set_is_compacted_too() {
-        let d = deployment();
-        let mut ds = DaemonSet {
-            metadata: d.metadata.clone(),
-            spec: k8s_openapi::api::apps::v1::DaemonSetSpec {
-                selector: d.spec.selector,
-                template: d.spec.template,
-                ..Default::default()
-            },
-            status: None,
-        };
-        let template = serde_json::to_value(&ds.spec.template).expect("serializable");
-        slim(&mut ds);
-        let mut have = serde_json::to_value(&ds).expect("serializable");
-        assert!(have["spec"].get("template").is_none_or(|t| t.as_object().is_some_and(|o| o.is_empty())));
-        expand_cached(&mut have);
-        assert_eq!(have["spec"]["template"], template);
     }
 }
