@@ -119,8 +119,9 @@ pub struct WindowsAppSpec {
 
     /// Liveness, readiness and startup probes. Unset probes get Windows-friendly defaults
     /// when a port is named `http` (a startup probe that allows 10 minutes for IIS to start).
+    // Boxed, like `gmsa`: a thousand cached apps would each carry its 1 KB inline, set or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<Probes>,
+    pub probes: Option<Box<Probes>>,
 
     /// Rolling update limits. Default maxSurge 25%, maxUnavailable 0 (no capacity lost
     /// while slow-starting Windows pods come up); for a `nodeAgent`, maxSurge 0 and
@@ -154,7 +155,7 @@ pub struct WindowsAppSpec {
 
     /// Group Managed Service Account identity for the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gmsa: Option<Gmsa>,
+    pub gmsa: Option<Box<Gmsa>>,
 
     /// Run as a HostProcess container (node agents): every container runs on the host,
     /// with host networking, as the given host account.

@@ -115,12 +115,9 @@ impl OwnerIndex {
         K: Resource<DynamicType = ()> + Clone + 'static,
     {
         let names: Vec<String> = match self.state.lock() {
-            Ok(state) => state
-                .live
-                .0
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .map(|n| n.to_vec())
-                .unwrap_or_default(),
+            Ok(state) => {
+                state.live.0.get(&(namespace.to_owned(), name.to_owned())).map(|n| n.to_vec()).unwrap_or_default()
+            }
             Err(_) => return Vec::new(),
         };
         names
@@ -204,12 +201,7 @@ mod tests {
     /// What the index itself holds for the app (before the cache is consulted).
     fn indexed(cache: &Cache<Lean<ConfigMap>>, namespace: &str, app: &str) -> Vec<String> {
         let state = cache.owned.state.lock().expect("index lock");
-        state
-            .live
-            .0
-            .get(&(namespace.to_owned(), app.to_owned()))
-            .map(|n| n.to_vec())
-            .unwrap_or_default()
+        state.live.0.get(&(namespace.to_owned(), app.to_owned())).map(|n| n.to_vec()).unwrap_or_default()
     }
 
     #[test]

@@ -380,7 +380,7 @@ pub fn validate_with(
     let (pod_labels, pod_annotations, pod_spec_overrides) =
         overrides::pod_template(spec.pod_template.as_ref(), host_process_user.is_some(), policy, &mut errors);
 
-    let probes = workload::resolve_probes(spec.probes.as_ref(), &spec.ports);
+    let probes = workload::resolve_probes(spec.probes.as_deref(), &spec.ports);
     let rollout = spec.rollout.clone().unwrap_or_default();
 
     if !errors.is_empty() {
