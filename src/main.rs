@@ -291,10 +291,11 @@ fn run_cmd(args: RunArgs) -> ExitCode {
     };
     // One thread. The controller's stream, and with it every watch and reconcile, is polled by
     // `block_on` on this thread anyway; only the HTTP server, the Lease, the signal handler and
-    // some housekeeping were spawned onto workers. The operator is waiting on the API server nearly all the time
-    // (8.5 s of CPU to bring 1,000 apps to Ready in 4 minutes), and a second thread cost memory:
-    // glibc gives each allocating thread an arena of its own. A restart over 1,000 apps peaked
-    // 2.5 MiB lower with one thread (39.6/38.9 MiB against 41.8/41.6) and took less CPU.
+    // some housekeeping were spawned onto workers. The operator waits on the API server nearly
+    // all the time (5 s of CPU to bring 1,000 apps to Ready in 4 minutes, scripts/bench), and a
+    // second thread cost memory: glibc gives each allocating thread an arena of its own. A
+    // restart over 1,000 apps peaked 2.5 MiB lower with one thread (39.6/38.9 MiB against
+    // 41.8/41.6) and took less CPU.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

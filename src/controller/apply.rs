@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
-use super::lean::Cached;
+use super::lean::{Cached, Lean};
 use crate::build::meta;
 
 /// The field manager of every write this operator makes.
@@ -164,9 +164,15 @@ pub fn unchanged_since_write(w: &Written, hash: &str, cached_rv: Option<&str>) -
 
 /// Whether `obj` carries the labels of the app `namespace/name`.
 pub fn is_ours(labels: &std::collections::BTreeMap<String, String>, namespace: &str, name: &str) -> bool {
-    labels.get(meta::APP_LABEL).map(String::as_str) == Some(name)
-        && labels.get(meta::NAMESPACE_LABEL).map(String::as_str) == Some(namespace)
-        && labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some(meta::MANAGER)
+    labelled_app(labels) == Some((namespace, name))
+}
+
+/// Pure: the app (namespace, name) that labels with the operator's managed-by label name.
+pub fn labelled_app(labels: &std::collections::BTreeMap<String, String>) -> Option<(&str, &str)> {
+    if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(meta::MANAGER) {
+        return None;
+    }
+    Some((labels.get(meta::NAMESPACE_LABEL)?, labels.get(meta::APP_LABEL)?))
 }
 
 /// Adds the applied-hash annotation to `desired` and returns its JSON and the hash.
@@ -248,12 +254,16 @@ pub type LookedUp = Option<ObjectMeta>;
 /// Asks the API server for `name` unless the cache has it (None then: [`apply`] reads the
 /// cache). A new app's workload is looked up this way while its other children are applied,
 /// so that its own apply is one round trip, not two.
-pub async fn look_up<K, C>(api: &Api<K>, store: &Store<C>, kind: &'static str, name: &str) -> Result<Option<LookedUp>>
+pub async fn look_up<K>(
+    api: &Api<K>,
+    store: &Store<Lean<K>>,
+    kind: &'static str,
+    name: &str,
+) -> Result<Option<LookedUp>>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-    C: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + 'static,
 {
-    let mut key = ObjectRef::<C>::new(name);
+    let mut key = ObjectRef::<Lean<K>>::new(name);
     if let Some(ns) = api.namespace() {
         key = key.within(ns);
     }

@@ -24,6 +24,7 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::apply::labelled_app;
 use crate::build::meta;
 
 /// Which app a child belongs to, by its labels, and the owner-UID annotation of a cluster-scoped
@@ -53,10 +54,15 @@ impl<K> Clone for Lean<K> {
     }
 }
 
+/// The metadata and the body's size: a ConfigMap's body is its files, which may hold what
+/// does not belong in a log.
 impl<K> fmt::Debug for Lean<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let body = self.body_json().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        f.debug_struct("Lean").field("metadata", &self.metadata).field("body", &body).finish()
+        f.debug_struct("Lean")
+            .field("metadata", &self.metadata)
+            .field("owner", &self.owner)
+            .field("body_bytes", &self.body.len())
+            .finish()
     }
 }
 
@@ -100,16 +106,13 @@ impl<K> Lean<K> {
         let labels = metadata.labels.take().unwrap_or_default();
         let mut annotations = metadata.annotations.take().unwrap_or_default();
         annotations.remove(LAST_APPLIED);
-        let owner = (labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some(meta::MANAGER))
-            .then(|| Some((labels.get(meta::NAMESPACE_LABEL)?, labels.get(meta::APP_LABEL)?)))
-            .flatten()
-            .map(|(namespace, app)| {
-                Box::new(Ownership {
-                    namespace: namespace.as_str().into(),
-                    app: app.as_str().into(),
-                    uid: annotations.get(meta::OWNER_UID_ANNOTATION).map(|u| u.as_str().into()),
-                })
-            });
+        let owner = labelled_app(&labels).map(|(namespace, app)| {
+            Box::new(Ownership {
+                namespace: namespace.into(),
+                app: app.into(),
+                uid: annotations.get(meta::OWNER_UID_ANNOTATION).map(|u| u.as_str().into()),
+            })
+        });
         let mut maps = Map::new();
         if !labels.is_empty() {
             maps.insert("labels".to_owned(), serde_json::to_value(labels)?);
@@ -212,7 +215,7 @@ pub trait Cached: Resource + Clone + fmt::Debug + Send + Sync + 'static {
     /// The object in JSON, for comparing with what the operator applies.
     fn to_json(&self) -> serde_json::Result<Value>;
     /// The app (namespace, name) whose labels the object carries, with the operator's
-    /// managed-by label (see [`super::apply::is_ours`]).
+    /// managed-by label (see [`super::apply::labelled_app`]).
     fn owner(&self) -> Option<(&str, &str)>;
     /// The owner-UID annotation that ties a cluster-scoped child to its app.
     fn owner_uid(&self) -> Option<&str>;
@@ -239,11 +242,7 @@ impl Cached for DynamicObject {
     }
 
     fn owner(&self) -> Option<(&str, &str)> {
-        let labels = self.metadata.labels.as_ref()?;
-        if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(meta::MANAGER) {
-            return None;
-        }
-        Some((labels.get(meta::NAMESPACE_LABEL)?, labels.get(meta::APP_LABEL)?))
+        labelled_app(self.metadata.labels.as_ref()?)
     }
 
     fn owner_uid(&self) -> Option<&str> {

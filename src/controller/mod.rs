@@ -482,7 +482,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     if let Some(build::workload::Workload::Deployment(deployment)) = &mut children.workload {
         if valid.replicas.is_none() {
             hand_over_replicas(ctx, valid).await?;
-        } else if let Some(running) = replicas_to_keep(ctx, valid) {
+        } else if let Some(running) = replicas_to_keep(ctx, valid)? {
             deployment.spec.replicas = Some(running);
         }
     }
@@ -598,13 +598,17 @@ async fn hand_over_replicas(ctx: &Context, valid: &validate::ValidatedApp) -> Re
 
 /// No `spec.replicas` (and not autoscaled): 1 when the Deployment is created, then the running
 /// count is kept, so that turning `autoscaled` off, or a `kubectl scale`, does not drop the
-/// app back to one pod. An explicit `spec.replicas` always wins.
-fn replicas_to_keep(ctx: &Context, valid: &validate::ValidatedApp) -> Option<i32> {
+/// app back to one pod. An explicit `spec.replicas` always wins. A cached Deployment that does
+/// not decode is an error: read as "no count" it would scale the app down to one pod.
+fn replicas_to_keep(ctx: &Context, valid: &validate::ValidatedApp) -> Result<Option<i32>> {
     if valid.replicas_explicit {
-        return None;
+        return Ok(None);
     }
     let key = ObjectRef::new(&meta::workload_name(valid)).within(&valid.namespace);
-    ctx.stores.deployments.get(&key)?.typed().ok()?.spec.replicas
+    match ctx.stores.deployments.get(&key) {
+        Some(d) => Ok(d.typed().map_err(|e| Error::Cached("Deployment", e))?.spec.replicas),
+        None => Ok(None),
+    }
 }
 
 /// Names of the children to keep, per kind, for pruning.
@@ -771,22 +775,10 @@ async fn apply_all(
     let look = async {
         match &workload {
             Some(Workload::Deployment(d)) => {
-                apply::look_up(
-                    &Api::<Deployment>::namespaced(client.clone(), ns),
-                    &s.deployments,
-                    "Deployment",
-                    &d.name_any(),
-                )
-                .await
+                apply::look_up(&Api::namespaced(client.clone(), ns), &s.deployments, "Deployment", &d.name_any()).await
             }
             Some(Workload::DaemonSet(d)) => {
-                apply::look_up(
-                    &Api::<DaemonSet>::namespaced(client.clone(), ns),
-                    &s.daemon_sets,
-                    "DaemonSet",
-                    &d.name_any(),
-                )
-                .await
+                apply::look_up(&Api::namespaced(client.clone(), ns), &s.daemon_sets, "DaemonSet", &d.name_any()).await
             }
             None => Ok(None),
         }
