@@ -27,8 +27,11 @@ pub mod reason {
     pub const NEW_GENERATION: &str = "NewGeneration";
     pub const SUSPENDED: &str = "Suspended";
     pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// `spec.podTemplate` overrides something the platform's pod policy does not allow.
+    /// `spec.podTemplate` overrides something the platform's policy does not allow.
     pub const OVERRIDE_NOT_ALLOWED: &str = "OverrideNotAllowed";
+    /// The spec asks for a power beyond its namespace (HostProcess, a pod on every node, another
+    /// pool's taint, a RuntimeClass, an SMB PersistentVolume) that the platform has not granted.
+    pub const NOT_ALLOWED: &str = "NotAllowed";
     pub const NO_WINDOWS_NODES: &str = "NoMatchingWindowsNodes";
     pub const NODES_FOUND: &str = "NodesFound";
     pub const WAITING_FOR_NODES: &str = "WaitingForNodes";
@@ -69,6 +72,7 @@ pub mod reason {
         SUSPENDED,
         INVALID_SPEC,
         OVERRIDE_NOT_ALLOWED,
+        NOT_ALLOWED,
         NO_WINDOWS_NODES,
         NODES_FOUND,
         WAITING_FOR_NODES,

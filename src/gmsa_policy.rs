@@ -3,20 +3,29 @@
 //!
 //! - An existing GMSACredentialSpec may be used by the apps of the namespaces named in its
 //!   annotation [`ALLOWED_NAMESPACES`].
-//! - A generated one (`spec.gmsa.credentialSpec`) may name an account only if the app's Namespace
-//!   lists it in its annotation [`GMSA_ACCOUNTS`].
+//! - A generated one (`spec.gmsa.credentialSpec`) may name an identity only if the app's Namespace
+//!   lists it in its annotation [`GMSA_ACCOUNTS`] as `DOMAIN\account`, the domain by its DNS or
+//!   NetBIOS name (an entry without a domain, as earlier versions took them, still allows the
+//!   account in any domain, with a warning), and may carry portable CCG plugin settings
+//!   (`hostAccount`) only if a line of the Namespace's [`GMSA_CCG_PLUGINS`] names them.
 //!
-//! Both annotations are comma-separated lists; whitespace around an entry is ignored, empty
-//! entries are dropped, and `*` allows every namespace or account. Namespace names compare
-//! exactly (they are lowercase DNS labels); account names compare case-insensitively, as Active
-//! Directory does, and with or without the trailing `$` of a sAMAccountName.
+//! [`ALLOWED_NAMESPACES`] and [`GMSA_ACCOUNTS`] are comma-separated lists; whitespace around an
+//! entry is ignored, empty entries are dropped, and `*` allows every namespace or identity.
+//! Namespace names compare exactly (they are lowercase DNS labels); domain and account names
+//! compare case-insensitively, as Active Directory does, and accounts with or without the
+//! trailing `$` of a sAMAccountName.
 
 use std::collections::BTreeMap;
 
+use crate::api::CredentialSpec;
+
 /// On a GMSACredentialSpec: the namespaces whose apps may use it.
 pub const ALLOWED_NAMESPACES: &str = "winapp.dev/allowed-namespaces";
-/// On a Namespace: the gMSA accounts its apps may generate a credspec for.
+/// On a Namespace: the gMSA identities (`DOMAIN\account`) its apps may generate a credspec for.
 pub const GMSA_ACCOUNTS: &str = "winapp.dev/gmsa-accounts";
+/// On a Namespace: the portable CCG plugin settings its apps' generated credspecs may carry, one
+/// `{PLUGIN-GUID} INPUT` a line (INPUT may end with `*` to match a prefix; a line `*` allows any).
+pub const GMSA_CCG_PLUGINS: &str = "winapp.dev/gmsa-ccg-plugins";
 
 /// Longest annotation value quoted in a message (the status message stays readable).
 const QUOTE_MAX: usize = 200;
@@ -25,6 +34,9 @@ const QUOTE_MAX: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allowed,
+    /// Allowed by an entry that is looser than it should be (an account without its domain):
+    /// the message says how to pin it.
+    AllowedWithWarning(String),
     /// Not allowed: the message names the annotation, the object it belongs on, and the value to
     /// add.
     NotAllowed(String),
@@ -32,7 +44,7 @@ pub enum Decision {
 
 impl Decision {
     pub fn is_allowed(&self) -> bool {
-        matches!(self, Decision::Allowed)
+        matches!(self, Decision::Allowed | Decision::AllowedWithWarning(_))
     }
 }
 
@@ -74,20 +86,108 @@ pub fn existing_credspec(credspec: &str, annotations: &BTreeMap<String, String>,
     ))
 }
 
-/// May the apps of `namespace`, whose annotations are `annotations`, generate a credspec for
-/// the gMSA `account`?
-pub fn generated_credspec(account: &str, namespace: &str, annotations: &BTreeMap<String, String>) -> Decision {
-    let value = annotations.get(GMSA_ACCOUNTS).map(String::as_str);
-    if account_allowed(value, account) {
-        return Decision::Allowed;
+/// One entry of [`GMSA_ACCOUNTS`]: `DOMAIN\account`, `DOMAIN\*`, a bare `account` (no domain:
+/// the form of earlier versions), or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEntry {
+    /// None: any domain.
+    pub domain: Option<String>,
+    /// None: any account (`*`).
+    pub account: Option<String>,
+}
+
+impl AccountEntry {
+    /// Reads an entry (already trimmed and non-empty).
+    pub fn parse(entry: &str) -> AccountEntry {
+        let any = |s: &str| (s != "*").then(|| s.to_owned());
+        match entry.rsplit_once('\\') {
+            Some((domain, account)) => AccountEntry { domain: any(domain.trim()), account: any(account.trim()) },
+            None => AccountEntry { domain: None, account: any(entry) },
+        }
     }
-    let now = match value {
-        None => "it has no such annotation".to_owned(),
-        Some(v) => format!("it is now \"{}\"", quote(v)),
-    };
-    Decision::NotAllowed(format!(
-        "the gMSA account {account} (spec.gmsa.credentialSpec.account) is not allowed in namespace {namespace}: the platform team must add {account} to the annotation {GMSA_ACCOUNTS} on the Namespace {namespace} (comma-separated account names, case-insensitive, or *; {now})"
-    ))
+
+    /// Whether the entry allows `account` of the domain named `dns_name` / `net_bios_name`.
+    fn allows(&self, account: &str, dns_name: &str, net_bios_name: &str) -> bool {
+        let account_ok = self.account.as_deref().is_none_or(|a| normalize_account(a) == normalize_account(account));
+        let domain_ok = self
+            .domain
+            .as_deref()
+            .is_none_or(|d| d.eq_ignore_ascii_case(dns_name) || d.eq_ignore_ascii_case(net_bios_name));
+        account_ok && domain_ok
+    }
+
+    /// An entry that names an account but no domain (`*` alone is a deliberate choice).
+    fn lacks_domain(&self) -> bool {
+        self.domain.is_none() && self.account.is_some()
+    }
+}
+
+/// May the apps of `namespace`, whose annotations are `annotations`, generate the credspec
+/// `spec`: its identity (account and domain) by [`GMSA_ACCOUNTS`], and its portable CCG plugin
+/// settings, if any, by [`GMSA_CCG_PLUGINS`]?
+pub fn generated_credspec(spec: &CredentialSpec, namespace: &str, annotations: &BTreeMap<String, String>) -> Decision {
+    let d = &spec.domain;
+    let identity = format!("{}\\{}", d.net_bios_name, spec.account);
+    let value = annotations.get(GMSA_ACCOUNTS).map(String::as_str);
+    let matching: Vec<AccountEntry> = value
+        .into_iter()
+        .flat_map(entries)
+        .map(AccountEntry::parse)
+        .filter(|e| e.allows(&spec.account, &d.dns_name, &d.net_bios_name))
+        .collect();
+    if matching.is_empty() {
+        let now = match value {
+            None => "it has no such annotation".to_owned(),
+            Some(v) => format!("it is now \"{}\"", quote(v)),
+        };
+        return Decision::NotAllowed(format!(
+            "the gMSA identity {identity} (spec.gmsa.credentialSpec: account {}, domain {} / {}) is not allowed in namespace {namespace}: the platform team must add {identity} (or {}\\{}) to the annotation {GMSA_ACCOUNTS} on the Namespace {namespace} (comma-separated DOMAIN\\account entries, case-insensitive; {now})",
+            spec.account, d.dns_name, d.net_bios_name, d.dns_name, spec.account
+        ));
+    }
+    if let Some(h) = &spec.host_account {
+        let lines = annotations.get(GMSA_CCG_PLUGINS).map(String::as_str);
+        if !plugin_allowed(lines, &h.plugin_guid, &h.plugin_input) {
+            let now = match lines {
+                None => "it has no such annotation".to_owned(),
+                Some(v) => format!("it is now \"{}\"", quote(v)),
+            };
+            return Decision::NotAllowed(format!(
+                "the portable CCG plugin settings of spec.gmsa.credentialSpec.hostAccount (plugin {}, input \"{}\") are not allowed in namespace {namespace}: they decide whose credentials fetch the gMSA's password; the platform team must add the line \"{} {}\" to the annotation {GMSA_CCG_PLUGINS} on the Namespace {namespace} (one PLUGIN-GUID INPUT a line, INPUT may end with *; {now})",
+                h.plugin_guid,
+                quote(&h.plugin_input),
+                h.plugin_guid,
+                quote(&h.plugin_input)
+            ));
+        }
+    }
+    if matching.iter().all(AccountEntry::lacks_domain) {
+        return Decision::AllowedWithWarning(format!(
+            "the entry {} of {GMSA_ACCOUNTS} on the Namespace {namespace} names no domain, so it allows that account of any domain; the platform team should write {identity} instead",
+            spec.account
+        ));
+    }
+    Decision::Allowed
+}
+
+/// Whether the lines of [`GMSA_CCG_PLUGINS`] (None: no annotation) allow a plugin `guid` with
+/// `input`. GUIDs compare case-insensitively, with or without braces.
+pub fn plugin_allowed(lines: Option<&str>, guid: &str, input: &str) -> bool {
+    let bare = |g: &str| g.trim().trim_start_matches('{').trim_end_matches('}').to_ascii_lowercase();
+    lines.into_iter().flat_map(str::lines).map(str::trim).filter(|l| !l.is_empty()).any(|line| {
+        if line == "*" {
+            return true;
+        }
+        let (g, wanted) = match line.split_once(char::is_whitespace) {
+            Some((g, rest)) => (g, rest.trim()),
+            None => (line, ""),
+        };
+        let input_ok = match wanted.strip_suffix('*') {
+            Some(prefix) => input.starts_with(prefix),
+            None => input == wanted,
+        };
+        bare(g) == bare(guid) && input_ok
+    })
 }
 
 /// `value`, cut to [`QUOTE_MAX`] bytes at a character boundary.

@@ -8,7 +8,7 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 
 use winapp_operator::controller::watch::Scope;
-use winapp_operator::policy::{Policy, Rule};
+use winapp_operator::policy::{Policy, Rule, TaintGrant};
 use winapp_operator::run::{RunConfig, run};
 use winapp_operator::{crd, doctor, render};
 
@@ -34,10 +34,15 @@ enum Command {
         /// Namespace for WindowsApps that name none.
         #[arg(short, long, default_value = "default")]
         namespace: String,
-        /// Allow spec.podTemplate overrides of this rule, as the operator's flag of the same name
-        /// does (repeatable, or comma-separated).
-        #[arg(long = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = pod_rule_parser())]
-        allow_pod_override: Vec<Rule>,
+        /// Allow this rule of the platform's policy, as the operator's flag of the same name does
+        /// (repeatable, or comma-separated; `--allow-pod-override` is an old name of it). What a
+        /// Namespace's annotation winapp.dev/allow grants, render cannot know: name it here.
+        #[arg(long = "allow", alias = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = rule_parser())]
+        allow: Vec<Rule>,
+        /// Allow tolerating this taint (KEY=VALUE, or KEY for any value), as the operator's flag
+        /// of the same name does (repeatable, or comma-separated).
+        #[arg(long = "allow-taint", value_name = "KEY[=VALUE]", value_delimiter = ',')]
+        allow_taint: Vec<TaintGrant>,
     },
     /// Print the WindowsApp CustomResourceDefinition.
     Crd,
@@ -112,12 +117,18 @@ struct RunArgs {
     /// app's children sets off a burst of them). 0 reconciles on every event.
     #[arg(long, default_value_t = 500)]
     debounce_ms: u64,
-    /// Allow spec.podTemplate overrides of this rule (repeatable, or comma-separated); the rules
-    /// in the environment variable WINAPP_ALLOW_POD_OVERRIDES (comma-separated) are allowed too.
-    /// By default every override that widens privilege or escapes placement is refused (Stalled,
-    /// OverrideNotAllowed).
-    #[arg(long = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = pod_rule_parser())]
-    allow_pod_override: Vec<Rule>,
+    /// Allow this rule of the platform's policy for every app (repeatable, or comma-separated;
+    /// `--allow-pod-override` is an old name of it); the rules in the environment variables
+    /// WINAPP_ALLOW and WINAPP_ALLOW_POD_OVERRIDES (comma-separated) are allowed too. By default
+    /// every power beyond the app's namespace is refused (Stalled, NotAllowed or
+    /// OverrideNotAllowed); a Namespace's annotation winapp.dev/allow grants rules to its apps.
+    #[arg(long = "allow", alias = "allow-pod-override", value_name = "RULE", value_delimiter = ',', value_parser = rule_parser())]
+    allow: Vec<Rule>,
+    /// Allow every app to tolerate this taint beyond the Windows pool conventions: KEY=VALUE, or
+    /// KEY for any value (repeatable, or comma-separated; also WINAPP_ALLOW_TAINTS). A Namespace's
+    /// annotation winapp.dev/allowed-taints grants taints to its apps.
+    #[arg(long = "allow-taint", value_name = "KEY[=VALUE]", value_delimiter = ',')]
+    allow_taint: Vec<TaintGrant>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -129,8 +140,8 @@ struct RunArgs {
     exit_with_parent: bool,
 }
 
-/// Parses a pod override rule name; `--help` lists every rule with what it refuses.
-fn pod_rule_parser() -> impl TypedValueParser<Value = Rule> {
+/// Parses a policy rule name; `--help` lists every rule with what it refuses.
+fn rule_parser() -> impl TypedValueParser<Value = Rule> {
     clap::builder::PossibleValuesParser::new(
         Rule::ALL.iter().map(|r| clap::builder::PossibleValue::new(r.name()).help(r.summary())),
     )
@@ -156,8 +167,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render { file, namespace, allow_pod_override } => {
-            render_cmd(&file, &namespace, &Policy::allowing(allow_pod_override))
+        Command::Render { file, namespace, allow, allow_taint } => {
+            render_cmd(&file, &namespace, &Policy::allowing(allow).with_taints(allow_taint))
         }
         Command::Run(args) => run_cmd(args),
         Command::Doctor(args) => doctor_cmd(args),
@@ -239,23 +250,39 @@ fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
     }
 }
 
-/// Environment variable with more rules to allow, comma-separated (for a kustomize patch).
-const ALLOW_POD_OVERRIDES_ENV: &str = "WINAPP_ALLOW_POD_OVERRIDES";
+/// Environment variables with more rules to allow, comma-separated (for a kustomize patch); the
+/// second is the old name of the first.
+const ALLOW_ENV: [&str; 2] = ["WINAPP_ALLOW", "WINAPP_ALLOW_POD_OVERRIDES"];
+/// Environment variable with more taints to allow, comma-separated.
+const ALLOW_TAINTS_ENV: &str = "WINAPP_ALLOW_TAINTS";
 
-/// The rules of `--allow-pod-override` and of [`ALLOW_POD_OVERRIDES_ENV`] (empty entries ignored).
-fn pod_policy(flags: Vec<Rule>) -> Result<Policy, String> {
-    let env = std::env::var(ALLOW_POD_OVERRIDES_ENV).unwrap_or_default();
-    let from_env = env
+/// The entries of a comma-separated environment variable, each parsed.
+fn env_list<T: std::str::FromStr>(name: &str) -> Result<Vec<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = std::env::var(name).unwrap_or_default();
+    value
         .split(',')
         .map(str::trim)
         .filter(|r| !r.is_empty())
-        .map(|r| r.parse::<Rule>().map_err(|e| format!("{ALLOW_POD_OVERRIDES_ENV}: {e}")))
-        .collect::<Result<Vec<Rule>, String>>()?;
-    Ok(Policy::allowing(flags.into_iter().chain(from_env)))
+        .map(|r| r.parse::<T>().map_err(|e| format!("{name}: {e}")))
+        .collect()
+}
+
+/// The operator's policy: `--allow` and `--allow-taint`, and the same from the environment.
+fn operator_policy(rules: Vec<Rule>, taints: Vec<TaintGrant>) -> Result<Policy, String> {
+    let mut all_rules = rules;
+    for name in ALLOW_ENV {
+        all_rules.extend(env_list::<Rule>(name)?);
+    }
+    let mut all_taints = taints;
+    all_taints.extend(env_list::<TaintGrant>(ALLOW_TAINTS_ENV)?);
+    Ok(Policy::allowing(all_rules).with_taints(all_taints))
 }
 
 fn run_cmd(args: RunArgs) -> ExitCode {
-    let pod_policy = match pod_policy(args.allow_pod_override) {
+    let pod_policy = match operator_policy(args.allow, args.allow_taint) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

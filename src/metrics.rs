@@ -58,8 +58,17 @@ pub struct Metrics {
     pod_problems: Family<ReasonLabel, Counter>,
     api_requests: Family<RequestLabel, Counter>,
     triggers: Family<SourceLabel, Counter>,
+    cache_objects: Family<KindLabel, Gauge>,
+    cache_body_bytes: Family<KindLabel, Gauge>,
+    /// Reads the caches' sizes when the metrics are scraped (set once the caches exist).
+    cache_sampler: Mutex<Option<CacheSampler>>,
     ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
 }
+
+/// What one child cache holds: its kind, the objects, and the bytes of their bodies.
+pub type CacheSample = (&'static str, usize, usize);
+/// Samples every child cache.
+pub type CacheSampler = Box<dyn Fn() -> Vec<CacheSample> + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -94,6 +103,14 @@ impl Default for Metrics {
             "Changes that may queue reconciles, by the watch they came from (changes that alter no status are filtered out before)",
             triggers.clone(),
         );
+        let cache_objects = Family::<KindLabel, Gauge>::default();
+        let cache_body_bytes = Family::<KindLabel, Gauge>::default();
+        registry.register("cache_objects", "Objects in the operator's child caches, by kind", cache_objects.clone());
+        registry.register(
+            "cache_body_bytes",
+            "Bytes of the bodies kept in the child caches (compressed), by kind: only the children of WindowsApps keep a body",
+            cache_body_bytes.clone(),
+        );
         for ready in ["True", "False", "Unknown"] {
             apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
         }
@@ -108,6 +125,9 @@ impl Default for Metrics {
             pod_problems,
             api_requests,
             triggers,
+            cache_objects,
+            cache_body_bytes,
+            cache_sampler: Mutex::new(None),
             ready_by_app: Mutex::new(HashMap::new()),
         }
     }
@@ -174,8 +194,24 @@ impl Metrics {
         }
     }
 
+    /// Sets what reads the caches' sizes at each scrape.
+    pub fn sample_caches_with(&self, sampler: CacheSampler) {
+        if let Ok(mut s) = self.cache_sampler.lock() {
+            *s = Some(sampler);
+        }
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        if let Ok(sampler) = self.cache_sampler.lock()
+            && let Some(sample) = sampler.as_ref()
+        {
+            for (kind, objects, bytes) in sample() {
+                let label = KindLabel { kind: kind.to_owned() };
+                self.cache_objects.get_or_create(&label).set(i64::try_from(objects).unwrap_or(i64::MAX));
+                self.cache_body_bytes.get_or_create(&label).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

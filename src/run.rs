@@ -118,8 +118,15 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         );
     }
     let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
-    info!(allowed = ?allowed, "pod template overrides: the policy allows these rules (--allow-pod-override)");
+    let taints: Vec<String> = config.pod_policy.taints().map(ToString::to_string).collect();
+    info!(
+        allowed = ?allowed,
+        taints = ?taints,
+        "the platform's policy grants every app these rules (--allow) and taints (--allow-taint); Namespaces may grant more (winapp.dev/allow, winapp.dev/allowed-taints)"
+    );
     let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets, &metrics);
+    let sampled = stores.clone();
+    metrics.sample_caches_with(Box::new(move || sampled.sizes()));
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
     let ctx = Arc::new(Context {

@@ -22,8 +22,21 @@ fn windows_app(namespace: &str, name: &str, yaml_spec: &str) -> WindowsApp {
     app
 }
 
+/// The builders' tests build what the platform's policy may refuse (HostProcess, node agents,
+/// other pools' taints, RuntimeClasses, SMB shares): they validate under a policy that grants
+/// the spec's own powers. The pod template's rules stay as by default (tests/validate.rs and
+/// src/policy test the policy itself).
 fn validate_app(app: &WindowsApp) -> ValidatedApp {
-    validate::validate(app, None).unwrap_or_else(|e| panic!("expected a valid app, got: {e}"))
+    use winapp_operator::policy::{Policy, Rule};
+    let policy = Policy::allowing([
+        Rule::HostProcess,
+        Rule::NodeAgent,
+        Rule::TolerateAll,
+        Rule::OtherTaints,
+        Rule::RuntimeClass,
+        Rule::SmbVolumes,
+    ]);
+    validate::validate_with(app, None, &policy).unwrap_or_else(|e| panic!("expected a valid app, got: {e}"))
 }
 
 fn validated_in(namespace: &str, name: &str, yaml_spec: &str) -> ValidatedApp {
@@ -1380,7 +1393,16 @@ fn owner_references_only_with_a_uid() {
     for o in &objects {
         let kind = o["kind"].as_str().expect("kind");
         let cluster_scoped = matches!(kind, "GMSACredentialSpec" | "ClusterRole" | "PersistentVolume");
-        if cluster_scoped {
+        let retained = o.pointer("/metadata/annotations/winapp.dev~1retention-policy") == Some(&json!("Retain"));
+        if retained {
+            // A claim to retain: never garbage-collected with the app, tied to it by annotation.
+            assert_eq!(kind, "PersistentVolumeClaim");
+            assert_eq!(o.pointer("/metadata/ownerReferences"), None, "{kind} is retained");
+            assert_eq!(
+                o.pointer("/metadata/annotations/winapp.dev~1owner-uid"),
+                Some(&json!("6f1c9f4e-1111-2222-3333-444455556666"))
+            );
+        } else if cluster_scoped {
             assert_eq!(o.pointer("/metadata/ownerReferences"), None, "{kind} is cluster-scoped");
             assert_eq!(o.pointer("/metadata/namespace"), None, "{kind} is cluster-scoped");
         } else {
@@ -1388,6 +1410,40 @@ fn owner_references_only_with_a_uid() {
             assert_eq!(o.pointer("/metadata/namespace"), Some(&json!(NS)), "{kind}");
         }
     }
+}
+
+#[test]
+fn claims_are_retained_unless_their_volume_says_delete() {
+    let spec = "image: x\nvolumes:\n  - {name: keep, mountPath: 'C:\\keep', claim: {size: 1Gi}}\n  - {name: scratch, mountPath: 'C:\\scratch', claim: {size: 1Gi, retentionPolicy: Delete}}\n  - {name: share, mountPath: 'C:\\share', smb: {source: //fs/share, secretRef: {name: creds}}}\n";
+    let mut app = windows_app(NS, NAME, spec);
+    app.metadata.uid = Some("u-1".into());
+    let c = build::build(&validate_app(&app)).expect("builds");
+    let by_name = |n: &str| c.persistent_volume_claims.iter().find(|p| p.metadata.name.as_deref() == Some(n)).expect(n);
+    let annotation = |p: &k8s_openapi::api::core::v1::PersistentVolumeClaim, k: &str| {
+        p.metadata.annotations.as_ref().and_then(|a| a.get(k)).cloned()
+    };
+    let keep = by_name("web.keep");
+    assert!(keep.metadata.owner_references.is_none(), "garbage collection would delete it with the app");
+    assert_eq!(annotation(keep, "winapp.dev/retention-policy").as_deref(), Some("Retain"));
+    assert_eq!(annotation(keep, "winapp.dev/owner-uid").as_deref(), Some("u-1"));
+    let scratch = by_name("web.scratch");
+    assert_eq!(scratch.metadata.owner_references.as_ref().map(Vec::len), Some(1), "deleted with the app");
+    assert_eq!(annotation(scratch, "winapp.dev/retention-policy").as_deref(), Some("Delete"));
+    // An SMB share's claim is plumbing: the data is on the share (its PersistentVolume is Retain).
+    let share = by_name("web.share");
+    assert_eq!(share.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+    assert_eq!(annotation(share, "winapp.dev/retention-policy"), None);
+    assert!(
+        c.persistent_volumes.iter().all(|pv| pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+            == Some("Retain"))
+    );
+    assert!(c.needs_finalizer(), "released on the app's deletion, by the operator");
+    let deleted_only =
+        "image: x\nvolumes: [{name: scratch, mountPath: 'C:\\scratch', claim: {size: 1Gi, retentionPolicy: Delete}}]\n";
+    assert!(!build::build(&validated(deleted_only)).expect("builds").needs_finalizer());
 }
 
 // ---------------------------------------------------------------------------------------------

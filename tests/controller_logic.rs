@@ -43,6 +43,8 @@ fn healthy() -> Observations {
         rewrites: vec![],
         diagnosis: None,
         missing_config_secrets: vec![],
+        released_claims: vec![],
+        adopted_claims: vec![],
     }
 }
 
@@ -158,7 +160,7 @@ fn every_observation_maps_to_its_condition_and_reason() {
         ),
         (
             "credspec found",
-            |o| o.gmsa = Some(GmsaCheck::Ready { credspec: "x".into() }),
+            |o| o.gmsa = Some(GmsaCheck::Ready { credspec: "x".into(), warning: None }),
             [("True", "Available"), ("False", "Reconciled"), ("False", "Reconciled")],
             Some((c::GMSA_READY, ("True", "CredentialSpecFound"))),
         ),
@@ -286,8 +288,12 @@ fn outcomes_other_than_applied_map_to_their_reasons() {
             [("False", "InvalidSpec"), ("False", "InvalidSpec"), ("True", "InvalidSpec")],
         ),
         (
-            Outcome::NotAllowed("spec.podTemplate.spec.hostPID: ...".into()),
+            Outcome::NotAllowed { reason: "OverrideNotAllowed", message: "spec.podTemplate.spec.hostPID: ...".into() },
             [("False", "OverrideNotAllowed"), ("False", "OverrideNotAllowed"), ("True", "OverrideNotAllowed")],
+        ),
+        (
+            Outcome::NotAllowed { reason: "NotAllowed", message: "spec.hostProcess: ...".into() },
+            [("False", "NotAllowed"), ("False", "NotAllowed"), ("True", "NotAllowed")],
         ),
         (
             Outcome::Conflict("Service web exists".into()),

@@ -21,7 +21,7 @@ fn render_refuses_and_accepts_what_each_corpus_input_says() {
     assert!(cases.len() >= 60, "the corpus has {} inputs", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let result = render::render(&case.yaml, "default");
+        let result = render::render_with(&case.yaml, "default", &corpus_support::render_options());
         let problem = match (&case.render, &result) {
             (Expect::Accepts, Ok(_)) => None,
             (Expect::Accepts, Err(e)) => Some(format!("refused: {e:#?}")),

@@ -46,14 +46,29 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
+/// What scripts/demo grants the namespace it applies the examples into (the platform team's
+/// say, visible in the demo): render judges the examples by the same grants.
+const DEMO_GRANTS: &str = "winapp.dev/allow=host-process,node-agent,smb-volumes";
+
+#[test]
+fn the_demo_grants_the_examples_what_the_golden_renders_assume() {
+    let demo = std::fs::read_to_string(root().join("scripts/demo")).expect("read scripts/demo");
+    assert!(demo.contains(DEMO_GRANTS), "scripts/demo should annotate its namespace with {DEMO_GRANTS}");
+}
+
 #[test]
 fn every_example_renders_as_its_golden_snapshot() {
     let files = examples();
     assert!(files.len() >= 11, "expected one example per scenario, found {}", files.len());
+    let rules = DEMO_GRANTS.split_once('=').map(|(_, r)| r).unwrap_or_default();
+    let policy = winapp_operator::policy::Policy::allowing(
+        rules.split(',').map(|r| r.parse::<winapp_operator::policy::Rule>().expect("a rule")),
+    );
+    let options = render::Options { policy, ..render::Options::default() };
     for file in files {
         let input = std::fs::read_to_string(&file).expect("read example");
-        let rendered =
-            render::render(&input, "default").unwrap_or_else(|e| panic!("{} does not render: {e:?}", file.display()));
+        let rendered = render::render_with(&input, "default", &options)
+            .unwrap_or_else(|e| panic!("{} does not render: {e:?}", file.display()));
         let name = file.file_name().expect("file name");
         check(&root().join("tests/golden").join(name), &rendered.yaml);
     }

@@ -64,12 +64,57 @@ fn every_condition_reason_is_explained_in_the_readme() {
 }
 
 #[test]
-fn every_pod_override_rule_is_in_the_readme_policy_table() {
+fn every_policy_rule_is_in_the_readme_policy_table() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
     let missing: Vec<&str> = winapp_operator::policy::Rule::ALL
         .iter()
         .map(|r| r.name())
         .filter(|name| !readme.contains(&format!("| `{name}` |")))
         .collect();
-    assert!(missing.is_empty(), "pod override rules the README's policy table does not list: {missing:?}");
+    assert!(missing.is_empty(), "policy rules the README's policy table does not list: {missing:?}");
+}
+
+/// The rows of the README's "Security model" table, each with the tests named in its last column.
+fn security_rows(readme: &str) -> Vec<(String, Vec<String>)> {
+    let section = readme.split("## Security model").nth(1).unwrap_or_default();
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---") && !l.starts_with("| a WindowsApp asks for"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+            let tests = cells.last().copied().unwrap_or_default();
+            let names = tests.split(',').map(|t| t.trim().trim_matches('`').to_owned()).filter(|t| !t.is_empty());
+            (cells.first().copied().unwrap_or_default().to_owned(), names.collect())
+        })
+        .collect()
+}
+
+/// Every Rust source of the crate and its tests.
+fn sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).expect("read source"));
+        }
+    }
+}
+
+#[test]
+fn every_row_of_the_security_model_names_tests_that_exist() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let rows = security_rows(&readme);
+    assert!(rows.len() >= 12, "the Security model table has {} rows", rows.len());
+    let mut code = String::new();
+    for dir in ["src", "tests"] {
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), &mut code);
+    }
+    for (power, tests) in rows {
+        assert!(!tests.is_empty(), "the row {power:?} names no test");
+        for t in tests {
+            assert!(code.contains(&format!("fn {t}(")), "the row {power:?} names the test {t}, which does not exist");
+        }
+    }
 }

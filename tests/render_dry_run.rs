@@ -47,7 +47,9 @@ async fn the_crd_and_every_rendered_example_are_accepted_by_the_api_server() {
         let input = input.replace("  namespace: windows-exporter\n", "");
         kubectl(&["apply", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&input))
             .unwrap_or_else(|e| panic!("{}: the API server refused the example: {e}", file.display()));
-        let rendered = render::render(&input, ns.name()).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+        // As scripts/demo grants its namespace (tests/generated.rs checks the demo's grants).
+        let rendered = render::render_with(&input, ns.name(), &corpus_support::render_options())
+            .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
         let out = kubectl(&["apply", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&rendered.yaml))
             .unwrap_or_else(|e| panic!("{}: the API server refused a rendered child: {e}", file.display()));
         let applied = out.lines().filter(|l| l.contains("(server dry run)")).count();
@@ -172,7 +174,7 @@ async fn the_api_server_and_render_agree_on_every_corpus_input() {
     for case in &cases {
         let server =
             kubectl(&["create", "--dry-run=server", "--validate=strict", "-n", ns.name(), "-f", "-"], Some(&case.yaml));
-        let rendered = render::render(&case.yaml, ns.name());
+        let rendered = render::render_with(&case.yaml, ns.name(), &corpus_support::render_options());
         let verdict = |accepted: bool| if accepted { Expect::Accepts } else { Expect::Refuses };
         let server_verdict = verdict(server.is_ok());
         if server_verdict != case.server {
@@ -187,7 +189,7 @@ async fn the_api_server_and_render_agree_on_every_corpus_input() {
             (Expect::Accepts, Ok(_), Expect::Accepts) => accepted_both += 1,
             (Expect::Accepts, Err(_), Expect::RefusesOperator) => operator += 1,
             (Expect::Accepts, Err(_), Expect::RefusesChild) => {
-                let options = render::Options { check_children: false, ..render::Options::default() };
+                let options = render::Options { check_children: false, ..corpus_support::render_options() };
                 match render::render_with(&case.yaml, ns.name(), &options) {
                     Ok(unchecked) => {
                         match kubectl(&["apply", "-n", ns.name(), "--dry-run=server", "-f", "-"], Some(&unchecked.yaml))

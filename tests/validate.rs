@@ -21,12 +21,20 @@ fn app(yaml_spec: &str) -> WindowsApp {
     app
 }
 
+/// The powers of the spec's own fields granted (SMB shares, HostProcess, other pools' taints...):
+/// these tests are about validation; the policy's refusals have tests of their own below. The
+/// pod template's rules stay as by default.
+fn granted() -> Policy {
+    Policy::allowing([Rule::HostProcess, Rule::NodeAgent, Rule::OtherTaints, Rule::RuntimeClass, Rule::SmbVolumes])
+}
+
 fn valid(yaml_spec: &str) -> ValidatedApp {
-    validate::validate(&app(yaml_spec), None).unwrap_or_else(|e| panic!("expected a valid app, got: {e}"))
+    validate::validate_with(&app(yaml_spec), None, &granted())
+        .unwrap_or_else(|e| panic!("expected a valid app, got: {e}"))
 }
 
 fn errors_of(app: &WindowsApp, default_namespace: Option<&str>) -> Vec<ValidationError> {
-    validate::validate(app, default_namespace).expect_err("expected validation errors").0
+    validate::validate_with(app, default_namespace, &granted()).expect_err("expected validation errors").0
 }
 
 /// The variant's name. Exhaustive without a wildcard: adding a variant fails to compile here
@@ -63,6 +71,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
         ValidationError::NodeAgentWith(_) => "NodeAgentWith",
         ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
+        ValidationError::NotAllowed(_) => "NotAllowed",
     }
 }
 
@@ -755,7 +764,8 @@ volumes:
         other => panic!("expected an SMB volume, got {other:?}"),
     }
     match &v.volumes[1].source {
-        VolumeSource::Claim { storage_class_name, size, access_modes } => {
+        VolumeSource::Claim { storage_class_name, size, access_modes, retention } => {
+            assert_eq!(retention, &winapp_operator::api::RetentionPolicy::Retain, "claims are kept by default");
             assert_eq!(storage_class_name, &None);
             assert_eq!(size, &Quantity("5Gi".into()));
             assert_eq!(access_modes, &vec![AccessMode::ReadWriteMany]);
@@ -813,6 +823,7 @@ volumes:
             storage_class_name: Some("azurefile".into()),
             size: Quantity("5Gi".into()),
             access_modes: vec![AccessMode::ReadWriteOnce, AccessMode::ReadOnlyMany],
+            retention: winapp_operator::api::RetentionPolicy::Retain,
         }
     );
 }
@@ -1169,4 +1180,39 @@ fn dns1035_labels() {
     for (label, expected) in cases {
         assert_eq!(is_dns1035_label(label), *expected, "is_dns1035_label({label:?})");
     }
+}
+
+#[test]
+fn powers_beyond_the_namespace_are_not_allowed_by_default_and_name_their_field() {
+    let tenant = app(
+        "image: registry.example.com/x:1\nnodeAgent: true\nhostProcess: {}\napiAccess: true\nwindows: {tolerations: [{operator: Exists}]}\n",
+    );
+    let errors = validate::validate(&tenant, None).expect_err("refused by default");
+    let fields: Vec<(&str, String)> = errors
+        .0
+        .iter()
+        .map(|e| match e {
+            ValidationError::NotAllowed(r) => (variant(e), r.path.clone()),
+            other => panic!("only policy refusals expected, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("NotAllowed", "spec.nodeAgent".to_owned()),
+            ("NotAllowed", "spec.hostProcess".to_owned()),
+            ("NotAllowed", "spec.windows.tolerations[0]".to_owned())
+        ]
+    );
+    assert!(errors.only_policy_refusals() && errors.refuses_spec_fields());
+    let msg = errors.to_string();
+    for words in ["rule node-agent", "rule host-process", "rule tolerate-all", "winapp.dev/allow"] {
+        assert!(msg.contains(words), "{words}: {msg}");
+    }
+    // Granted, it validates; a pod template refusal alone is not a refusal of the spec's fields.
+    let policy = Policy::allowing([Rule::NodeAgent, Rule::HostProcess, Rule::TolerateAll]);
+    assert!(validate::validate_with(&tenant, None, &policy).is_ok());
+    let override_only =
+        validate::validate(&app("image: x\npodTemplate: {spec: {hostPID: true}}\n"), None).expect_err("refused");
+    assert!(override_only.only_policy_refusals() && !override_only.refuses_spec_fields());
 }

@@ -18,7 +18,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use status::WindowsAppStatus;
+pub use status::{ReleasedClaim, WindowsAppStatus};
 
 /// The API group owned by this project.
 pub const GROUP: &str = "winapp.dev";
@@ -623,6 +623,32 @@ pub struct ClaimVolume {
     /// Access modes. Default `[ReadWriteMany]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_modes: Vec<AccessMode>,
+    /// What happens to the claim, and so to its data where the StorageClass's reclaim policy is
+    /// Delete, when the volume is renamed or removed from the spec, or the app is deleted.
+    /// `Retain` (default): the claim is released (the operator's labels and ownership removed,
+    /// annotated with the app and volume it came from) and kept with its data; adding the volume
+    /// back adopts it again. `Delete`: the claim is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy: Option<RetentionPolicy>,
+}
+
+/// What happens to a claim the app no longer asks for.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RetentionPolicy {
+    /// Keep the claim (and its data), released from the app.
+    #[default]
+    Retain,
+    /// Delete the claim.
+    Delete,
+}
+
+impl RetentionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionPolicy::Retain => "Retain",
+            RetentionPolicy::Delete => "Delete",
+        }
+    }
 }
 
 /// PersistentVolume access mode.

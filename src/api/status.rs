@@ -1,6 +1,6 @@
 //! The status that the operator writes back on a `WindowsApp`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -25,4 +25,23 @@ pub struct WindowsAppStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Claims of volumes that were renamed or removed from the spec and that the operator kept
+    /// (`retentionPolicy: Retain`): released from the app with their data. Delete one by hand
+    /// when it is no longer needed, or add the volume back to adopt it. The newest 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["claim"]))]
+    pub released_claims: Vec<ReleasedClaim>,
+}
+
+/// A claim the operator released instead of deleting it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasedClaim {
+    /// The PersistentVolumeClaim, in the app's namespace.
+    pub claim: String,
+    /// The volume of `spec.volumes` it belonged to.
+    pub volume: String,
+    /// When it was released.
+    pub released_at: Time,
 }

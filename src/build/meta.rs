@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::{GROUP, VERSION};
+use crate::api::{GROUP, RetentionPolicy, VERSION};
 use crate::validate::ValidatedApp;
 
 /// Value of `app.kubernetes.io/managed-by` on every child.
@@ -23,6 +23,13 @@ pub const CONFIG_SECRETS_VOLUME: &str = "winapp-config-secrets";
 /// Annotation on cluster-scoped children with the UID of the owning app (they cannot carry an
 /// owner reference); prune deletes only children that name the current app's UID.
 pub const OWNER_UID_ANNOTATION: &str = "winapp.dev/owner-uid";
+/// Annotation on a claim: `Retain` or `Delete`, its volume's `retentionPolicy` when it was
+/// applied, read when the volume or the app goes (the spec no longer says by then).
+pub const RETENTION_ANNOTATION: &str = "winapp.dev/retention-policy";
+/// Annotation on a claim the operator released instead of deleting: `<namespace>/<app>/<volume>`.
+pub const RELEASED_FROM_ANNOTATION: &str = "winapp.dev/released-from";
+/// Annotation on a released claim: when it was released (RFC 3339).
+pub const RELEASED_AT_ANNOTATION: &str = "winapp.dev/released-at";
 /// Name of the app's container.
 pub const CONTAINER_NAME: &str = "app";
 /// Prefix of pod volume names the operator reserves for itself.
@@ -141,6 +148,32 @@ pub fn namespaced(app: &ValidatedApp, name: String) -> ObjectMeta {
         owner_references: owner_reference(app).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
+}
+
+/// Metadata of the claim of a volume from a StorageClass: as [`namespaced`], but a claim to
+/// retain is tied to the app by the owner-UID annotation instead of an owner reference, so that
+/// garbage collection never deletes it; both carry their retention policy.
+pub fn claim(app: &ValidatedApp, name: String, retention: RetentionPolicy) -> ObjectMeta {
+    let mut m = namespaced(app, name);
+    if retention == RetentionPolicy::Retain {
+        m.owner_references = None;
+    }
+    let a = m.annotations.get_or_insert_with(Default::default);
+    if let Some(uid) = &app.uid {
+        a.insert(OWNER_UID_ANNOTATION.to_owned(), uid.clone());
+    }
+    a.insert(RETENTION_ANNOTATION.to_owned(), retention.as_str().to_owned());
+    m
+}
+
+/// The value of [`RELEASED_FROM_ANNOTATION`] for a claim of `app`'s `volume`.
+pub fn released_from(namespace: &str, app: &str, volume: &str) -> String {
+    format!("{namespace}/{app}/{volume}")
+}
+
+/// The volume whose claim `claim` is, for an app named `app` (see [`claim_name`]).
+pub fn volume_of_claim<'a>(app: &str, claim: &'a str) -> Option<&'a str> {
+    claim.strip_prefix(app)?.strip_prefix('.')
 }
 
 /// Metadata of a cluster-scoped child: labels and the owner-UID annotation (a namespaced owner

@@ -85,9 +85,18 @@ pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, Build
 }
 
 impl Children {
-    /// Whether any child is cluster-scoped (garbage collection does not remove those).
-    pub fn has_cluster_scoped(&self) -> bool {
-        self.credential_spec.is_some() || self.gmsa_cluster_role.is_some() || !self.persistent_volumes.is_empty()
+    /// Whether the app needs the operator when it is deleted: a child is cluster-scoped
+    /// (garbage collection does not remove those) or a claim is to be retained (released, not
+    /// left with the app's labels).
+    pub fn needs_finalizer(&self) -> bool {
+        let retained = |c: &PersistentVolumeClaim| {
+            c.metadata.annotations.as_ref().and_then(|a| a.get(meta::RETENTION_ANNOTATION)).map(String::as_str)
+                == Some("Retain")
+        };
+        self.credential_spec.is_some()
+            || self.gmsa_cluster_role.is_some()
+            || !self.persistent_volumes.is_empty()
+            || self.persistent_volume_claims.iter().any(retained)
     }
 
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook

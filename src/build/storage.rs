@@ -1,4 +1,9 @@
 //! SMB PersistentVolumes (smb.csi.k8s.io) and the claims of every volume.
+//!
+//! A claim from a StorageClass holds the app's data (with the usual reclaim policy Delete, its
+//! volume and files go with it), so it is deleted only when its volume says `retentionPolicy:
+//! Delete`: a claim to retain carries no owner reference (garbage collection would delete it
+//! with the app) but the owner-UID annotation, as cluster-scoped children do.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +74,13 @@ pub fn persistent_volume_claims(app: &ValidatedApp) -> Vec<PersistentVolumeClaim
 }
 
 fn claim(app: &ValidatedApp, v: &VolumeSettings) -> PersistentVolumeClaim {
+    let name = meta::claim_name(app, &v.name);
+    let metadata = match &v.source {
+        // The claim of an SMB share is plumbing (the share's data stays on the server, its
+        // PersistentVolume is Retain): it goes with the app, by garbage collection.
+        VolumeSource::Smb { .. } => meta::namespaced(app, name),
+        VolumeSource::Claim { retention, .. } => meta::claim(app, name, *retention),
+    };
     let spec = match &v.source {
         VolumeSource::Smb { claim_size, .. } => PersistentVolumeClaimSpec {
             access_modes: Some(vec![access_mode(AccessMode::ReadWriteMany)]),
@@ -80,7 +92,7 @@ fn claim(app: &ValidatedApp, v: &VolumeSettings) -> PersistentVolumeClaim {
             }),
             ..PersistentVolumeClaimSpec::default()
         },
-        VolumeSource::Claim { storage_class_name, size, access_modes } => PersistentVolumeClaimSpec {
+        VolumeSource::Claim { storage_class_name, size, access_modes, .. } => PersistentVolumeClaimSpec {
             access_modes: Some(access_modes.iter().copied().map(access_mode).collect()),
             storage_class_name: storage_class_name.clone(),
             resources: Some(VolumeResourceRequirements {
@@ -90,9 +102,5 @@ fn claim(app: &ValidatedApp, v: &VolumeSettings) -> PersistentVolumeClaim {
             ..PersistentVolumeClaimSpec::default()
         },
     };
-    PersistentVolumeClaim {
-        metadata: meta::namespaced(app, meta::claim_name(app, &v.name)),
-        spec: Some(spec),
-        ..PersistentVolumeClaim::default()
-    }
+    PersistentVolumeClaim { metadata, spec: Some(spec), ..PersistentVolumeClaim::default() }
 }

@@ -4,6 +4,7 @@
 
 use super::status::Outcome;
 use crate::api::WindowsApp;
+use crate::conditions::reason;
 use crate::policy::Policy;
 use crate::schema;
 use crate::validate::{self, ValidatedApp};
@@ -13,15 +14,50 @@ use crate::validate::{self, ValidatedApp};
 pub enum Refusal {
     /// `InvalidSpec`: the CRD's schema, or the operator's own rules.
     Invalid(String),
-    /// `OverrideNotAllowed`: only the pod template policy stands in the way.
+    /// `NotAllowed`: only the platform's policy stands in the way, and it refuses a field of the
+    /// spec that reaches beyond the namespace (HostProcess, nodeAgent, tolerations, ...).
     NotAllowed(String),
+    /// `OverrideNotAllowed`: only the policy stands in the way, and only for `spec.podTemplate`.
+    OverrideNotAllowed(String),
+}
+
+impl Refusal {
+    /// A policy refusal that also names the entries of the Namespace's grant annotations that
+    /// could not be read (a typo in a rule name must not look like a refusal without a cause).
+    pub fn noting_unreadable(self, namespace: &str, unreadable: &[String]) -> Refusal {
+        if unreadable.is_empty() {
+            return self;
+        }
+        let note = format!(
+            "; note: the Namespace {namespace} has grant entries that are not rules or taints ({}): check their spelling",
+            unreadable.join(", ")
+        );
+        match self {
+            Refusal::NotAllowed(m) => Refusal::NotAllowed(m + &note),
+            Refusal::OverrideNotAllowed(m) => Refusal::OverrideNotAllowed(m + &note),
+            other => other,
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal with `note` (what the operator did about it) added to its message.
+    pub fn noting(self, note: Option<String>) -> Refusal {
+        let Some(note) = note else { return self };
+        match self {
+            Refusal::Invalid(m) => Refusal::Invalid(format!("{m}; {note}")),
+            Refusal::NotAllowed(m) => Refusal::NotAllowed(format!("{m}; {note}")),
+            Refusal::OverrideNotAllowed(m) => Refusal::OverrideNotAllowed(format!("{m}; {note}")),
+        }
+    }
 }
 
 impl From<Refusal> for Outcome {
     fn from(r: Refusal) -> Outcome {
         match r {
             Refusal::Invalid(m) => Outcome::Invalid(m),
-            Refusal::NotAllowed(m) => Outcome::NotAllowed(m),
+            Refusal::NotAllowed(m) => Outcome::NotAllowed { reason: reason::NOT_ALLOWED, message: m },
+            Refusal::OverrideNotAllowed(m) => Outcome::NotAllowed { reason: reason::OVERRIDE_NOT_ALLOWED, message: m },
         }
     }
 }
@@ -49,8 +85,10 @@ pub fn admit_with(app: &WindowsApp, policy: &Policy, schema: SchemaCheck) -> Res
         return Err(Refusal::Invalid(errors.to_string()));
     }
     validate::validate_with(app, None, policy).map_err(|errors| {
-        if errors.only_policy_refusals() {
+        if errors.only_policy_refusals() && errors.refuses_spec_fields() {
             Refusal::NotAllowed(errors.to_string())
+        } else if errors.only_policy_refusals() {
+            Refusal::OverrideNotAllowed(errors.to_string())
         } else {
             Refusal::Invalid(errors.to_string())
         }

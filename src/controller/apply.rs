@@ -35,8 +35,9 @@ pub const FIELD_MANAGER: &str = "winapp.dev/operator";
 pub const APPLIED_HASH: &str = "winapp.dev/applied-hash";
 
 /// What happened to one child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Applied {
+    #[default]
     Unchanged,
     Created,
     Updated,
@@ -60,12 +61,14 @@ pub struct Rewrite {
 }
 
 /// The outcome of applying one child.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChildApplied {
     pub applied: Applied,
     pub rewrite: Option<Rewrite>,
     /// True when this call found the rewrite (it was not known before).
     pub new_rewrite: bool,
+    /// True when the child was a claim released from this app, adopted again by this call.
+    pub adopted: bool,
 }
 
 /// Which app: namespace and name.
@@ -307,6 +310,7 @@ where
         w.as_ref().and_then(|w| w.rewrite.clone()).map(|path| Rewrite { kind, name: name.clone(), path })
     };
     let cached = store.get(&key);
+    let mut adopted = false;
     // The resourceVersion the child has now, as far as we know (cache, or API server on a miss).
     let mut cached_rv = cached.as_ref().and_then(|c| c.resource_version());
     if cached.is_none() {
@@ -322,16 +326,21 @@ where
                 .map(|m| m.metadata),
         };
         if let Some(m) = existing {
-            if !m.labels.as_ref().is_some_and(|l| is_ours(l, owner.0, owner.1)) {
+            if m.labels.as_ref().is_some_and(|l| is_ours(l, owner.0, owner.1)) {
+                cached_rv = m.resource_version;
+                if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
+                    return Ok(Ok(ChildApplied {
+                        applied: Applied::Unchanged,
+                        rewrite: known_rewrite(&remembered),
+                        ..ChildApplied::default()
+                    }));
+                }
+            } else if kind == "PersistentVolumeClaim" && super::claims::adoptable(&m, owner.0, owner.1) {
+                // A claim released from this app's volume of the same name: take it back.
+                cached_rv = super::claims::adopt(api, &m).await?;
+                adopted = true;
+            } else {
                 return Ok(Err(Foreign { kind, name }));
-            }
-            cached_rv = m.resource_version;
-            if remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, cached_rv.as_deref())) {
-                return Ok(Ok(ChildApplied {
-                    applied: Applied::Unchanged,
-                    rewrite: known_rewrite(&remembered),
-                    new_rewrite: false,
-                }));
             }
         }
     }
@@ -343,14 +352,14 @@ where
             return Ok(Ok(ChildApplied {
                 applied: Applied::Unchanged,
                 rewrite: known_rewrite(&remembered),
-                new_rewrite: false,
+                ..ChildApplied::default()
             }));
         }
         let have = current.to_json().map_err(|e| Error::Cached(kind, e))?;
-        match first_difference(&want, &have) {
+        match first_difference(&C::comparable(want.clone()), &have) {
             None => {
                 remember(memo, app_key, memo_key, Written { hash, before: None, after: cached_rv, rewrite: None });
-                return Ok(Ok(ChildApplied { applied: Applied::Unchanged, rewrite: None, new_rewrite: false }));
+                return Ok(Ok(ChildApplied::default()));
             }
             Some(path) => tracing::debug!(kind, name, path, "child differs from the desired state"),
         }
@@ -387,6 +396,7 @@ where
         applied,
         rewrite: rewrite_path.map(|path| Rewrite { kind, name: name.clone(), path }),
         new_rewrite,
+        adopted,
     }))
 }
 
@@ -422,10 +432,13 @@ pub fn prunable<C: Cached>(o: &C, owner: Owner<'_>, namespaced: bool) -> bool {
         return false;
     }
     let Some(uid) = owner.uid else { return true };
+    // Claims to retain are tied to the app by the owner-UID annotation, as cluster-scoped
+    // children are (garbage collection would delete them with an owner reference).
+    let annotated = o.owner_uid() == Some(uid);
     if namespaced {
-        o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
+        annotated || o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
     } else {
-        o.owner_uid() == Some(uid)
+        annotated
     }
 }
 

@@ -44,6 +44,14 @@ pub enum Error {
     Cached(&'static str, #[source] serde_json::Error),
     #[error("adding the finalizer failed: {0}; the operator retries with backoff")]
     AddFinalizer(#[source] kube::Error),
+    #[error(
+        "releasing the PersistentVolumeClaim {name} failed: {source}; the claim is kept (nothing is deleted) and the operator retries with backoff"
+    )]
+    Release {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("the WindowsApp has no namespace or name")]
     MissingMetadata,
     #[error("removing the finalizer failed: {0}; the operator retries with backoff")]
@@ -64,6 +72,7 @@ impl Error {
         match self {
             Error::Apply { .. } => crate::conditions::reason::APPLY_FAILED,
             Error::Delete { .. } => "DeleteFailed",
+            Error::Release { .. } => "ReleaseFailed",
             Error::List { .. } => "ListFailed",
             Error::Status(_) => "StatusFailed",
             Error::SecretCheck { .. } => "SecretCheckFailed",
@@ -82,6 +91,7 @@ impl Error {
         match self {
             Error::Apply { source, .. }
             | Error::Delete { source, .. }
+            | Error::Release { source, .. }
             | Error::List { source, .. }
             | Error::SecretCheck { source, .. }
             | Error::Status(source)

@@ -177,6 +177,14 @@ mod tests {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
         );
+        cm.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "winapp.dev/v1alpha1".into(),
+            kind: "WindowsApp".into(),
+            name: app.1.into(),
+            uid: format!("uid-{}", app.1),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
         cm
     }
 

@@ -99,13 +99,51 @@ impl<K: Resource<DynamicType = ()>> Resource for Lean<K> {
 /// kubectl's copy of the whole object, in an annotation: the operator never reads it.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-impl<K> Lean<K> {
-    /// Splits an object's metadata and other fields into the cached form.
+/// Whether an object is a WindowsApp's: a controller owner reference to one, or (cluster-scoped
+/// children, claims to retain) the owner-UID annotation. The managed-by label alone is not
+/// enough: anyone who may create a ConfigMap may put it on one.
+fn owned_by_an_app(metadata: &ObjectMeta, annotations: &std::collections::BTreeMap<String, String>) -> bool {
+    let by_reference = metadata.owner_references.iter().flatten().any(|r| {
+        r.controller == Some(true)
+            && r.kind == "WindowsApp"
+            && r.api_version.split('/').next() == Some(crate::api::GROUP)
+    });
+    by_reference || annotations.contains_key(meta::OWNER_UID_ANNOTATION)
+}
+
+/// Replaces each value of a ConfigMap's `data` and `binaryData` by a digest of it: drift
+/// detection compares digests (of what the operator would apply, made the same way, see
+/// [`Cached::comparable`]), and the cache holds 70 bytes a file instead of the file.
+fn digest_config_data(body: &mut Map<String, Value>) {
+    use sha2::{Digest, Sha256};
+    for field in ["data", "binaryData"] {
+        if let Some(Value::Object(files)) = body.get_mut(field) {
+            for value in files.values_mut() {
+                if let Value::String(content) = value {
+                    let hex: String = Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                    *value = Value::String(format!("sha256:{hex}"));
+                }
+            }
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Lean<K> {
+    /// Splits an object's metadata and other fields into the cached form. An object that is not
+    /// a WindowsApp's child keeps its metadata only: it costs the cache a few hundred bytes,
+    /// whatever its size (a labelled ConfigMap of someone else's is never the operator's to
+    /// compare or read).
     fn assemble(mut metadata: ObjectMeta, mut body: Map<String, Value>) -> serde_json::Result<Self> {
         metadata.managed_fields = None;
         let labels = metadata.labels.take().unwrap_or_default();
         let mut annotations = metadata.annotations.take().unwrap_or_default();
         annotations.remove(LAST_APPLIED);
+        if !owned_by_an_app(&metadata, &annotations) {
+            return Ok(Lean { metadata, owner: None, body: Box::new([]), kind: PhantomData });
+        }
+        if K::kind(&()) == "ConfigMap" {
+            digest_config_data(&mut body);
+        }
         let owner = labelled_app(&labels).map(|(namespace, app)| {
             Box::new(Ownership {
                 namespace: namespace.into(),
@@ -126,9 +164,19 @@ impl<K> Lean<K> {
         let body = lz4_flex::block::compress_prepend_size(&serde_json::to_vec(&body)?).into_boxed_slice();
         Ok(Lean { metadata, owner, body, kind: PhantomData })
     }
+}
 
-    /// The JSON of the fields other than metadata.
+impl<K> Lean<K> {
+    /// Bytes of the kept body (compressed; 0 for an object kept as metadata only).
+    pub fn body_bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// The JSON of the fields other than metadata (`{}` for an object kept as metadata only).
     fn body_json(&self) -> serde_json::Result<Vec<u8>> {
+        if self.body.is_empty() {
+            return Ok(b"{}".to_vec());
+        }
         lz4_flex::block::decompress_size_prepended(&self.body).map_err(serde::de::Error::custom)
     }
 }
@@ -176,11 +224,11 @@ impl<K: Resource<DynamicType = ()> + Serialize> Lean<K> {
     }
 }
 
-impl<'de, K> Deserialize<'de> for Lean<K> {
+impl<'de, K: Resource<DynamicType = ()>> Deserialize<'de> for Lean<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Fields<K>(PhantomData<fn() -> K>);
 
-        impl<'de, K> Visitor<'de> for Fields<K> {
+        impl<'de, K: Resource<DynamicType = ()>> Visitor<'de> for Fields<K> {
             type Value = Lean<K>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -217,13 +265,28 @@ pub trait Cached: Resource + Clone + fmt::Debug + Send + Sync + 'static {
     /// The app (namespace, name) whose labels the object carries, with the operator's
     /// managed-by label (see [`super::apply::labelled_app`]).
     fn owner(&self) -> Option<(&str, &str)>;
-    /// The owner-UID annotation that ties a cluster-scoped child to its app.
+    /// The owner-UID annotation that ties a cluster-scoped child (or a claim to retain) to its
+    /// app.
     fn owner_uid(&self) -> Option<&str>;
+    /// What the operator would apply, in the form the cache keeps (see [`Lean`]'s ConfigMap
+    /// digests), so that [`super::apply::first_difference`] compares like with like.
+    fn comparable(want: Value) -> Value {
+        want
+    }
 }
 
 impl<K: Resource<DynamicType = ()> + Send + Sync + 'static> Cached for Lean<K> {
     fn to_json(&self) -> serde_json::Result<Value> {
         Lean::to_json(self)
+    }
+
+    fn comparable(mut want: Value) -> Value {
+        if K::kind(&()) == "ConfigMap"
+            && let Value::Object(body) = &mut want
+        {
+            digest_config_data(body);
+        }
+        want
     }
 
     fn owner(&self) -> Option<(&str, &str)> {
@@ -254,6 +317,7 @@ impl Cached for DynamicObject {
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
     use serde_json::json;
 
     fn deployment() -> Value {
@@ -322,13 +386,60 @@ mod tests {
             let lean: Lean<Deployment> = serde_json::from_value(d).expect("decodes");
             assert_eq!((lean.owner(), lean.owner_uid()), (None, None));
         }
-        // An object without labels or annotations round-trips too.
+        // Owned by an app through its owner reference, without labels or annotations: it
+        // round-trips too.
         let mut bare = deployment();
         let m = bare["metadata"].as_object_mut().expect("metadata");
         m.remove("labels");
         m.remove("annotations");
+        m.insert(
+            "ownerReferences".into(),
+            json!([{"apiVersion": "winapp.dev/v1alpha1", "kind": "WindowsApp", "name": "web", "uid": "u-1", "controller": true}]),
+        );
         let lean: Lean<Deployment> = serde_json::from_value(bare.clone()).expect("decodes");
         assert_eq!(lean.to_json().expect("encodes"), bare);
+    }
+
+    #[test]
+    fn an_object_no_app_owns_is_kept_as_metadata_only_whatever_its_labels_say() {
+        // Labelled as the operator's, but neither an owner reference to a WindowsApp nor the
+        // owner-UID annotation: anyone may create such a ConfigMap, of any size.
+        let big = "x".repeat(900 * 1024);
+        let planted = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web-config", "namespace": "shop", "resourceVersion": "3",
+                "labels": {"app.kubernetes.io/managed-by": "winapp-operator", "winapp.dev/app": "web", "winapp.dev/namespace": "shop"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-1", "controller": true}]},
+            "data": {"Web.config": big}
+        });
+        let lean: Lean<ConfigMap> = serde_json::from_value(planted).expect("decodes");
+        assert!(lean.body.is_empty(), "{} bytes of body kept", lean.body.len());
+        assert_eq!((lean.owner(), lean.owner_uid()), (None, None), "nobody's child: never pruned, never applied over");
+        assert_eq!(lean.metadata.resource_version.as_deref(), Some("3"));
+        assert_eq!(lean.to_json().expect("encodes")["data"], Value::Null);
+    }
+
+    #[test]
+    fn a_config_map_of_an_app_keeps_digests_of_its_files_and_compares_as_applied() {
+        let file = "<configuration>".repeat(1000);
+        let cm = |content: &str| {
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "web-config", "namespace": "shop",
+                    "labels": {"app.kubernetes.io/managed-by": "winapp-operator", "winapp.dev/app": "web", "winapp.dev/namespace": "shop"},
+                    "ownerReferences": [{"apiVersion": "winapp.dev/v1alpha1", "kind": "WindowsApp", "name": "web", "uid": "u-1", "controller": true}]},
+                "data": {"Web.config": content}
+            })
+        };
+        let lean: Lean<ConfigMap> = serde_json::from_value(cm(&file)).expect("decodes");
+        assert!(lean.body.len() < 400, "{} bytes kept for a {} byte file", lean.body.len(), file.len());
+        let have = lean.to_json().expect("encodes");
+        let want = <Lean<ConfigMap> as Cached>::comparable(cm(&file));
+        assert_eq!(crate::controller::apply::first_difference(&want, &have), None);
+        let edited = <Lean<ConfigMap> as Cached>::comparable(cm(&format!("{file} ")));
+        assert_eq!(crate::controller::apply::first_difference(&edited, &have).as_deref(), Some(".data.Web.config"));
+        // Other kinds compare as they are.
+        assert_eq!(<Lean<Deployment> as Cached>::comparable(cm("a")), cm("a"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod apply;
+pub mod claims;
 pub mod diagnose;
 pub mod error;
 pub mod index;
@@ -77,6 +78,30 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Objects and body bytes of each child cache (for `winapp_cache_objects` and
+    /// `winapp_cache_body_bytes`).
+    pub fn sizes(&self) -> Vec<crate::metrics::CacheSample> {
+        fn size<K: Resource<DynamicType = ()> + Clone + 'static>(
+            kind: &'static str,
+            c: &Cache<Lean<K>>,
+        ) -> crate::metrics::CacheSample {
+            let all = c.store.state();
+            (kind, all.len(), all.iter().map(|o| o.body_bytes()).sum())
+        }
+        vec![
+            size("Deployment", &self.deployments),
+            size("DaemonSet", &self.daemon_sets),
+            size("Service", &self.services),
+            size("NetworkPolicy", &self.network_policies),
+            size("ConfigMap", &self.config_maps),
+            size("ServiceAccount", &self.service_accounts),
+            size("RoleBinding", &self.role_bindings),
+            size("PersistentVolumeClaim", &self.claims),
+            size("PersistentVolume", &self.volumes),
+            size("ClusterRole", &self.cluster_roles),
+        ]
+    }
+
     /// Waits until every cache has its first full list. Call it from one task only: a store's
     /// readiness wakes a single waiter; others should wait on [`Context::caches_ready`].
     pub async fn wait_until_ready(&self) {
@@ -190,6 +215,7 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     if m.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
             let deleted = delete_cluster_children(ctx, ns, name).await?;
+            claims::release_all(&ctx.client, ns, name, m.uid.as_deref()).await?;
             remove_finalizer(ctx, m).await?;
             apply::forget(&ctx.applied, ns, name);
             ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
@@ -366,7 +392,9 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
         Ok(m) if m.get(&key) == Some(&signature) => admit::SchemaCheck::PassedUnchanged,
         _ => admit::SchemaCheck::Run,
     };
-    let valid = match admit::admit_with(app, &ctx.pod_policy, schema) {
+    // The platform's policy for this app: the operator's grants plus its Namespace's.
+    let policy = ctx.pod_policy.for_namespace(&namespace_annotations(ctx, &key.0));
+    let valid = match admit::admit_with(app, &policy.policy, schema) {
         Ok(v) => {
             if let Ok(mut m) = ctx.schema_passed.lock() {
                 m.insert(key, signature);
@@ -374,7 +402,11 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
             v
         }
         Err(refusal) => {
-            write_status(app, ctx, generation, None, &refusal.into(), previous.as_ref()).await?;
+            // Nothing is applied or deleted for a refused spec (the running version keeps
+            // running), except a workload that uses a power the platform no longer grants.
+            let withdrawn = withdraw(app, ctx, &key, &policy.policy).await?;
+            let outcome = refusal.noting_unreadable(&key.0, &policy.unreadable).noting(withdrawn).into();
+            write_status(app, ctx, generation, None, &outcome, previous.as_ref()).await?;
             return Ok(Action::await_change());
         }
     };
@@ -437,6 +469,71 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     }
 }
 
+/// Removes the app's workload when it uses what `policy` no longer grants (see
+/// [`crate::policy::live`]); returns what the status says of it.
+async fn withdraw(
+    app: &WindowsApp,
+    ctx: &Context,
+    key: &(String, String),
+    policy: &crate::policy::Policy,
+) -> Result<Option<String>> {
+    let (ns, name) = (key.0.as_str(), key.1.as_str());
+    let s = &ctx.stores;
+    let smb = !s.volumes.children(ns, name).is_empty();
+    let owner = apply::Owner { namespace: ns, name, uid: app.metadata.uid.as_deref() };
+    let mut removed = Vec::new();
+    let mut rules = std::collections::BTreeSet::new();
+    for d in s.deployments.children(ns, name) {
+        let typed = d.typed().map_err(|e| Error::Cached("Deployment", e))?;
+        let pod = serde_json::to_value(typed.spec.template.spec.unwrap_or_default())
+            .map_err(|e| Error::Serialize("Deployment", e))?;
+        let refused = crate::policy::live::refused(&pod, false, smb, policy);
+        if !refused.is_empty() {
+            rules.extend(refused);
+            removed.extend(
+                apply::prune(namespaced_api(&ctx.client), vec![d], "Deployment", owner, true, &BTreeSet::new())
+                    .await?
+                    .into_iter()
+                    .map(|n| format!("Deployment {n}")),
+            );
+        }
+    }
+    for d in s.daemon_sets.children(ns, name) {
+        let typed = d.typed().map_err(|e| Error::Cached("DaemonSet", e))?;
+        let pod = serde_json::to_value(typed.spec.template.spec.unwrap_or_default())
+            .map_err(|e| Error::Serialize("DaemonSet", e))?;
+        let refused = crate::policy::live::refused(&pod, true, smb, policy);
+        if !refused.is_empty() {
+            rules.extend(refused);
+            removed.extend(
+                apply::prune(namespaced_api(&ctx.client), vec![d], "DaemonSet", owner, true, &BTreeSet::new())
+                    .await?
+                    .into_iter()
+                    .map(|n| format!("DaemonSet {n}")),
+            );
+        }
+    }
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    for _ in &removed {
+        ctx.metrics.child_written("Deleted");
+    }
+    let rules: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+    let note = format!(
+        "the running pods used what the platform no longer grants (rule {}): removed {}; nothing else was deleted, and the pods run again once the rules are granted or the spec asks for none of them",
+        rules.join(", "),
+        removed.join(", ")
+    );
+    publish(ctx, app, EventType::Warning, "GrantWithdrawn", note.clone()).await;
+    Ok(Some(note))
+}
+
+/// The annotations of the Namespace `name`, as cached (none while it is not cached yet).
+fn namespace_annotations(ctx: &Context, name: &str) -> std::collections::BTreeMap<String, String> {
+    ctx.stores.namespaces.get(&ObjectRef::new(name)).map(|n| n.annotations().clone()).unwrap_or_default()
+}
+
 /// How applying went, short of an error.
 #[allow(clippy::large_enum_variant, reason = "one short-lived value per reconcile")]
 enum Step {
@@ -476,7 +573,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
 
     // 4. Apply in order; a child owned by someone else stops here. Cluster-scoped children need
     //    the finalizer first: nothing else removes them when the app goes.
-    if children.has_cluster_scoped() && !has_finalizer(&app.metadata) {
+    if children.needs_finalizer() && !has_finalizer(&app.metadata) {
         add_finalizer(ctx, &app.metadata).await?;
     }
     if let Some(build::workload::Workload::Deployment(deployment)) = &mut children.workload {
@@ -493,6 +590,13 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     if !report.created.is_empty() {
         publish(ctx, app, EventType::Normal, "Created", format!("created {}", report.created.join(", "))).await;
     }
+    if !report.adopted.is_empty() {
+        let note = format!(
+            "adopted PersistentVolumeClaim(s) {} again: released earlier from this app's volume(s) of the same name, with their data",
+            report.adopted.join(", ")
+        );
+        publish(ctx, app, EventType::Normal, "Adopted", note).await;
+    }
     for r in report.rewrites.iter().filter(|(_, new)| *new).map(|(r, _)| r) {
         let note = format!(
             "{} {}: {} is stored with another value than the operator applied (a mutating admission webhook or policy rewrote it); the operator keeps it and does not re-apply",
@@ -503,8 +607,11 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
 
     // 5. Prune what the spec no longer asks for.
     let pruned = prune_all(ctx, valid, &keep).await?;
-    if !pruned.is_empty() {
-        publish(ctx, app, EventType::Normal, "Pruned", format!("deleted {}", pruned.join(", "))).await;
+    if !pruned.deleted.is_empty() {
+        publish(ctx, app, EventType::Normal, "Pruned", format!("deleted {}", pruned.deleted.join(", "))).await;
+    }
+    if !pruned.released.is_empty() {
+        publish(ctx, app, EventType::Normal, "Released", released_note(&pruned.released)).await;
     }
 
     // 6. Observe.
@@ -518,6 +625,8 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     observations.missing_config_secrets = missing_config_secrets;
     observations.gmsa = gmsa;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
+    observations.released_claims = pruned.released;
+    observations.adopted_claims = report.adopted;
     Ok(Step::Applied(observations, report.workload_written))
 }
 
@@ -679,6 +788,8 @@ impl Keep {
 #[derive(Default)]
 struct ApplyReport {
     created: Vec<String>,
+    /// Claims adopted again (released earlier from a volume of the same name).
+    adopted: Vec<String>,
     workload_written: bool,
     /// Fields stored with other values than applied, and whether each was found just now.
     rewrites: Vec<(apply::Rewrite, bool)>,
@@ -715,6 +826,9 @@ async fn apply_all(
         }
         if done.applied == Applied::Created {
             report.created.push(format!("{kind} {name}"));
+        }
+        if done.adopted {
+            report.adopted.push(name.clone());
         }
         if let Some(r) = done.rewrite {
             report.rewrites.push((r, done.new_rewrite));
@@ -844,8 +958,26 @@ where
     })
 }
 
-/// Deletes the app's children that are not in `keep`, every kind. Returns `Kind name` of each.
-async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> Result<Vec<String>> {
+/// What pruning did.
+struct Pruned {
+    /// `Kind name` of each child deleted.
+    deleted: Vec<String>,
+    /// The claims released instead of deleted (see [`claims`]).
+    released: Vec<crate::api::ReleasedClaim>,
+}
+
+/// The event note of claims released.
+fn released_note(released: &[crate::api::ReleasedClaim]) -> String {
+    let list: Vec<String> = released.iter().map(|r| format!("{} (volume {})", r.claim, r.volume)).collect();
+    format!(
+        "kept PersistentVolumeClaim(s) {} with their data (retentionPolicy Retain), released from the app: delete them when they are no longer needed, or add the volume back to adopt them",
+        list.join(", ")
+    )
+}
+
+/// Deletes the app's children that are not in `keep`, every kind; claims to retain are
+/// released instead.
+async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> Result<Pruned> {
     let client = ctx.client.clone();
     let s = &ctx.stores;
     let owner = apply::Owner { namespace: &app.namespace, name: &app.name, uid: app.uid.as_deref() };
@@ -877,7 +1009,25 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
     prune!(namespaced_api(&client), true, daemon_sets, "DaemonSet");
     prune!(namespaced_api(&client), true, services, "Service");
     prune!(namespaced_api(&client), true, network_policies, "NetworkPolicy");
-    prune!(namespaced_api(&client), true, claims, "PersistentVolumeClaim");
+    // Claims: those to retain are released, the others deleted.
+    let mut to_release = Vec::new();
+    let mut to_delete = Vec::new();
+    for c in s.claims.children(&app.namespace, &app.name) {
+        if !apply::prunable(c.as_ref(), owner, true) || keep.claims.contains(&c.name_any()) {
+            continue;
+        }
+        let typed = c.typed().map_err(|e| Error::Cached("PersistentVolumeClaim", e))?;
+        if claims::retained(&typed) { to_release.push(typed) } else { to_delete.push(c) }
+    }
+    note(
+        "PersistentVolumeClaim",
+        apply::prune(namespaced_api(&client), to_delete, "PersistentVolumeClaim", owner, true, &keep.claims).await?,
+    );
+    let mut released = Vec::new();
+    let claims_api = Api::namespaced(client.clone(), &app.namespace);
+    for claim in &to_release {
+        released.extend(claims::release(&claims_api, claim, &app.namespace, &app.name, app.uid.as_deref()).await?);
+    }
     prune!(all(&client), false, volumes, "PersistentVolume");
     prune!(namespaced_api(&client), true, config_maps, "ConfigMap");
     prune!(namespaced_api(&client), true, role_bindings, "RoleBinding");
@@ -892,7 +1042,7 @@ async fn prune_all(ctx: &Context, app: &validate::ValidatedApp, keep: &Keep) -> 
         );
     }
     prune!(namespaced_api(&client), true, service_accounts, "ServiceAccount");
-    Ok(deleted)
+    Ok(Pruned { deleted, released })
 }
 
 /// An `Api` for a cluster-scoped kind.
@@ -922,6 +1072,10 @@ async fn cleanup(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     if deleted > 0 {
         publish(ctx, app, EventType::Normal, "CleanedUp", format!("deleted {deleted} cluster-scoped child object(s)"))
             .await;
+    }
+    let released = claims::release_all(&ctx.client, &ns, &name, app.uid().as_deref()).await?;
+    if !released.is_empty() {
+        publish(ctx, app, EventType::Normal, "Released", released_note(&released)).await;
     }
     remove_finalizer(ctx, &app.metadata).await?;
     apply::forget(&ctx.applied, &ns, &name);

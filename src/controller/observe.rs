@@ -76,6 +76,8 @@ pub async fn observe(
         rewrites: Vec::new(),
         diagnosis,
         missing_config_secrets: Vec::new(),
+        released_claims: Vec::new(),
+        adopted_claims: Vec::new(),
     })
 }
 
@@ -378,7 +380,7 @@ pub fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
             // A namespace not cached (yet) has, as far as the operator knows, no annotations.
             let namespace = ctx.stores.namespaces.get(&ObjectRef::new(&app.namespace));
             let annotations = namespace.map(|n| n.annotations().clone()).unwrap_or_default();
-            gmsa_policy::generated_credspec(&spec.account, &app.namespace, &annotations)
+            gmsa_policy::generated_credspec(spec, &app.namespace, &annotations)
         }
         None => {
             let key = ObjectRef::new_with(&g.credential_spec_name, ctx.credspec_resource.clone());
@@ -389,7 +391,10 @@ pub fn gmsa(ctx: &Context, app: &ValidatedApp) -> Option<GmsaCheck> {
         }
     };
     Some(match decision {
-        Decision::Allowed => GmsaCheck::Ready { credspec: g.credential_spec_name.clone() },
+        Decision::Allowed => GmsaCheck::Ready { credspec: g.credential_spec_name.clone(), warning: None },
+        Decision::AllowedWithWarning(w) => {
+            GmsaCheck::Ready { credspec: g.credential_spec_name.clone(), warning: Some(w) }
+        }
         Decision::NotAllowed(message) => GmsaCheck::NotAllowed { message },
     })
 }

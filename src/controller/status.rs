@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::WindowsAppStatus;
+use crate::api::{ReleasedClaim, WindowsAppStatus};
 use crate::conditions::{self as c, Cond, reason};
 
 /// Ready Windows nodes that the pods may land on.
@@ -27,9 +27,11 @@ pub struct NodeCheck {
 /// Whether the gMSA credspec can be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GmsaCheck {
-    /// It exists (or is generated) and the platform team allows it in the app's namespace.
+    /// It exists (or is generated) and the platform team allows it in the app's namespace;
+    /// `warning` when the allowing entry is looser than it should be.
     Ready {
         credspec: String,
+        warning: Option<String>,
     },
     /// The platform team has not allowed it: the message says which annotation to set where.
     NotAllowed {
@@ -102,6 +104,29 @@ pub struct Observations {
     pub diagnosis: Option<Diagnosis>,
     /// Secrets that config files come from and that do not exist.
     pub missing_config_secrets: Vec<String>,
+    /// Claims this reconcile released (their volume was renamed or removed; Retain).
+    pub released_claims: Vec<ReleasedClaim>,
+    /// Claims this reconcile adopted again (a released claim's volume came back).
+    pub adopted_claims: Vec<String>,
+}
+
+/// Most released claims the status lists (the newest).
+pub const MAX_RELEASED_CLAIMS: usize = 16;
+
+/// The released claims the status lists: the previous ones, less those adopted again, plus
+/// those released now (a claim released again moves to the end), the newest
+/// [`MAX_RELEASED_CLAIMS`].
+fn released_claims(previous: Option<&WindowsAppStatus>, outcome: &Outcome) -> Vec<ReleasedClaim> {
+    let mut list: Vec<ReleasedClaim> = previous.map(|p| p.released_claims.clone()).unwrap_or_default();
+    if let Outcome::Applied(obs) = outcome {
+        list.retain(|r| {
+            !obs.adopted_claims.contains(&r.claim) && !obs.released_claims.iter().any(|n| n.claim == r.claim)
+        });
+        list.extend(obs.released_claims.iter().cloned());
+    }
+    let excess = list.len().saturating_sub(MAX_RELEASED_CLAIMS);
+    list.drain(..excess);
+    list
 }
 
 /// How the reconcile went.
@@ -114,9 +139,10 @@ pub enum Outcome {
     Suspended,
     /// The spec failed validation.
     Invalid(String),
-    /// The spec's pod template overrides what the platform's pod policy does not allow (and
-    /// nothing else is wrong with it).
-    NotAllowed(String),
+    /// The spec asks for what the platform's policy does not allow (and nothing else is wrong
+    /// with it): `reason` is `NotAllowed` for the spec's own fields, `OverrideNotAllowed` when
+    /// only `spec.podTemplate` overrides are refused.
+    NotAllowed { reason: &'static str, message: String },
     /// A child with our name exists and is not ours.
     Conflict(String),
     /// A step failed (an apply the API server refused, a failed delete...): `reason` is the
@@ -135,7 +161,7 @@ pub fn compute(
     let prev_conditions: &[Condition] = previous.map_or(&[], |p| &p.conditions);
     let (wanted, replicas, available) = match outcome {
         Outcome::Invalid(msg) => (stalled(reason::INVALID_SPEC, format!("the spec is invalid: {msg}")), None, None),
-        Outcome::NotAllowed(msg) => (stalled(reason::OVERRIDE_NOT_ALLOWED, msg.clone()), None, None),
+        Outcome::NotAllowed { reason: r, message } => (stalled(r, message.clone()), None, None),
         Outcome::Conflict(msg) => (stalled(reason::CHILD_CONFLICT, msg.clone()), None, None),
         Outcome::Failed { reason: r, message, permanent } => {
             let message = &bounded(message);
@@ -174,6 +200,7 @@ pub fn compute(
         replicas,
         available_replicas: available,
         conditions: c::merge(prev_conditions, wanted, generation, now),
+        released_claims: released_claims(previous, outcome),
     }
 }
 
@@ -261,12 +288,13 @@ fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
 
     match &obs.gmsa {
         None => {}
-        Some(GmsaCheck::Ready { credspec }) => domain.push(Cond::new(
+        Some(GmsaCheck::Ready { credspec, warning }) => domain.push(Cond::new(
             c::GMSA_READY,
             true,
             reason::CREDSPEC_FOUND,
             format!(
-                "GMSACredentialSpec {credspec} exists, the platform team allows it in this namespace, and the pods' service account is bound to use it"
+                "GMSACredentialSpec {credspec} exists, the platform team allows it in this namespace, and the pods' service account is bound to use it{}",
+                warning.as_ref().map(|w| format!("; warning: {w}")).unwrap_or_default()
             ),
         )),
         Some(GmsaCheck::NotAllowed { message }) => {
@@ -446,4 +474,5 @@ pub fn same_ignoring_time(a: &WindowsAppStatus, b: &WindowsAppStatus) -> bool {
         && a.replicas == b.replicas
         && a.available_replicas == b.available_replicas
         && c::eq_ignoring_time(&a.conditions, &b.conditions)
+        && a.released_claims == b.released_claims
 }

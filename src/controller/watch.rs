@@ -326,11 +326,21 @@ fn node_signature(node: &Node) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Hash of a namespace's annotation that lists the gMSA accounts its apps may generate
-/// credspecs for: other changes of a namespace trigger nothing.
-fn gmsa_accounts_signature(namespace: &PartialObjectMeta<Namespace>) -> Option<u64> {
+/// The Namespace annotations by which the platform team grants its apps powers (see
+/// [`crate::policy`] and [`crate::gmsa_policy`]).
+const GRANT_ANNOTATIONS: &[&str] = &[
+    crate::policy::ALLOW_ANNOTATION,
+    crate::policy::ALLOWED_TAINTS_ANNOTATION,
+    gmsa_policy::GMSA_ACCOUNTS,
+    gmsa_policy::GMSA_CCG_PLUGINS,
+];
+
+/// Hash of a namespace's grant annotations: other changes of a namespace trigger nothing.
+fn grants_signature(namespace: &PartialObjectMeta<Namespace>) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    namespace.annotations().get(gmsa_policy::GMSA_ACCOUNTS).hash(&mut h);
+    for key in GRANT_ANNOTATIONS {
+        namespace.annotations().get(*key).hash(&mut h);
+    }
     Some(h.finish())
 }
 
@@ -544,9 +554,10 @@ pub fn controller(
         identity::credspec_resource(),
     );
 
-    // Namespaces, metadata only: the platform team's annotation on a namespace says which gMSA
-    // accounts its apps may generate a credspec for. A change re-checks those apps at once, so
-    // that an account allowed runs and an account withdrawn stops without waiting for a resync.
+    // Namespaces, metadata only: the platform team's annotations on a namespace grant its apps
+    // powers (policy rules, taints, gMSA accounts and CCG plugins). A change re-checks those apps
+    // at once, so that a grant takes effect and a withdrawn one stops the app without waiting
+    // for a resync.
     let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     let namespace_config = match &scope.namespace {
         Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
@@ -559,20 +570,16 @@ pub fn controller(
         .modify(slim)
         .reflect(namespace_writer)
         .touched_objects()
-        .predicate_filter(gmsa_accounts_signature, PredicateConfig::default());
+        .predicate_filter(grants_signature, PredicateConfig::default());
     let namespace_events = counted(namespace_events, metrics, "namespaces");
     let app_store = controller.store();
     let controller = controller.watches_stream(namespace_events, move |namespace| {
+        // What the Namespace grants may allow or withdraw any of its apps.
         let name = namespace.name_any();
         app_store
             .state()
             .iter()
-            .filter(|a| {
-                a.0.as_ref().is_ok_and(|app| {
-                    app.namespace().as_deref() == Some(name.as_str())
-                        && app.spec.gmsa.as_ref().is_some_and(|g| g.credential_spec.is_some())
-                })
-            })
+            .filter(|a| a.namespace().as_deref() == Some(name.as_str()))
             .map(|a| ObjectRef::from_obj(a.as_ref()))
             .collect::<Vec<_>>()
     });
@@ -655,6 +662,7 @@ mod tests {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {
                 "name": "web", "namespace": "shop", "annotations": {"winapp.dev/applied-hash": "abc"},
+                "ownerReferences": [{"apiVersion": "winapp.dev/v1alpha1", "kind": "WindowsApp", "name": "web", "uid": "u-1", "controller": true}],
                 "managedFields": [{"manager": "winapp-operator", "operation": "Apply"}]
             },
             "spec": {

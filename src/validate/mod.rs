@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::api::{
-    AccessMode, AppPort, CredentialSpec, ImagePullPolicy, PoolTaint, Protocol, ServiceType, TrafficPolicy, WindowsApp,
-    WindowsVersion,
+    AccessMode, AppPort, CredentialSpec, ImagePullPolicy, PoolTaint, Protocol, RetentionPolicy, ServiceType,
+    TrafficPolicy, WindowsApp, WindowsVersion,
 };
 use crate::policy::Policy;
 
@@ -138,9 +138,15 @@ pub enum ValidationError {
     InvalidPodSpecOverride(String),
     #[error("spec.serviceAccountName: {0:?} is not a valid ServiceAccount name")]
     InvalidServiceAccountName(String),
-    /// Refused by the platform's pod policy (see [`crate::policy`]), not invalid as such.
+    /// A `spec.podTemplate` override refused by the platform's policy (see [`crate::policy`]),
+    /// not invalid as such.
     #[error(transparent)]
     OverrideNotAllowed(#[from] crate::policy::Refusal),
+    /// A field of the spec that reaches beyond the app's namespace (HostProcess, a pod on every
+    /// node, another pool's taint, a RuntimeClass, an SMB PersistentVolume) and that the
+    /// platform's policy does not grant the app's namespace.
+    #[error(transparent)]
+    NotAllowed(crate::policy::Refusal),
 }
 
 /// Every problem found in one `WindowsApp`, in spec order.
@@ -155,10 +161,20 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl ValidationErrors {
-    /// Whether every error is a refusal of the pod policy (status reason `OverrideNotAllowed`
-    /// rather than `InvalidSpec`).
+    /// Whether every error is a refusal of the platform's policy (status reason `NotAllowed` or
+    /// `OverrideNotAllowed` rather than `InvalidSpec`).
     pub fn only_policy_refusals(&self) -> bool {
-        !self.0.is_empty() && self.0.iter().all(|e| matches!(e, ValidationError::OverrideNotAllowed(_)))
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|e| matches!(e, ValidationError::OverrideNotAllowed(_) | ValidationError::NotAllowed(_)))
+    }
+
+    /// Whether a refusal concerns the spec's own fields (reason `NotAllowed`), not only the pod
+    /// template's overrides (reason `OverrideNotAllowed`).
+    pub fn refuses_spec_fields(&self) -> bool {
+        self.0.iter().any(|e| matches!(e, ValidationError::NotAllowed(_)))
     }
 }
 
@@ -254,8 +270,20 @@ pub struct GmsaSettings {
 /// Where a volume comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VolumeSource {
-    Smb { source: String, secret_name: String, capacity: Quantity, claim_size: Quantity, mount_options: Vec<String> },
-    Claim { storage_class_name: Option<String>, size: Quantity, access_modes: Vec<AccessMode> },
+    Smb {
+        source: String,
+        secret_name: String,
+        capacity: Quantity,
+        claim_size: Quantity,
+        mount_options: Vec<String>,
+    },
+    Claim {
+        storage_class_name: Option<String>,
+        size: Quantity,
+        access_modes: Vec<AccessMode>,
+        /// What becomes of the claim when the volume or the app goes (default Retain).
+        retention: RetentionPolicy,
+    },
 }
 
 /// A resolved volume.
@@ -379,6 +407,7 @@ pub fn validate_with(
 
     let (pod_labels, pod_annotations, pod_spec_overrides) =
         overrides::pod_template(spec.pod_template.as_ref(), host_process_user.is_some(), policy, &mut errors);
+    errors.extend(crate::policy::app::check(spec, policy).into_iter().map(ValidationError::NotAllowed));
 
     let probes = workload::resolve_probes(spec.probes.as_deref(), &spec.ports);
     let rollout = spec.rollout.clone().unwrap_or_default();

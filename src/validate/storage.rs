@@ -118,6 +118,7 @@ pub fn volumes(given: &[AppVolume], mounts: &mut Mounts, errors: &mut Vec<Valida
                 } else {
                     claim.access_modes.clone()
                 },
+                retention: claim.retention_policy.unwrap_or_default(),
             },
             _ => {
                 errors.push(ValidationError::VolumeOneOf(v.name.clone()));

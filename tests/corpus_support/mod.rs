@@ -64,3 +64,15 @@ pub fn corpus() -> Vec<Case> {
         })
         .collect()
 }
+
+/// What render is given for the corpus: the spec's own powers beyond the namespace granted
+/// (HostProcess, node agents, other pools' taints, RuntimeClasses, SMB shares), as a platform
+/// team grants them. The corpus is about what the API server's schema accepts; the platform's
+/// policy has tests of its own (tests/validate.rs, src/policy).
+#[allow(dead_code)]
+pub fn render_options() -> winapp_operator::render::Options {
+    use winapp_operator::policy::{Policy, Rule};
+    let policy =
+        Policy::allowing([Rule::HostProcess, Rule::NodeAgent, Rule::OtherTaints, Rule::RuntimeClass, Rule::SmbVolumes]);
+    winapp_operator::render::Options { policy, ..winapp_operator::render::Options::default() }
+}

@@ -62,6 +62,11 @@ async fn warning_events(ns: &TestNamespace, app: &str, reason: &str) -> Vec<Even
 async fn values_the_server_normalises_converge_and_then_cost_no_writes() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "normalised").await;
+    // The toleration below is of a taint of the platform's own: granted to the namespace.
+    crate::harness::kubectl_ok(
+        &["annotate", "namespace", ns.name(), "winapp.dev/allowed-taints=example.com/dedicated"],
+        None,
+    );
     let (op, group) = operator_for(&ns, "normalised");
     op.wait_leading().await;
     let spec = r#"  image: registry.example.com/web:1

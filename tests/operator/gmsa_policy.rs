@@ -157,8 +157,29 @@ async fn gmsa_is_used_only_where_the_platform_team_allows_it() {
     );
     let ready = wait_for(&apps, "payroll", "Ready once allowed", SLOW, ready_now).await.expect("app");
     assert!(is(&ready, "GMSAReady", "True"));
+    // An entry without a domain still allows (as earlier versions did), and says how to pin it.
+    assert_mentions(&ready, "GMSAReady", &["names no domain", r"CONTOSO\PayrollSvc"]);
     assert_eq!(list_all(&credspecs, &payroll).await.len(), 1, "the credspec is generated");
     assert_eq!(gmsa_children(&client, &ns, "payroll").await, (1, 1, 1));
+
+    // The identity of another domain: the app's CONTOSO\PayrollSvc is not FABRIKAM's, refused.
+    kubectl_ok(
+        &["annotate", "--overwrite", "namespace", ns.name(), &format!(r"{GMSA_ACCOUNTS}=FABRIKAM\PayrollSvc")],
+        None,
+    );
+    let mismatch = wait_for(&apps, "payroll", "another domain refused", SLOW, stalled_with("CredentialSpecNotAllowed"))
+        .await
+        .expect("app");
+    assert_mentions(&mismatch, "GMSAReady", &[r"CONTOSO\PayrollSvc", "is not allowed"]);
+    wait_no_credspecs(&credspecs, &payroll).await;
+    // Its own domain, by DNS name: Ready, without a warning.
+    kubectl_ok(
+        &["annotate", "--overwrite", "namespace", ns.name(), &format!(r"{GMSA_ACCOUNTS}=contoso.com\PayrollSvc")],
+        None,
+    );
+    let pinned = wait_for(&apps, "payroll", "Ready with the identity", SLOW, ready_now).await.expect("app");
+    assert!(!message(&pinned, "GMSAReady").contains("warning"), "{}", message(&pinned, "GMSAReady"));
+    assert_eq!(list_all(&credspecs, &payroll).await.len(), 1, "the credspec is generated again");
 
     // The account withdrawn from the namespace: the generated credspec goes with the RBAC.
     kubectl_ok(&["annotate", "namespace", ns.name(), &format!("{GMSA_ACCOUNTS}-")], None);

@@ -139,6 +139,14 @@ impl Operator {
         )
     }
 
+    /// The value of a metric for the label set that contains `labels` (such as `kind="ConfigMap"`).
+    pub async fn metric_of(&self, name: &str, labels: &str) -> Option<f64> {
+        let body = http_get(self.port, "/metrics").await?;
+        body.lines()
+            .filter(|l| !l.starts_with('#') && l.split([' ', '{']).next() == Some(name) && l.contains(labels))
+            .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    }
+
     pub async fn ready(&self) -> bool {
         http_get(self.port, "/readyz").await.is_some_and(|b| b.trim() == "ok")
     }

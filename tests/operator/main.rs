@@ -11,6 +11,7 @@ mod node_agents;
 mod pod_policy;
 #[path = "../support/mod.rs"]
 mod support;
+mod tenancy;
 
 use std::time::Duration;
 
@@ -57,6 +58,12 @@ fn stalled_with(reason: &'static str) -> impl Fn(Option<&WindowsApp>) -> bool {
 
 fn apply(ns: &str, yaml: &str) {
     kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(yaml));
+}
+
+/// The platform team grants the apps of `ns` these rules of the policy (README, "Security
+/// model"): the Namespace's annotation `winapp.dev/allow`.
+fn grant(ns: &str, rules: &str) {
+    kubectl_ok(&["annotate", "namespace", ns, "--overwrite", &format!("winapp.dev/allow={rules}")], None);
 }
 
 fn credspec_api(client: &Client) -> Api<DynamicObject> {
@@ -115,7 +122,19 @@ async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
     // The platform team's gMSA policy, as scripts/demo sets it for winapp-demo: the namespace may
     // generate a credspec for examples/gmsa-generated.yaml's account, and the credspec of
     // examples/gmsa-existing.yaml allows this namespace too.
-    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=PayrollSvc"], None);
+    // As scripts/demo grants its namespace: the rules the examples need, the gMSA identity and
+    // the portable CCG plugin settings of examples/gmsa-generated.yaml.
+    grant(ns.name(), "host-process,node-agent,smb-volumes");
+    kubectl_ok(&["annotate", "namespace", ns.name(), r"winapp.dev/gmsa-accounts=CONTOSO\PayrollSvc"], None);
+    kubectl_ok(
+        &[
+            "annotate",
+            "namespace",
+            ns.name(),
+            "winapp.dev/gmsa-ccg-plugins={CCC2A336-D7F3-4818-A213-272B7924213E} ObjectId=00000000-0000-0000-0000-000000000000;SecretUri=https://contoso-kv.vault.azure.net/secrets/gmsa-*",
+        ],
+        None,
+    );
     kubectl_ok(&["apply", "-n", ns.name(), "-f", &repo().join("examples").to_string_lossy()], None);
     kubectl_ok(
         &[
@@ -335,7 +354,8 @@ async fn features_turned_off_are_pruned_and_deletion_leaves_nothing() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "prune").await;
-    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=FilesSvc"], None);
+    kubectl_ok(&["annotate", "namespace", ns.name(), r"winapp.dev/gmsa-accounts=contoso.com\FilesSvc"], None);
+    grant(ns.name(), "smb-volumes");
     let full = r#"
 apiVersion: v1
 kind: Secret
@@ -459,6 +479,7 @@ async fn a_missing_secret_or_credspec_stalls_until_it_is_created() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "missing").await;
+    grant(ns.name(), "smb-volumes");
     let cs_name = format!("missing-{}", ns.name());
     apply(
         ns.name(),
@@ -634,6 +655,7 @@ async fn no_secret_content_appears_in_logs_events_configmaps_or_status() {
     let client = support::client().await;
     let op = shared().await;
     let ns = TestNamespace::new(&client, "canary").await;
+    grant(ns.name(), "smb-volumes");
     let canary = format!("canary-{}-do-not-leak", ns.name());
     apply(
         ns.name(),
@@ -876,6 +898,8 @@ async fn every_providers_windows_pool_taint_is_tolerated_without_settings() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "providers").await;
+    // The test pools' own taint key is granted by the platform team, by key (any value).
+    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/allowed-taints=winapp.dev/test-pool"], None);
     let id = ns.name().to_owned();
     // (node, its Windows pool taint as the provider sets it)
     let pools: [(&str, &[(&str, &str)]); 4] = [
@@ -960,6 +984,7 @@ async fn a_runtime_class_places_the_pods_and_a_missing_one_stalls() {
     let client = support::client().await;
     shared().await;
     let ns = TestNamespace::new(&client, "runtimeclass").await;
+    grant(ns.name(), "runtime-class");
     let id = ns.name().to_owned();
     let (node, class) = (format!("rc-{id}"), format!("winapp-test-{id}"));
     kubectl_ok(&["create", "-f", "-"], Some(&pool_node(&node, &node, &[("dedicated", "windows-rc")])));

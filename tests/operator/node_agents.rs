@@ -45,6 +45,8 @@ async fn nodes_running(client: &kube::Client, ns: &TestNamespace, image: &str) -
 async fn node_agents_run_one_pod_per_matching_node_and_roll_node_by_node() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "agents").await;
+    // HostProcess on every node: the platform team grants it to this namespace.
+    crate::harness::kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/allow=host-process,node-agent"], None);
     let group = format!("agents-{}", ns.name());
     let mut op = Operator::start_with(
         "agents",

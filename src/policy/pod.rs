@@ -1,204 +1,18 @@
-//! The platform's policy for `spec.podTemplate.spec`: which overrides an app team may make.
+//! `spec.podTemplate.spec`: which overrides an app team may make.
 //!
 //! The escape hatch is merged over the generated pod spec last, so without a policy it could
 //! undo everything the operator and the platform team guarantee: the Windows pinning, the gMSA
 //! settings, the ServiceAccount, and the pod's isolation from the host. By default every
 //! override that widens privilege or escapes placement is refused, each by a named [`Rule`]
-//! that the platform team can allow (`--allow-pod-override RULE`). Overrides that do neither
-//! (sidecars, working directories, env, probes, affinity, DNS, grace periods, ...) pass.
+//! that the platform team can allow. Overrides that do neither (sidecars, working directories,
+//! env, probes, affinity, DNS, grace periods, ...) pass.
 //!
 //! The check is pure: JSON in, [`Refusal`]s out, for any input (wrong types included, which
 //! validation reports separately).
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::{Map, Value};
-use thiserror::Error;
 
-/// A kind of override the policy refuses unless the platform team allows it by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rule {
-    Privileged,
-    PrivilegeEscalation,
-    Capabilities,
-    HostNamespaces,
-    HostPath,
-    VolumeTypes,
-    HostPorts,
-    RunAsUser,
-    Gmsa,
-    HostProcess,
-    TolerateAll,
-    ServiceAccount,
-    NodeName,
-    WindowsSelector,
-    RuntimeClass,
-    ShareProcessNamespace,
-    RemoveGenerated,
-}
-
-impl Rule {
-    /// Every rule, in the order of the README's table.
-    pub const ALL: &'static [Rule] = &[
-        Rule::Privileged,
-        Rule::PrivilegeEscalation,
-        Rule::Capabilities,
-        Rule::HostNamespaces,
-        Rule::HostPath,
-        Rule::VolumeTypes,
-        Rule::HostPorts,
-        Rule::RunAsUser,
-        Rule::Gmsa,
-        Rule::HostProcess,
-        Rule::TolerateAll,
-        Rule::ServiceAccount,
-        Rule::NodeName,
-        Rule::WindowsSelector,
-        Rule::RuntimeClass,
-        Rule::ShareProcessNamespace,
-        Rule::RemoveGenerated,
-    ];
-
-    /// The stable name, as `--allow-pod-override` and the Helm value take it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::Privileged => "privileged",
-            Rule::PrivilegeEscalation => "privilege-escalation",
-            Rule::Capabilities => "capabilities",
-            Rule::HostNamespaces => "host-namespaces",
-            Rule::HostPath => "host-path",
-            Rule::VolumeTypes => "volume-types",
-            Rule::HostPorts => "host-ports",
-            Rule::RunAsUser => "run-as-user",
-            Rule::Gmsa => "gmsa",
-            Rule::HostProcess => "host-process",
-            Rule::TolerateAll => "tolerate-all",
-            Rule::ServiceAccount => "service-account",
-            Rule::NodeName => "node-name",
-            Rule::WindowsSelector => "windows-selector",
-            Rule::RuntimeClass => "runtime-class",
-            Rule::ShareProcessNamespace => "share-process-namespace",
-            Rule::RemoveGenerated => "remove-generated",
-        }
-    }
-
-    /// What the rule refuses (for `--help`).
-    pub fn summary(self) -> &'static str {
-        match self {
-            Rule::Privileged => "securityContext.privileged: true in a container",
-            Rule::PrivilegeEscalation => "securityContext.allowPrivilegeEscalation: true in a container",
-            Rule::Capabilities => "securityContext.capabilities.add in a container",
-            Rule::HostNamespaces => "hostNetwork (except for hostProcess apps), hostPID or hostIPC: true",
-            Rule::HostPath => "hostPath volumes",
-            Rule::VolumeTypes => {
-                "volume types other than configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, ephemeral and csi"
-            }
-            Rule::HostPorts => "hostPort on a container port",
-            Rule::RunAsUser => "windowsOptions.runAsUserName other than ContainerUser",
-            Rule::Gmsa => "windowsOptions.gmsaCredentialSpecName or gmsaCredentialSpec",
-            Rule::HostProcess => "windowsOptions.hostProcess: true",
-            Rule::TolerateAll => "a toleration with operator Exists and no key (tolerates every taint)",
-            Rule::ServiceAccount => {
-                "serviceAccountName, serviceAccount, automountServiceAccountToken, serviceAccountToken projections"
-            }
-            Rule::NodeName => "nodeName",
-            Rule::WindowsSelector => "nodeSelector keys kubernetes.io/os and node.kubernetes.io/windows-build",
-            Rule::RuntimeClass => "runtimeClassName",
-            Rule::ShareProcessNamespace => "shareProcessNamespace: true",
-            Rule::RemoveGenerated => "null anywhere in the overrides (it deletes what the operator generates)",
-        }
-    }
-
-    /// What an app team does instead.
-    fn remedy(self) -> &'static str {
-        match self {
-            Rule::Privileged | Rule::PrivilegeEscalation | Rule::Capabilities => {
-                "remove it (Windows containers do not use it)"
-            }
-            Rule::HostNamespaces => "remove it; an agent that needs the host uses spec.hostProcess",
-            Rule::HostPath => "use spec.volumes (an SMB share or a claim), or spec.hostProcess for a host agent",
-            Rule::VolumeTypes => "use spec.volumes, a persistentVolumeClaim or a csi volume",
-            Rule::HostPorts => "remove hostPort and expose the port with spec.service",
-            Rule::RunAsUser => {
-                "set runAsUserName: ContainerUser or remove it (a hostProcess app: spec.hostProcess.runAsUserName)"
-            }
-            Rule::Gmsa => "use spec.gmsa",
-            Rule::HostProcess => "use spec.hostProcess",
-            Rule::TolerateAll => "tolerate the taints by key, or use spec.windows.tolerations",
-            Rule::ServiceAccount => "use spec.serviceAccountName and spec.apiAccess",
-            Rule::NodeName => "remove it; select nodes with nodeSelector or affinity",
-            Rule::WindowsSelector => "use spec.windows.version",
-            Rule::RuntimeClass => "use spec.windows.runtimeClassName",
-            Rule::ShareProcessNamespace => "remove it",
-            Rule::RemoveGenerated => {
-                "remove the null and set the dedicated field instead (spec.probes, spec.windows, spec.gmsa, ...)"
-            }
-        }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A rule name that is not one of [`Rule::ALL`].
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{0:?} is not a pod override rule; the rules are: {names}", names = rule_names().join(", "))]
-pub struct UnknownRule(pub String);
-
-fn rule_names() -> Vec<&'static str> {
-    Rule::ALL.iter().map(|r| r.name()).collect()
-}
-
-impl FromStr for Rule {
-    type Err = UnknownRule;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Rule::ALL.iter().copied().find(|r| r.name() == s).ok_or_else(|| UnknownRule(s.to_owned()))
-    }
-}
-
-/// The rules the platform team allows; the default allows none.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
-    allowed: BTreeSet<Rule>,
-}
-
-impl Policy {
-    /// A policy that allows `rules`.
-    pub fn allowing(rules: impl IntoIterator<Item = Rule>) -> Self {
-        Policy { allowed: rules.into_iter().collect() }
-    }
-
-    /// Whether overrides under `rule` are allowed.
-    pub fn allows(&self, rule: Rule) -> bool {
-        self.allowed.contains(&rule)
-    }
-
-    /// The allowed rules, in order.
-    pub fn allowed(&self) -> impl Iterator<Item = Rule> + '_ {
-        self.allowed.iter().copied()
-    }
-}
-
-/// One override the policy refuses: where, which rule, and what to do.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error(
-    "{path}: {what} is not allowed by the platform's pod policy (rule {rule}); {remedy}, or ask the platform team to allow rule {rule}",
-    remedy = rule.remedy()
-)]
-pub struct Refusal {
-    pub rule: Rule,
-    /// The field, from `spec.podTemplate.spec`.
-    pub path: String,
-    /// What was found there.
-    pub what: String,
-}
+use super::{Policy, Refusal, Rule, Tolerating};
 
 /// Where the overrides sit in a WindowsApp.
 pub const ROOT: &str = "spec.podTemplate.spec";
@@ -218,14 +32,14 @@ const NON_ADMIN_USER: &str = "ContainerUser";
 /// widening).
 pub fn check(overrides: &Map<String, Value>, host_process: bool, policy: &Policy) -> Vec<Refusal> {
     let mut found = Vec::new();
-    check_pod(overrides, host_process, &mut found);
+    check_pod(overrides, host_process, policy, &mut found);
     find_nulls(&Value::Object(overrides.clone()), ROOT, &mut found);
     found.retain(|r| !policy.allows(r.rule));
     found
 }
 
 fn refuse(found: &mut Vec<Refusal>, rule: Rule, path: String, what: impl Into<String>) {
-    found.push(Refusal { rule, path, what: what.into() });
+    found.push(Refusal { rule, path, what: what.into(), remedy: rule.pod_remedy().to_owned() });
 }
 
 /// Set to anything but `false` (a `null` is the concern of [`Rule::RemoveGenerated`]).
@@ -249,7 +63,7 @@ fn items<'a>(o: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = (usiz
     o.get(key).and_then(Value::as_array).into_iter().flatten().enumerate()
 }
 
-fn check_pod(o: &Map<String, Value>, host_process: bool, found: &mut Vec<Refusal>) {
+fn check_pod(o: &Map<String, Value>, host_process: bool, policy: &Policy, found: &mut Vec<Refusal>) {
     for key in ["hostPID", "hostIPC"] {
         if turned_on(o.get(key)) {
             refuse(found, Rule::HostNamespaces, format!("{ROOT}.{key}"), format!("{key}: true"));
@@ -286,9 +100,18 @@ fn check_pod(o: &Map<String, Value>, host_process: bool, found: &mut Vec<Refusal
     }
     for (i, t) in items(o, "tolerations") {
         let exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
-        let keyless = t.get("key").and_then(Value::as_str).is_none_or(str::is_empty);
-        if exists && keyless {
+        let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        let value = t.get("value").and_then(Value::as_str).unwrap_or_default();
+        if exists && key.is_empty() {
             refuse(found, Rule::TolerateAll, format!("{ROOT}.tolerations[{i}]"), "tolerating every taint");
+        } else if !key.is_empty() && !policy.allows_toleration(Tolerating { key, exists, value }) {
+            let taint = if exists { format!("{key} (any value)") } else { format!("{key}={value}") };
+            refuse(
+                found,
+                Rule::OtherTaints,
+                format!("{ROOT}.tolerations[{i}]"),
+                format!("tolerating the taint {taint}"),
+            );
         }
     }
     if let Some(sc) = o.get("securityContext").and_then(Value::as_object) {
@@ -409,6 +232,7 @@ fn find_nulls(v: &Value, path: &str, found: &mut Vec<Refusal>) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn refusals(o: Value, host_process: bool, policy: &Policy) -> Vec<Refusal> {
         let Value::Object(o) = o else { panic!("test input must be an object") };
@@ -491,7 +315,7 @@ mod tests {
             ),
             (
                 Rule::TolerateAll,
-                json!({"tolerations": [{"key": "gpu", "operator": "Exists"}, {"operator": "Exists"}]}),
+                json!({"tolerations": [{"key": "os", "value": "Windows"}, {"operator": "Exists"}]}),
                 "spec.podTemplate.spec.tolerations[1]".into(),
             ),
             (
@@ -514,6 +338,16 @@ mod tests {
                 Rule::ServiceAccount,
                 json!({"volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]}),
                 "spec.podTemplate.spec.volumes[name=t].projected.sources[0].serviceAccountToken".into(),
+            ),
+            (
+                Rule::OtherTaints,
+                json!({"tolerations": [{"key": "os", "value": "windows"}, {"key": "dedicated", "value": "team-b"}]}),
+                "spec.podTemplate.spec.tolerations[1]".into(),
+            ),
+            (
+                Rule::OtherTaints,
+                json!({"tolerations": [{"key": "gpu", "operator": "Exists"}]}),
+                "spec.podTemplate.spec.tolerations[0]".into(),
             ),
             (Rule::NodeName, json!({"nodeName": "win-1"}), "spec.podTemplate.spec.nodeName".into()),
             (
@@ -555,7 +389,12 @@ mod tests {
             refused_by(rule, o, &path);
             covered.insert(rule);
         }
-        let missing: Vec<&Rule> = Rule::ALL.iter().filter(|r| !covered.contains(r)).collect();
+        // Every rule that a pod template can break (the others govern the spec's own fields:
+        // see `super::super::app`).
+        let missing: Vec<&Rule> = Rule::ALL
+            .iter()
+            .filter(|r| !matches!(r, Rule::NodeAgent | Rule::SmbVolumes) && !covered.contains(r))
+            .collect();
         assert!(missing.is_empty(), "rules without a test case: {missing:?}");
     }
 
@@ -565,7 +404,7 @@ mod tests {
             "terminationGracePeriodSeconds": 120,
             "priorityClassName": "high",
             "nodeSelector": {"pool": "gold"},
-            "tolerations": [{"key": "gpu", "operator": "Exists"}, {"key": "os", "value": "win"}],
+            "tolerations": [{"key": "os", "value": "windows"}, {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 30}],
             "affinity": {"nodeAffinity": {}},
             "dnsPolicy": "None",
             "hostNetwork": false,
@@ -583,6 +422,14 @@ mod tests {
             ]
         });
         assert_eq!(refusals(o, false, &Policy::default()), vec![]);
+    }
+
+    #[test]
+    fn a_granted_taint_may_be_tolerated_in_the_pod_template() {
+        let o = json!({"tolerations": [{"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}]});
+        assert_eq!(refusals(o.clone(), false, &Policy::default()).len(), 1);
+        let granted = Policy::default().with_taints(["dedicated=team-a".parse().expect("a taint grant")]);
+        assert_eq!(refusals(o, false, &granted), vec![]);
     }
 
     #[test]
@@ -624,14 +471,5 @@ mod tests {
         // A truthy value of the wrong type is still refused.
         let found = refusals(json!({"hostPID": "yes"}), false, &Policy::default());
         assert_eq!(found.len(), 1);
-    }
-
-    #[test]
-    fn rule_names_round_trip_and_unknown_names_list_the_rules() {
-        for r in Rule::ALL {
-            assert_eq!(r.name().parse::<Rule>(), Ok(*r));
-        }
-        let e = "hostpath".parse::<Rule>().expect_err("unknown");
-        assert!(e.to_string().contains("host-path"), "{e}");
     }
 }
