@@ -143,6 +143,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         progress: Default::default(),
         pod_policy: config.pod_policy.clone(),
         schema_passed: Default::default(),
+        stalled: Default::default(),
     });
     let (apps, c) = (ctrl.store(), ctx.clone());
     tokio::spawn(async move {

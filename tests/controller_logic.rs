@@ -726,3 +726,16 @@ fn a_rollout_the_controller_has_not_observed_waits_for_the_watch() {
     // Observed already: the diagnosis schedule.
     assert_eq!(next_look(false, false, true, true, observed(0), s(30)), s(30));
 }
+
+#[test]
+fn a_stalled_app_is_looked_at_ever_more_rarely_up_to_five_minutes() {
+    use std::time::Duration;
+    use winapp_operator::controller::{MAX_STALLED_WAIT, stalled_wait};
+    let waits: Vec<u64> = (1..=7).map(|n| stalled_wait(n).as_secs()).collect();
+    assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+    assert_eq!(stalled_wait(0), Duration::from_secs(10), "the first look waits the shortest");
+    assert_eq!(stalled_wait(u32::MAX), MAX_STALLED_WAIT, "no overflow");
+    // 300 Stalled apps at rest: at most one look per app every 5 minutes once backed off.
+    let looks_per_hour: u64 = 3600 / MAX_STALLED_WAIT.as_secs();
+    assert!(looks_per_hour <= 12);
+}

@@ -28,12 +28,6 @@ pub enum Error {
     },
     #[error("writing the status of the WindowsApp failed: {0}; the operator retries with backoff")]
     Status(#[source] kube::Error),
-    #[error("checking the Secret {name} failed: {source}")]
-    SecretCheck {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
     #[error("building the children failed: {0}")]
     Build(#[from] BuildError),
     #[error("serializing {0} failed: {1}")]
@@ -75,7 +69,6 @@ impl Error {
             Error::Release { .. } => "ReleaseFailed",
             Error::List { .. } => "ListFailed",
             Error::Status(_) => "StatusFailed",
-            Error::SecretCheck { .. } => "SecretCheckFailed",
             Error::Build(_) => "BuildFailed",
             Error::Serialize(..) => "SerializeFailed",
             Error::Cached(..) => "CacheReadFailed",
@@ -93,7 +86,6 @@ impl Error {
             | Error::Delete { source, .. }
             | Error::Release { source, .. }
             | Error::List { source, .. }
-            | Error::SecretCheck { source, .. }
             | Error::Status(source)
             | Error::AddFinalizer(source)
             | Error::RemoveFinalizer(source) => matches!(api_code(source), Some(400 | 403 | 422)),

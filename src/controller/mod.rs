@@ -9,6 +9,7 @@ pub mod error;
 pub mod index;
 pub mod lean;
 pub mod observe;
+pub mod secrets;
 pub mod status;
 pub mod watch;
 
@@ -75,6 +76,8 @@ pub struct Stores {
     pub echoes: Arc<apply::Echoes>,
     /// When a workload controller last reported progress on one of the operator's workloads.
     pub workload_activity: Arc<watch::WorkloadActivity>,
+    /// Which Secrets exist (metadata only); None when the operator may not watch Secrets.
+    pub secrets: Option<Arc<secrets::SecretIndex>>,
 }
 
 impl Stores {
@@ -119,6 +122,11 @@ impl Stores {
         let _ = self.runtime_classes.wait_until_ready().await;
         let _ = self.namespaces.wait_until_ready().await;
         self.credspecs.settled().await;
+        if let Some(secrets) = &self.secrets {
+            while !secrets.listed() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -149,9 +157,31 @@ pub struct Context {
     /// The apps that passed the schema check, by the signature of what it read: an unchanged
     /// app is not checked again on every reconcile.
     pub schema_passed: Mutex<HashMap<(String, String), u64>>,
+    /// Stalled apps: the generation and how many looks in a row found it Stalled (see
+    /// [`stalled_wait`]).
+    pub stalled: Mutex<HashMap<(String, String), StalledLooks>>,
 }
 
 impl Context {
+    /// Notes a look that found the app `key` Stalled at `generation`; returns how many looks in
+    /// a row did (1 after a change of generation).
+    pub fn stalled_look(&self, key: &(String, String), generation: Option<i64>) -> u32 {
+        let Ok(mut m) = self.stalled.lock() else { return 1 };
+        let entry = m.entry(key.clone()).or_insert((generation, 0));
+        if entry.0 != generation {
+            *entry = (generation, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
+    }
+
+    /// The app `key` is no longer Stalled.
+    pub fn unstalled(&self, key: &(String, String)) {
+        if let Ok(mut m) = self.stalled.lock() {
+            m.remove(key);
+        }
+    }
+
     /// Forgets what is kept per app (writes, progress, the Ready gauge) for the apps that are no
     /// longer in `apps`: apps without cluster-scoped children have no finalizer, so their
     /// deletion runs no reconcile.
@@ -164,9 +194,15 @@ impl Context {
         if let Ok(mut m) = self.schema_passed.lock() {
             m.retain(|(ns, name), _| present(ns, name));
         }
+        if let Ok(mut m) = self.stalled.lock() {
+            m.retain(|(ns, name), _| present(ns, name));
+        }
         self.metrics.retain_apps(|r| present(r.namespace.as_deref().unwrap_or_default(), &r.name));
     }
 }
+
+/// A Stalled app's generation, and the looks in a row that found it Stalled at it.
+pub type StalledLooks = (Option<i64>, u32);
 
 /// Requeue interval of a Ready app (a safety net; watches trigger the real work).
 const RESYNC: Duration = Duration::from_secs(300);
@@ -348,6 +384,20 @@ pub fn next_look(
     }
 }
 
+/// Longest wait of a Stalled app between two looks when nothing it waits for changes.
+pub const MAX_STALLED_WAIT: Duration = Duration::from_secs(300);
+
+/// Pure: how long a Stalled app waits before it is looked at again, its `looks`-th look in a
+/// row that finds it Stalled at the same generation: [`WAIT`], doubling each look, at most
+/// [`MAX_STALLED_WAIT`]. The watches wake it at once when what it waits for changes (its spec,
+/// a Secret it references, a credspec, nodes, its Namespace's grants); the looks are for what no
+/// watch reports (an object in the way, a quota), and cost nothing but a reconcile from the
+/// caches. (Looked at every 10 s, a few hundred Stalled apps kept the queue busy.)
+pub fn stalled_wait(looks: u32) -> Duration {
+    let doublings = looks.clamp(1, 16) - 1;
+    WAIT.saturating_mul(1 << doublings).min(MAX_STALLED_WAIT)
+}
+
 /// Shortest requeue of a rollout in progress.
 const MIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -397,7 +447,7 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
     let valid = match admit::admit_with(app, &policy.policy, schema) {
         Ok(v) => {
             if let Ok(mut m) = ctx.schema_passed.lock() {
-                m.insert(key, signature);
+                m.insert(key.clone(), signature);
             }
             v
         }
@@ -442,6 +492,10 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
                 write_status_unless(app, ctx, generation, build_label, &outcome, previous.as_ref(), defer).await?;
             let ready = c::find(&new.conditions, c::READY).is_some_and(|r| r.status == "True");
             let stalled = c::find(&new.conditions, c::STALLED).is_some_and(|r| r.status == "True");
+            if stalled {
+                return Ok(Action::requeue(stalled_wait(ctx.stalled_look(&key, generation))));
+            }
+            ctx.unstalled(&key);
             let active = ctx.stores.workload_activity.within(ctx.diagnose_after);
             Ok(Action::requeue(next_look(ready, stalled, defer(&new), active, wait, ctx.diagnose_after)))
         }
@@ -451,7 +505,9 @@ async fn reconcile_apply(app: &WindowsApp, ctx: &Context) -> Result<Action> {
                 foreign.kind, foreign.name
             );
             write_status(app, ctx, generation, build_label, &Outcome::Conflict(msg), previous.as_ref()).await?;
-            Ok(Action::requeue(WAIT))
+            // The object in the way is someone else's, usually not watched: looked at again,
+            // ever more rarely.
+            Ok(Action::requeue(stalled_wait(ctx.stalled_look(&key, generation))))
         }
         Err(error) => {
             let outcome = Outcome::Failed {
@@ -551,7 +607,7 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     // generated credspec and the workload are left out of the build and so pruned. When the
     // operator cannot tell (the credspec or its CRD missing, or not cached yet), it creates none
     // of them and leaves those that exist as they are.
-    let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid).await?;
+    let (versioned, missing_config_secrets) = config_secret_versions(ctx, valid);
     let valid = versioned.as_ref().unwrap_or(valid);
     let gmsa = observe::gmsa(ctx, valid);
     let grant = match &gmsa {
@@ -621,7 +677,10 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
         (stalled && ready.status == "False" && s.observed_generation == app.metadata.generation)
             .then_some(ready.last_transition_time.0)
     });
-    let mut observations = observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since).await?;
+    let blocked =
+        !missing_config_secrets.is_empty() || gmsa.as_ref().is_some_and(|g| !matches!(g, GmsaCheck::Ready { .. }));
+    let mut observations =
+        observe::observe(ctx, valid, pod.as_ref(), !report.workload_written, stalled_since, blocked).await?;
     observations.missing_config_secrets = missing_config_secrets;
     observations.gmsa = gmsa;
     observations.rewrites = report.rewrites.iter().map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.path)).collect();
@@ -630,35 +689,35 @@ async fn apply_and_observe(app: &WindowsApp, ctx: &Context, valid: &validate::Va
     Ok(Step::Applied(observations, report.workload_written))
 }
 
-/// The app with the `resourceVersion` of each Secret its config files come from (metadata only:
-/// the data is never read), and the Secrets that do not exist. None when no file comes from a
-/// Secret. Without `get` on Secrets (config/components/secret-check) the versions stay unknown:
-/// the files are still mounted, but a change of a Secret does not roll the pods.
-async fn config_secret_versions(
+/// The app with the `resourceVersion` of each Secret its config files come from (metadata only,
+/// from the Secrets' index: the data is never read), and the Secrets that do not exist. None when
+/// no file comes from a Secret. Without the index (the operator may not watch Secrets:
+/// config/components/secret-check) the versions stay unknown: the files are still mounted, but a
+/// change of a Secret does not roll the pods.
+fn config_secret_versions(
     ctx: &Context,
     valid: &validate::ValidatedApp,
-) -> Result<(Option<validate::ValidatedApp>, Vec<String>)> {
+) -> (Option<validate::ValidatedApp>, Vec<String>) {
     let Some(config) = valid.config.as_ref().filter(|c| !c.secret_files.is_empty()) else {
-        return Ok((None, Vec::new()));
+        return (None, Vec::new());
     };
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let Some(index) = &ctx.stores.secrets else { return (None, Vec::new()) };
     let mut versions = std::collections::BTreeMap::new();
     let mut missing = Vec::new();
     for name in config.secret_names() {
-        match secrets.get_metadata_opt(name).await {
-            Ok(Some(m)) => {
-                versions.insert(name.to_owned(), m.metadata.resource_version.unwrap_or_default());
+        match index.get(&valid.namespace, name) {
+            secrets::Known::Exists(rv) => {
+                versions.insert(name.to_owned(), rv);
             }
-            Ok(None) => missing.push(name.to_owned()),
-            Err(kube::Error::Api(s)) if s.code == 403 => {}
-            Err(source) => return Err(Error::SecretCheck { name: name.to_owned(), source }),
+            secrets::Known::Missing => missing.push(name.to_owned()),
+            secrets::Known::Unknown => {}
         }
     }
     let mut versioned = valid.clone();
     if let Some(c) = versioned.config.as_mut() {
         c.secret_versions = versions;
     }
-    Ok((Some(versioned), missing))
+    (Some(versioned), missing)
 }
 
 /// Manager that holds `spec.replicas` for a moment when the operator hands it to an autoscaler.

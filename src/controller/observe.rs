@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Event, Node, Pod, PodSpec, Secret, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, PodSpec, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
@@ -32,6 +32,7 @@ pub async fn observe(
     pod: Option<&PodSpec>,
     workload_current: bool,
     stalled_since: Option<Timestamp>,
+    blocked: bool,
 ) -> Result<Observations> {
     let name = meta::workload_name(app);
     let now = Timestamp::now();
@@ -57,8 +58,14 @@ pub async fn observe(
             None => (None, None),
         }
     };
+    let nodes = nodes(ctx, app, pod);
+    let claims = claims(ctx, app).await?;
+    // An app blocked by what a person must fix first (a missing Secret or credspec, a gMSA not
+    // allowed, a missing RuntimeClass) is Stalled for that: its pods' troubles follow from it, and
+    // reading them would cost a pod list and event lists at every look.
+    let blocked = blocked || nodes.runtime_class_missing.is_some() || claims.iter().any(|c| c.missing_secret.is_some());
     let diagnosis = match (stuck, &workload) {
-        (Some(stuck), Some(check)) if check.up_to_date && check.available < check.desired => {
+        (Some(stuck), Some(check)) if !blocked && check.up_to_date && check.available < check.desired => {
             diagnose(ctx, app, stuck, now).await.unwrap_or_else(|e| {
                 // The diagnosis is a help, not a step: without it the status says "rolling out".
                 warn!("could not read the pods to tell why they are not available: {e}");
@@ -68,10 +75,10 @@ pub async fn observe(
         _ => None,
     };
     Ok(Observations {
-        nodes: nodes(ctx, app, pod),
+        nodes,
         // Decided before the build (see [`gmsa`]); the reconcile fills it in.
         gmsa: None,
-        claims: claims(ctx, app).await?,
+        claims,
         workload,
         rewrites: Vec::new(),
         diagnosis,
@@ -409,18 +416,13 @@ async fn claims(ctx: &Context, app: &ValidatedApp) -> Result<Vec<ClaimCheck>> {
         }
         .and_then(|s| s.phase)
         .is_some_and(|p| p == "Bound");
-        let missing_secret = match &v.source {
-            VolumeSource::Smb { secret_name, .. } => {
-                let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &app.namespace);
-                match secrets.get_metadata_opt(secret_name).await {
-                    Ok(Some(_)) => None,
-                    Ok(None) => Some(secret_name.clone()),
-                    // Not allowed to look: cannot tell, so do not claim it is missing.
-                    Err(kube::Error::Api(s)) if s.code == 403 => None,
-                    Err(source) => return Err(Error::SecretCheck { name: secret_name.clone(), source }),
-                }
+        let missing_secret = match (&v.source, &ctx.stores.secrets) {
+            // From the Secrets' index; without it (no right to watch Secrets) the operator cannot
+            // tell, so it does not claim one is missing.
+            (VolumeSource::Smb { secret_name, .. }, Some(index)) => {
+                (index.get(&app.namespace, secret_name) == super::secrets::Known::Missing).then(|| secret_name.clone())
             }
-            VolumeSource::Claim { .. } => None,
+            _ => None,
         };
         out.push(ClaimCheck { claim, bound, missing_secret });
     }

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
@@ -29,6 +29,7 @@ use super::Watched;
 use super::apply::Echoes;
 use super::index::{Cache, OwnerIndex};
 use super::lean::Lean;
+use super::secrets::SecretIndex;
 use crate::build::{identity, meta};
 use crate::gmsa_policy;
 use crate::metrics::Metrics;
@@ -172,6 +173,15 @@ impl WorkloadActivity {
         let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
         last > 0 && self.start.elapsed().saturating_sub(Duration::from_millis(last)) <= window
     }
+}
+
+/// Whether the app references the Secret `name` (of its namespace) in a way the operator checks:
+/// a config file's or an SMB volume's.
+fn references_secret(spec: &crate::api::WindowsAppSpec, name: &str) -> bool {
+    let config =
+        spec.config.iter().flat_map(|c| &c.files).any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == name));
+    let smb = spec.volumes.iter().filter_map(|v| v.smb.as_ref()).any(|s| s.secret_ref.name == name);
+    config || smb
 }
 
 /// Whether a kind is namespaced, from its k8s-openapi scope.
@@ -584,39 +594,38 @@ pub fn controller(
             .collect::<Vec<_>>()
     });
 
-    // Secrets that config files come from: a change rolls the pods. Metadata only, used as a
-    // trigger and dropped once mapped (no cache: Secrets are many and their annotations may hold
-    // data).
-    let controller = if watch_secrets {
+    // Secrets that apps reference (config files, SMB credentials): their metadata, kept as an
+    // index of versions (see [`SecretIndex`]; never their data, no other field), and a change
+    // reconciles the apps that reference them: a config file's Secret rolls the pods, a missing
+    // one created unblocks its app at once.
+    let (controller, secrets) = if watch_secrets {
         let app_store = controller.store();
-        let secrets: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
+        let index = Arc::new(SecretIndex::default());
+        let observed = index.clone();
+        let api: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
+        let secret_events = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .inspect_ok(move |e| observed.observe(e))
             .touched_objects()
             .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default());
-        controller.watches_stream(counted(secret_events, metrics, "secrets"), move |secret| {
+        let controller = controller.watches_stream(counted(secret_events, metrics, "secrets"), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             app_store
                 .state()
                 .iter()
                 .filter(|a| {
                     let Ok(app) = &a.0 else { return false };
-                    app.namespace() == ns
-                        && app
-                            .spec
-                            .config
-                            .iter()
-                            .flat_map(|c| &c.files)
-                            .any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == name))
+                    app.namespace() == ns && references_secret(&app.spec, &name)
                 })
                 .map(|a| ObjectRef::from_obj(a.as_ref()))
                 .collect::<Vec<_>>()
-        })
+        });
+        (controller, Some(index))
     } else {
-        controller
+        (controller, None)
     };
 
     let stores = Stores {
@@ -636,6 +645,7 @@ pub fn controller(
         runtime_classes,
         echoes,
         workload_activity,
+        secrets,
     };
     (controller, stores)
 }
