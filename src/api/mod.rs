@@ -4,6 +4,7 @@
 //! reference is checked against. Defaults are applied by [`crate::validate`], not by the schema,
 //! so GitOps tools never see fields they did not write.
 
+pub mod reference;
 mod status;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use reference::{IMAGE_EXAMPLE, IMAGE_MAX_LENGTH, IMAGE_PATTERN};
 pub use status::WindowsAppStatus;
 
 /// The API group owned by this project.
@@ -63,8 +65,11 @@ pub struct WindowsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
 
-    /// Container image. Its Windows build must match the nodes' (see `windows.version`).
-    #[schemars(length(min = 1))]
+    /// Container image reference, such as `registry.example.com/team/app:1.2-ltsc2022` or
+    /// `mcr.microsoft.com/windows/servercore@sha256:<64 hex digits>`: an optional registry host
+    /// (with a port, `localhost:5000/app`), a lower-case repository path, then a tag, a digest or
+    /// both. Its Windows build must match the nodes' (see `windows.version`).
+    #[schemars(length(min = 1, max = IMAGE_MAX_LENGTH), regex(pattern = IMAGE_PATTERN))]
     pub image: String,
 
     /// Image pull policy: Always, IfNotPresent or Never. Default: Kubernetes' own.
