@@ -31,7 +31,7 @@ Without a cluster, render assumes:
 
 /// What `render --help` shows after the options: assumptions, limits, how YAML is read.
 pub fn help() -> String {
-    format!("{ASSUMPTIONS}\n\n{LIMITS}\n\n{READING}")
+    format!("{ASSUMPTIONS}\n\n{LIMITS}\n\n{}\n\n{READING}", crate::api::bounds::help())
 }
 
 /// How render reads YAML (shown by `render --help`).
