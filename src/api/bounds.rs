@@ -13,7 +13,7 @@
 use schemars::Schema;
 use serde_json::{Map, Value};
 
-use super::reference::{IMAGE_MAX_LENGTH, IMAGE_NAME_MAX_LENGTH, IMAGE_TAG_MAX_LENGTH};
+use super::reference::{IMAGE_MAX_LENGTH, IMAGE_NAME_MAX_LENGTH, IMAGE_TAG_MAX_LENGTH, SECRET_NAME_MAX_LENGTH};
 
 /// `spec.ports`: an IIS site listens on one or two, a WCF or remoting service on a few more; 64
 /// also fits a legacy app with one port per tenant.
@@ -124,7 +124,7 @@ pub fn help() -> String {
     out.push_str(line.trim_end());
     out.push_str(&format!(
         "\nAnd of strings: spec.image at most {IMAGE_MAX_LENGTH} characters (a name of at most {IMAGE_NAME_MAX_LENGTH}, a tag\n\
-         of at most {IMAGE_TAG_MAX_LENGTH})."
+         of at most {IMAGE_TAG_MAX_LENGTH}); the name of a Secret at most {SECRET_NAME_MAX_LENGTH}."
     ));
     out
 }

@@ -79,7 +79,7 @@ pub struct WindowsAppSpec {
 
     /// Secrets with registry credentials, at most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = bounds::IMAGE_PULL_SECRETS))]
+    #[schemars(length(max = bounds::IMAGE_PULL_SECRETS), transform = reference::image_pull_secrets)]
     pub image_pull_secrets: Vec<LocalObjectReference>,
 
     /// Entrypoint (replaces the image's ENTRYPOINT), for example `["powershell", "-Command"]`.
@@ -96,12 +96,12 @@ pub struct WindowsAppSpec {
     /// Environment variables, at most 256; `valueFrom.secretKeyRef` keeps connection strings in
     /// Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = bounds::ENV))]
+    #[schemars(length(max = bounds::ENV), transform = reference::env_secret_refs)]
     pub env: Vec<EnvVar>,
 
     /// Whole Secrets or ConfigMaps as environment variables, at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = bounds::ENV_FROM))]
+    #[schemars(length(max = bounds::ENV_FROM), transform = reference::env_from_secret_refs)]
     pub env_from: Vec<EnvFromSource>,
 
     /// Number of pods. Default 1. Ignored (left to the HPA) when `autoscaled` is true.
@@ -623,6 +623,7 @@ pub struct SmbVolume {
     pub source: String,
     /// Secret in the app's namespace with `username` and `password`, read by the CSI driver
     /// when it mounts the share. The operator never reads it.
+    #[schemars(transform = reference::smb_secret_ref)]
     pub secret_ref: LocalObjectReference,
     /// Size recorded on the PersistentVolume. Default 100Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]

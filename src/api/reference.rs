@@ -1,6 +1,9 @@
-//! References the pods cannot start without: the image, an OCI reference as the container runtime
-//! parses it. The CRD refuses what could never resolve; `crate::validate::image` says in words what
-//! is wrong with a refused image.
+//! References the pods cannot start without: the image (an OCI reference, as the container
+//! runtime parses it) and the names of the Secrets the spec points at. The CRD refuses what could
+//! never resolve; `crate::validate::image` says in words what is wrong with a refused image.
+
+use schemars::Schema;
+use serde_json::{Value, json};
 
 // The grammar of github.com/distribution/reference (`regexp.go`), which containerd and the
 // kubelet parse images with, written for RE2 (the API server) and the `regex` crate (render) alike:
@@ -49,6 +52,68 @@ pub const IMAGE_MAX_LENGTH: usize = IMAGE_NAME_MAX_LENGTH + 1 + IMAGE_TAG_MAX_LE
 const _: () = assert!(IMAGE_MAX_LENGTH == 520);
 /// What a valid image reference looks like, for messages.
 pub const IMAGE_EXAMPLE: &str = "registry.example.com/team/app:1.2-ltsc2022";
+
+/// CEL rule of a Secret's name: a DNS-1123 subdomain (Kubernetes' rule for Secret names). Its
+/// field has `maxLength: 253`, which also bounds the rule's cost.
+pub const SECRET_NAME_RULE: &str =
+    r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+/// The longest Secret name.
+pub const SECRET_NAME_MAX_LENGTH: usize = 253;
+
+/// The schema of the `name` of a Secret reference at `path` (property names; `[]` for a list's
+/// entries): at most 253 characters, and [`SECRET_NAME_RULE`] with a message that starts with
+/// what the Secret is for.
+fn secret_name(schema: &mut Schema, path: &[&str], purpose: &str) {
+    let Some(name) = schema
+        .as_object_mut()
+        .and_then(|o| super::bounds::node(o, path))
+        .and_then(|o| super::bounds::node(o, &["name"]))
+    else {
+        // Not there: the name keeps its core schema, and the tests of the corpus find the gap.
+        return;
+    };
+    name.insert("maxLength".into(), Value::from(SECRET_NAME_MAX_LENGTH));
+    name.insert(
+        "x-kubernetes-validations".into(),
+        json!([{
+            "rule": SECRET_NAME_RULE,
+            "message": format!(
+                "must name {purpose}, in the app's namespace: a DNS-1123 subdomain such as {} (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit); set it, it may not be empty",
+                example_secret(purpose)
+            ),
+        }]),
+    );
+}
+
+fn example_secret(purpose: &str) -> &'static str {
+    if purpose.contains("share") {
+        "smb-credentials"
+    } else if purpose.contains("registry") {
+        "registry-credentials"
+    } else {
+        "app-secrets"
+    }
+}
+
+/// `spec.volumes[].smb.secretRef`.
+pub fn smb_secret_ref(schema: &mut Schema) {
+    secret_name(schema, &[], "the Secret with the share's username and password");
+}
+
+/// `spec.imagePullSecrets`.
+pub fn image_pull_secrets(schema: &mut Schema) {
+    secret_name(schema, &["[]"], "a Secret with registry credentials");
+}
+
+/// `spec.env`: `valueFrom.secretKeyRef.name`.
+pub fn env_secret_refs(schema: &mut Schema) {
+    secret_name(schema, &["[]", "valueFrom", "secretKeyRef"], "the Secret the value comes from");
+}
+
+/// `spec.envFrom`: `secretRef.name`.
+pub fn env_from_secret_refs(schema: &mut Schema) {
+    secret_name(schema, &["[]", "secretRef"], "the Secret whose keys become environment variables");
+}
 
 #[cfg(test)]
 mod tests {
