@@ -236,7 +236,7 @@ fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            for w in render::warnings(&input) {
+            for w in render::warnings(&input, namespace) {
                 eprintln!("warning: {source}:{}: {}", w.pos, w.message);
             }
             for e in errors {

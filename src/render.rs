@@ -31,13 +31,15 @@ Without a cluster, render assumes:
 
 /// What `render --help` shows after the options: assumptions, limits, how YAML is read.
 pub fn help() -> String {
-    format!("{ASSUMPTIONS}\n\n{LIMITS}\n\n{READING}")
+    format!("{ASSUMPTIONS}\n\n{LIMITS}\n\n{}\n\n{READING}", crate::api::bounds::help())
 }
 
 /// How render reads YAML (shown by `render --help`).
 pub const READING: &str = "\
 Scalars are read as kubectl reads them (yes/no/on/off are booleans, 010 is octal, 1.0 is 1); a key
-given twice keeps its last value, as with kubectl, with a warning.";
+given twice keeps its last value, as with kubectl, with a warning. A WindowsApp given twice (the
+same namespace and name in two documents) is warned about too: kubectl applies both, the later
+over the earlier, so the earlier has no effect.";
 
 /// The limits on an input stream (shown by `render --help`).
 pub const LIMITS: &str = "\
@@ -157,6 +159,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let mut apps = 0;
+    let mut seen = SeenApps::default();
     for doc in docs {
         let spans = &doc.spans;
         let plain = DocRef { index: doc.index, name: None };
@@ -209,6 +212,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
             continue;
         }
         apps += 1;
+        warnings.extend(seen.note(&doc, default_namespace));
         warnings.extend(duplicates(&doc));
         warnings.extend(ignored_overrides(&doc));
         match render_one(doc, default_namespace, options) {
@@ -241,13 +245,46 @@ fn duplicates(doc: &Document) -> Vec<Warning> {
         .collect()
 }
 
-/// The warnings of [`Rendered::warnings`] for an input that failed to render (keys given twice in
-/// its WindowsApps), so that they are shown with the errors.
-pub fn warnings(input: &str) -> Vec<Warning> {
+/// The WindowsApps met so far in a stream, by namespace and name, each with its last document and
+/// the position of its name there.
+#[derive(Default)]
+struct SeenApps(std::collections::BTreeMap<(String, String), (usize, Pos)>);
+
+impl SeenApps {
+    /// A warning when `doc` is a WindowsApp of the same namespace and name as an earlier document
+    /// (the last such): kubectl applies both, the later over the earlier, so the earlier one has
+    /// no effect.
+    fn note(&mut self, doc: &Document, default_namespace: &str) -> Option<Warning> {
+        let name = doc.value.pointer("/metadata/name")?.as_str()?;
+        let namespace = match doc.value.pointer("/metadata/namespace") {
+            Some(ns) => ns.as_str()?,
+            None => default_namespace,
+        };
+        let pos = doc.spans.locate(&[Step::Key("metadata".into()), Step::Key("name".into())], false);
+        let key = (namespace.to_owned(), name.to_owned());
+        let (earlier, earlier_pos) = self.0.insert(key, (doc.index, pos))?;
+        Some(Warning {
+            pos,
+            message: format!(
+                "document {} (WindowsApp {namespace}/{name}): the same WindowsApp as document {earlier} (line {}); kubectl applies both, this one over that one, so document {earlier} has no effect: remove one, or rename one (metadata.name)",
+                doc.index, earlier_pos.line
+            ),
+        })
+    }
+}
+
+/// The warnings of [`Rendered::warnings`] for an input that failed to render (WindowsApps given
+/// twice, keys given twice in a WindowsApp, pod template fields the operator ignores), so that
+/// they are shown with the errors.
+pub fn warnings(input: &str, default_namespace: &str) -> Vec<Warning> {
     let Ok(docs) = yaml::parse_stream(input) else { return Vec::new() };
+    let mut seen = SeenApps::default();
     docs.iter()
         .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("WindowsApp"))
-        .flat_map(|d| duplicates(d).into_iter().chain(ignored_overrides(d)))
+        .flat_map(|d| {
+            let twice = seen.note(d, default_namespace);
+            twice.into_iter().chain(duplicates(d)).chain(ignored_overrides(d)).collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -455,10 +492,57 @@ mod tests {
     fn keys_given_twice_are_warned_about_also_when_the_input_fails() {
         let input = "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: a}\nspec: {image: x, replicas: 1, replicas: -1}\n";
         assert!(render(input, "default").is_err());
-        let w = warnings(input);
+        let w = warnings(input, "default");
         assert_eq!(w.len(), 1);
         assert_eq!((w[0].pos.line, w[0].pos.column), (4, 31));
         assert!(w[0].message.contains("spec.replicas is given twice"), "{w:?}");
+    }
+
+    #[test]
+    fn a_windows_app_given_twice_is_a_warning_naming_both_documents() {
+        let app = |name: &str, ns: &str| {
+            format!(
+                "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: {name}\n{ns}spec: {{image: x}}\n"
+            )
+        };
+        let input = [
+            app("web", ""),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n".to_owned(),
+            app("web", "  namespace: other\n"),
+            app("api", ""),
+            app("web", "  namespace: default\n"),
+            app("web", ""),
+        ]
+        .join("---\n");
+        let rendered = render(&input, "default").expect("valid apps render");
+        let shown: Vec<String> = rendered.warnings.iter().map(|w| format!("{}: {}", w.pos, w.message)).collect();
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+        // Line 4 is the first `name: web` (in default); the one in namespace `other` is another app.
+        assert!(
+            shown[0].starts_with("27:9: document 4 (WindowsApp default/web): the same WindowsApp as document 0 (line 4); kubectl applies both, this one over that one, so document 0 has no effect"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1]
+                .starts_with("34:9: document 5 (WindowsApp default/web): the same WindowsApp as document 4 (line 27)"),
+            "{shown:#?}"
+        );
+        // Apps without a namespace are in the default namespace, as kubectl puts them.
+        let other = render(&input, "other").expect("valid apps render");
+        let shown: Vec<&str> = other.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("document 2 (WindowsApp other/web): the same WindowsApp as document 0"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].starts_with("document 5 (WindowsApp other/web): the same WindowsApp as document 2"),
+            "{shown:#?}"
+        );
+        // Shown with the errors when the input fails.
+        let failing = format!("{input}---\n{}", app("broken", "").replace("image: x", "image: ''"));
+        assert!(render(&failing, "default").is_err());
+        assert_eq!(warnings(&failing, "default"), rendered.warnings);
     }
 
     #[test]

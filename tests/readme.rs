@@ -118,3 +118,22 @@ fn every_row_of_the_security_model_names_tests_that_exist() {
         }
     }
 }
+
+/// The README's API section states the bound of every list and map of the spec as "`field` ≤ N",
+/// as `render --help` and the CRD have it.
+#[test]
+fn every_bound_is_in_the_readme_api_reference() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let start = readme.find("## The WindowsApp API").expect("the API section");
+    let end = readme[start..].find("### Pod template policy").map_or(readme.len(), |e| start + e);
+    let api = &readme[start..end];
+    let missing: Vec<String> = winapp_operator::api::bounds::ALL
+        .iter()
+        .map(|(path, max)| {
+            let last = path.rsplit('.').next().unwrap_or(path).trim_end_matches("[]");
+            format!("`{last}` ≤ {max}")
+        })
+        .filter(|stated| !api.contains(stated.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "README.md's API section does not state: {missing:?}");
+}

@@ -44,6 +44,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::MissingNamespace => "MissingNamespace",
         ValidationError::InvalidName(_) => "InvalidName",
         ValidationError::EmptyImage => "EmptyImage",
+        ValidationError::InvalidImage(..) => "InvalidImage",
         ValidationError::InvalidWindowsPath { .. } => "InvalidWindowsPath",
         ValidationError::InvalidConfigKey(_) => "InvalidConfigKey",
         ValidationError::DuplicateConfigFile(_) => "DuplicateConfigFile",
@@ -149,6 +150,44 @@ fn invalid_name() {
 fn empty_image() {
     assert_eq!(only_error("image: ''", "EmptyImage", "spec.image"), ValidationError::EmptyImage);
     assert_eq!(only_error("image: '   '", "EmptyImage", "spec.image"), ValidationError::EmptyImage);
+}
+
+#[test]
+fn invalid_image() {
+    use validate::image::ImageProblem;
+    // What the CRD's pattern refuses, the operator refuses too (an app stored under an older CRD),
+    // saying what is wrong and what a valid reference looks like.
+    let e = only_error("image: registry.example.com/Team/app:1", "InvalidImage", "spec.image");
+    assert_eq!(
+        e,
+        ValidationError::InvalidImage(
+            "registry.example.com/Team/app:1".into(),
+            ImageProblem::UpperCasePath("Team".into())
+        )
+    );
+    let message = e.to_string();
+    assert!(
+        message.starts_with("spec.image: \"registry.example.com/Team/app:1\" is not a valid image reference: the repository path has upper-case letters (\"Team\"); write it in lower case"),
+        "{message}"
+    );
+    assert!(message.contains("such as registry.example.com/team/app:1.2-ltsc2022"), "{message}");
+    let e = only_error("image: 'registry.example.com/app: 1'", "InvalidImage", "spec.image");
+    assert_eq!(e, ValidationError::InvalidImage("registry.example.com/app: 1".into(), ImageProblem::Whitespace(' ')));
+    // What the container runtime refuses beyond the grammar: the CRD lets it through, the
+    // operator does not.
+    let short_digest = format!("image: 'app@sha256:{}'", "ab".repeat(20));
+    let e = only_error(&short_digest, "InvalidImage", "spec.image");
+    assert!(e.to_string().contains("a sha256 digest is exactly 64 lower-case hexadecimal digits"), "{e}");
+    // Registries with ports, IPs, digests, tags and both are valid.
+    for image in [
+        "localhost:5000/x",
+        "10.0.0.4:5000/team/app:1.0",
+        "[fd00::1]:443/app",
+        "mcr.microsoft.com/windows/servercore@sha256:3f1b0c8a9d2e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a",
+        "registry.example.com/team/app:1.2-ltsc2022@sha256:3f1b0c8a9d2e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a",
+    ] {
+        assert_eq!(valid(&format!("image: '{image}'")).image, image);
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! reference is checked against. Defaults are applied by [`crate::validate`], not by the schema,
 //! so GitOps tools never see fields they did not write.
 
+pub mod bounds;
+pub mod reference;
 mod status;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use reference::{IMAGE_EXAMPLE, IMAGE_MAX_LENGTH, IMAGE_PATTERN};
 pub use status::{ReleasedClaim, WindowsAppStatus};
 
 /// The API group owned by this project.
@@ -63,32 +66,42 @@ pub struct WindowsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
 
-    /// Container image. Its Windows build must match the nodes' (see `windows.version`).
-    #[schemars(length(min = 1))]
+    /// Container image reference, such as `registry.example.com/team/app:1.2-ltsc2022` or
+    /// `mcr.microsoft.com/windows/servercore@sha256:<64 hex digits>`: an optional registry host
+    /// (with a port, `localhost:5000/app`), a lower-case repository path, then a tag, a digest or
+    /// both. Its Windows build must match the nodes' (see `windows.version`).
+    #[schemars(length(min = 1, max = IMAGE_MAX_LENGTH), regex(pattern = IMAGE_PATTERN))]
     pub image: String,
 
     /// Image pull policy: Always, IfNotPresent or Never. Default: Kubernetes' own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
 
-    /// Secrets with registry credentials.
+    /// Secrets with registry credentials, at most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::IMAGE_PULL_SECRETS), transform = reference::image_pull_secrets)]
     pub image_pull_secrets: Vec<LocalObjectReference>,
 
     /// Entrypoint (replaces the image's ENTRYPOINT), for example `["powershell", "-Command"]`.
+    /// At most 64 entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::COMMAND))]
     pub command: Vec<String>,
 
-    /// Arguments (replace the image's CMD).
+    /// Arguments (replace the image's CMD). At most 256.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::ARGS))]
     pub args: Vec<String>,
 
-    /// Environment variables; `valueFrom.secretKeyRef` keeps connection strings in Secrets.
+    /// Environment variables, at most 256; `valueFrom.secretKeyRef` keeps connection strings in
+    /// Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::ENV), transform = reference::env_secret_refs)]
     pub env: Vec<EnvVar>,
 
-    /// Whole Secrets or ConfigMaps as environment variables.
+    /// Whole Secrets or ConfigMaps as environment variables, at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::ENV_FROM), transform = reference::env_from_secret_refs)]
     pub env_from: Vec<EnvFromSource>,
 
     /// Number of pods. Default 1. Ignored (left to the HPA) when `autoscaled` is true.
@@ -110,10 +123,12 @@ pub struct WindowsAppSpec {
 
     /// CPU and memory requests and limits of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::resources)]
     pub resources: Option<ResourceRequirements>,
 
-    /// Ports the container listens on. A port named `http` gets default probes.
+    /// Ports the container listens on, at most 64. A port named `http` gets default probes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::PORTS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub ports: Vec<AppPort>,
 
@@ -165,7 +180,7 @@ pub struct WindowsAppSpec {
     /// Volumes: SMB shares through the smb.csi.k8s.io driver, or claims from a StorageClass.
     /// At most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = bounds::VOLUMES))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<AppVolume>,
 
@@ -225,10 +240,13 @@ pub enum Protocol {
 #[serde(rename_all = "camelCase")]
 pub struct Probes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::probe)]
     pub liveness: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::probe)]
     pub readiness: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::probe)]
     pub startup: Option<Probe>,
     /// Set false to get no default probes at all. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,7 +286,7 @@ pub struct AppNetworkPolicy {
     /// Further sources, at most 16: pods by label (in the app's namespace, or in the namespaces
     /// that `namespaceSelector` selects), or whole namespaces by label.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = bounds::NETWORK_SOURCES))]
     pub from: Vec<NetworkSource>,
 }
 
@@ -281,9 +299,11 @@ pub struct AppNetworkPolicy {
 pub struct NetworkSource {
     /// Namespaces by label, for example `kubernetes.io/metadata.name: ingress-nginx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::label_selector)]
     pub namespace_selector: Option<LabelSelector>,
     /// Pods by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounds::label_selector)]
     pub pod_selector: Option<LabelSelector>,
 }
 
@@ -343,11 +363,13 @@ pub struct WindowsPlacement {
     /// (`node.kubernetes.io/os=windows`), all three; set it to tolerate exactly one other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toleration: Option<PoolTaint>,
-    /// Extra node labels to select.
+    /// Extra node labels to select, at most 32.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = bounds::max_properties::<{ bounds::NODE_SELECTOR }>)]
     pub node_selector: BTreeMap<String, String>,
-    /// Extra tolerations.
+    /// Extra tolerations, at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::TOLERATIONS))]
     pub tolerations: Vec<Toleration>,
     /// A RuntimeClass (node.k8s.io) that places the pods, for platforms that define one per
     /// Windows pool: its `scheduling` node selector and tolerations are added to the pods at
@@ -382,15 +404,17 @@ pub struct AppService {
     /// ClusterIP (default), NodePort or LoadBalancer.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<ServiceType>,
-    /// Service ports. Default: one per container port, same number and name.
+    /// Service ports, at most 64. Default: one per container port, same number and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::SERVICE_PORTS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub ports: Vec<AppServicePort>,
     /// Cluster or Local, for LoadBalancer and NodePort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_traffic_policy: Option<TrafficPolicy>,
-    /// Annotations of the Service (cloud load balancer settings).
+    /// Annotations of the Service (cloud load balancer settings), at most 128.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = bounds::max_properties::<{ bounds::SERVICE_ANNOTATIONS }>)]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -439,7 +463,7 @@ pub struct ConfigFiles {
     #[schemars(length(max = 240))]
     pub mount_path: String,
     /// The files, at most 32, together under 1 MiB (the ConfigMap limit).
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(length(min = 1, max = bounds::CONFIG_FILES))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub files: Vec<ConfigFile>,
 }
@@ -599,6 +623,7 @@ pub struct SmbVolume {
     pub source: String,
     /// Secret in the app's namespace with `username` and `password`, read by the CSI driver
     /// when it mounts the share. The operator never reads it.
+    #[schemars(transform = reference::smb_secret_ref)]
     pub secret_ref: LocalObjectReference,
     /// Size recorded on the PersistentVolume. Default 100Gi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -606,8 +631,9 @@ pub struct SmbVolume {
     /// Size the claim requests, at most `capacity`. Default: `capacity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_size: Option<Quantity>,
-    /// Mount options, for example `dir_mode=0777`.
+    /// Mount options, for example `dir_mode=0777`; at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::MOUNT_OPTIONS))]
     pub mount_options: Vec<String>,
 }
 
@@ -622,6 +648,7 @@ pub struct ClaimVolume {
     pub size: Quantity,
     /// Access modes. Default `[ReadWriteMany]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::ACCESS_MODES))]
     pub access_modes: Vec<AccessMode>,
     /// What happens to the claim, and so to its data where the StorageClass's reclaim policy is
     /// Delete, when the volume is renamed or removed from the spec, or the app is deleted.
@@ -699,9 +726,13 @@ pub struct PodTemplateOverrides {
 /// Labels and annotations of the pods.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct PodMetadata {
+    /// Labels added to the pods, at most 64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = bounds::max_properties::<{ bounds::POD_LABELS }>)]
     pub labels: BTreeMap<String, String>,
+    /// Annotations added to the pods, at most 128.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = bounds::max_properties::<{ bounds::POD_ANNOTATIONS }>)]
     pub annotations: BTreeMap<String, String>,
 }
 

@@ -142,10 +142,14 @@ pub enum Problem {
     TooShort { length: usize, min: u64 },
     #[error("is {length} characters long, at most {max} allowed; shorten it")]
     TooLong { length: usize, max: u64 },
-    #[error(
-        "{value:?} does not match the pattern {pattern}; change it to match (see the field's description in `winapp-operator crd`)"
-    )]
-    Pattern { value: String, pattern: String },
+    #[error("{value:?} {}", .explained.clone().unwrap_or_else(|| format!("does not match the pattern {pattern}; change it to match (see the field's description in `winapp-operator crd`)")))]
+    Pattern {
+        value: String,
+        pattern: String,
+        /// What is wrong and what to do, in words, for a pattern the operator can explain
+        /// ([`explain_pattern`]): said instead of the pattern.
+        explained: Option<String>,
+    },
     #[error("{value:?} is not a valid {format}; fix it")]
     Format { value: String, format: String },
     #[error("has {count} entries, at most {max} allowed; remove {} of them", .count - *.max as usize)]
@@ -472,8 +476,9 @@ fn check_value(node: &Node, value: &Value, path: &FieldPath, errors: &mut Vec<Sc
     }
     if let Value::String(s) = value {
         let length = s.chars().count();
+        let too_short = node.min_length.is_some_and(|min| (length as u64) < min);
         if let Some(min) = node.min_length
-            && (length as u64) < min
+            && too_short
         {
             push(Problem::TooShort { length, min });
         }
@@ -482,10 +487,17 @@ fn check_value(node: &Node, value: &Value, path: &FieldPath, errors: &mut Vec<Sc
         {
             push(Problem::TooLong { length, max });
         }
+        // A value too short for its field (an empty one) gets that error alone: it is the one
+        // to fix, and the pattern's would say the same again.
         if let Some((pattern, re)) = &node.pattern
+            && !too_short
             && !re.is_match(s)
         {
-            push(Problem::Pattern { value: s.clone(), pattern: pattern.clone() });
+            push(Problem::Pattern {
+                value: s.clone(),
+                pattern: pattern.clone(),
+                explained: explain_pattern(pattern, s),
+            });
         }
         if node.format.as_deref() == Some("date-time") && !is_date_time(s) {
             push(Problem::Format {
@@ -494,6 +506,15 @@ fn check_value(node: &Node, value: &Value, path: &FieldPath, errors: &mut Vec<Sc
             });
         }
     }
+}
+
+/// What is wrong with `value`, in words, for a pattern too long to read: the image reference's.
+fn explain_pattern(pattern: &str, value: &str) -> Option<String> {
+    use crate::validate::image;
+    if pattern != crate::api::IMAGE_PATTERN {
+        return None;
+    }
+    image::grammar(value).err().map(|p| image::describe(&p))
 }
 
 fn show(v: &Value) -> String {

@@ -23,6 +23,7 @@ use crate::api::{
 use crate::policy::Policy;
 
 mod identity;
+pub mod image;
 mod overrides;
 mod placement;
 mod service;
@@ -66,6 +67,8 @@ pub enum ValidationError {
     InvalidName(String),
     #[error("spec.image: empty; set the container image")]
     EmptyImage,
+    #[error("spec.image: {0:?} {desc}", desc = image::describe(.1))]
+    InvalidImage(String, image::ImageProblem),
     #[error(
         "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, no . or .. segments, none of * ? : < > | / in names)"
     )]
@@ -374,6 +377,8 @@ pub fn validate_with(
     };
     if spec.image.trim().is_empty() {
         errors.push(ValidationError::EmptyImage);
+    } else if let Err(problem) = image::check(&spec.image) {
+        errors.push(ValidationError::InvalidImage(spec.image.clone(), problem));
     }
 
     service::check_ports(&spec.ports, &mut errors);
