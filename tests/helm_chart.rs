@@ -92,6 +92,25 @@ fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a V
     first
 }
 
+/// `kubectl kustomize` of a throwaway overlay of `resources` and `components` (paths under
+/// config/); kustomize wants them relative to the overlay.
+fn kustomize(resources: &[&str], components: &[&str]) -> Vec<Value> {
+    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("overlay"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let up = "../".repeat(dir.components().count() - 1);
+    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
+    let list = |paths: &[&str]| paths.iter().map(|p| format!("{config}/{p}")).collect::<Vec<_>>().join(", ");
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
+        list(resources),
+        list(components)
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    documents(&out.unwrap_or_else(|e| panic!("kustomize {resources:?} with {components:?} failed: {e}")))
+}
+
 #[test]
 fn the_chart_crd_is_the_generated_crd_byte_for_byte() {
     let generated = std::fs::read(root().join(CRD)).expect("the generated CRD");
@@ -442,6 +461,45 @@ fn the_chart_deployment_is_config_managers() {
 }
 
 #[test]
+fn the_admission_fence_is_config_admissions_and_names_the_releases_service_account() {
+    let kinds = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"];
+    // Released as winapp-operator into winapp-system: config/admission's objects, spec for spec.
+    let objects = rendered("winapp-operator", "winapp-system", &[]);
+    let config = kustomize(&["admission"], &[]);
+    for kind in kinds {
+        let chart = only(&objects, kind);
+        let from_config =
+            config.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in config/admission"));
+        assert_eq!(chart["spec"], from_config["spec"], "the chart's {kind} differs from config/admission's");
+        assert_eq!(name(chart), name(from_config));
+    }
+    let expression = |objects: &BTreeMap<(String, String), Value>| {
+        only(objects, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][0]["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        expression(&objects),
+        "request.userInfo.username == 'system:serviceaccount:winapp-system:winapp-operator'"
+    );
+    // Another release and namespace: the policy fences that release's ServiceAccount, and the
+    // binding binds that policy.
+    let objects = rendered("acme", "ops", &[]);
+    let sa = only(&objects, "ServiceAccount")["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(expression(&objects), format!("request.userInfo.username == 'system:serviceaccount:ops:{sa}'"));
+    let policy = name(only(&objects, "ValidatingAdmissionPolicy")).to_owned();
+    let binding = only(&objects, "ValidatingAdmissionPolicyBinding");
+    assert_eq!(binding["spec"]["policyName"], policy.as_str());
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    // On by default; a value turns it off.
+    let objects = rendered("t", "ns", &["--set", "admissionPolicy.enabled=false"]);
+    for kind in kinds {
+        assert!(!objects.keys().any(|(k, _)| k == kind), "{kind} rendered with admissionPolicy.enabled=false");
+    }
+}
+
+#[test]
 fn the_service_monitor_is_optional_and_scrapes_the_metrics_service() {
     let objects = rendered("t", "ns", &[]);
     assert!(!objects.keys().any(|(k, _)| k == "ServiceMonitor"), "no ServiceMonitor by default");
@@ -630,7 +688,8 @@ fn leftovers(release: &str) -> String {
     kubectl(
         &[
             "get",
-            "deployments,replicasets,serviceaccounts,services,roles,rolebindings,clusterroles,clusterrolebindings",
+            "deployments,replicasets,serviceaccounts,services,roles,rolebindings,clusterroles,clusterrolebindings,\
+             validatingadmissionpolicies,validatingadmissionpolicybindings",
             "--all-namespaces",
             "-l",
             &selector,
@@ -705,6 +764,8 @@ async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
         "rolebinding.",
         "clusterrole.",
         "clusterrolebinding.",
+        "validatingadmissionpolicy.",
+        "validatingadmissionpolicybinding.",
     ] {
         assert!(installed.contains(kind), "{kind} not installed:\n{installed}");
     }
