@@ -1,8 +1,9 @@
 //! `charts/winapp-operator` as a platform team installs it with Helm: the chart lints, its values
 //! schema refuses bad values, it grants exactly the RBAC of `config/rbac` (and of the secret-check
-//! component), its Deployment is `config/manager`'s, its CRD is the generated one, the API server
-//! accepts what it renders, and a real `helm install` runs under Pod Security `restricted` and
-//! `helm uninstall` leaves nothing behind.
+//! component), and with `watchNamespace` exactly that of `config/namespaced`, its Deployment is
+//! `config/manager`'s, its admission fence is `config/admission`'s, its CRD is the generated one,
+//! the API server accepts what it renders, and a real `helm install` runs under Pod Security
+//! `restricted` and `helm uninstall` leaves nothing behind.
 //!
 //! The helm binary is `$HELM` (scripts/test exports it) or what `hack/helm/build.sh` builds.
 
@@ -418,11 +419,83 @@ fn the_chart_grants_exactly_the_rbac_of_config() {
     assert_eq!(only(&objects, "ServiceAccount")["metadata"]["name"], sa);
     let chart = rbac(objects.values());
     assert_eq!(chart.bindings.len(), 3, "{chart:?}");
+    every_binding_names(&chart, &sa, "ops");
+    // Watching one namespace, the same for the namespaced grants, which are in that namespace.
+    let objects = rendered("acme", "ops", &["--set", "secretCheck.enabled=true,watchNamespace=apps"]);
+    let chart = rbac(objects.values());
+    assert_eq!(chart.bindings.len(), 4, "{chart:?}");
+    every_binding_names(&chart, &sa, "ops");
+}
+
+/// Every binding of `chart` binds the ServiceAccount `sa` of `namespace` to a role it renders.
+fn every_binding_names(chart: &Rbac, sa: &Value, namespace: &str) {
     for ((kind, ns, binding), value) in &chart.bindings {
-        assert_eq!(value["subjects"], json!([{"kind": "ServiceAccount", "name": sa, "namespace": "ops"}]), "{binding}");
+        assert_eq!(
+            value["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]),
+            "{binding}"
+        );
         let role_kind = kind.trim_end_matches("Binding");
         let role = (role_kind.to_owned(), ns.clone(), value["roleRef"]["name"].as_str().unwrap_or_default().to_owned());
         assert!(chart.roles.contains_key(&role), "{kind} {binding} refers to {role:?}, which is not rendered");
+    }
+}
+
+/// The watched namespace of config/namespaced.
+const WATCHED: &str = "apps";
+
+#[test]
+fn watching_one_namespace_the_chart_grants_exactly_the_rbac_of_config_namespaced() {
+    for secret_check in [false, true] {
+        let set = format!("secretCheck.enabled={secret_check},watchNamespace={WATCHED}");
+        let objects = rendered("winapp-operator", "winapp-system", &["--set", &set]);
+        let chart = rbac(objects.values());
+        let components: &[&str] = if secret_check { &["namespaced/secret-check"] } else { &[] };
+        let config = rbac(&kustomize(&["namespaced"], components));
+        let differences = rbac_differences(&chart, &config);
+        assert!(
+            differences.is_empty(),
+            "with {set}, the chart's RBAC differs from config/namespaced's:\n{}",
+            differences.join("\n")
+        );
+        assert_eq!(chart, config);
+        // The scope follows: nothing namespaced is granted cluster-wide, and everything the
+        // operator needs is granted somewhere (cluster-wide or in the watched namespace).
+        let cluster_role = ("ClusterRole".to_owned(), String::new(), "winapp-operator".to_owned());
+        let role = ("Role".to_owned(), WATCHED.to_owned(), "winapp-operator".to_owned());
+        let (cluster, namespaced) = (&chart.roles[&cluster_role], &chart.roles[&role]);
+        let cluster_wide = [
+            "persistentvolumes",
+            "clusterroles",
+            "gmsacredentialspecs",
+            "namespaces",
+            "nodes",
+            "runtimeclasses",
+            "customresourcedefinitions",
+        ];
+        for (_, resource, _, _) in cluster {
+            assert!(cluster_wide.contains(&resource.as_str()), "{resource} is granted cluster-wide");
+        }
+        for (_, resource, _, _) in namespaced {
+            assert!(!cluster_wide.contains(&resource.as_str()), "a Role cannot grant {resource}");
+        }
+        let all = config_rbac(false);
+        let everything = &all.roles[&cluster_role];
+        let both: BTreeSet<Grant> = cluster.union(namespaced).cloned().collect();
+        assert_eq!(&both, everything, "the ClusterRole and the Role together grant config/rbac's rules");
+        let secrets = ("".to_owned(), "secrets".to_owned(), String::new(), "list".to_owned());
+        let secret_roles: Vec<&Key> =
+            chart.roles.iter().filter(|(_, g)| g.contains(&secrets)).map(|(k, _)| k).collect();
+        if secret_check {
+            assert_eq!(secret_roles.len(), 1, "{secret_roles:?}");
+            assert_eq!(
+                (secret_roles[0].0.as_str(), secret_roles[0].1.as_str()),
+                ("Role", WATCHED),
+                "Secrets in {WATCHED} only"
+            );
+        } else {
+            assert!(secret_roles.is_empty(), "{secret_roles:?}");
+        }
     }
 }
 
@@ -448,6 +521,16 @@ fn the_chart_deployment_is_config_managers() {
     let (chart_args, config_args) = (strings(&cc["args"]), strings(&kc["args"]));
     let extra: Vec<&String> = chart_args.iter().filter(|a| !config_args.contains(a)).collect();
     assert!(config_args.iter().all(|a| chart_args.contains(a)), "{chart_args:?} lacks some of {config_args:?}");
+    assert_eq!(extra, ["--leader-elect=true", "--lease-name=winapp-operator"]);
+    // Watching one namespace: the same as config/namespaced's.
+    let objects = rendered("winapp-operator", "winapp-system", &["--set", &format!("watchNamespace={WATCHED}")]);
+    let chart_args = strings(&only(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let overlay = kustomize(&["namespaced"], &[]);
+    let deployment = overlay.iter().find(|d| d["kind"] == "Deployment").expect("the overlay's Deployment");
+    let overlay_args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let extra: Vec<&String> = chart_args.iter().filter(|a| !overlay_args.contains(a)).collect();
+    assert!(overlay_args.iter().all(|a| chart_args.contains(a)), "{chart_args:?} lacks some of {overlay_args:?}");
+    assert!(overlay_args.contains(&format!("--namespace={WATCHED}")), "{overlay_args:?}");
     assert_eq!(extra, ["--leader-elect=true", "--lease-name=winapp-operator"]);
     // The metrics Service selects these pods on the port the probes use.
     let service = only(&objects, "Service");
@@ -660,9 +743,19 @@ async fn the_rendered_chart_passes_server_side_dry_run() {
         "rolebinding.rbac.authorization.k8s.io/",
         "service/",
         "deployment.apps/",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/",
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }
+    // Watching one namespace (this one): its Roles and RoleBindings too.
+    let yaml =
+        template(&release, ns.name(), &["--set", &format!("secretCheck.enabled=true,watchNamespace={}", ns.name())])
+            .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let out = kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml))
+        .unwrap_or_else(|e| panic!("the API server refused the chart with watchNamespace: {e}"));
+    let roles = out.lines().filter(|l| l.starts_with("role.rbac.authorization.k8s.io/")).count();
+    assert_eq!(roles, 3, "the leader election's, the operator's and the secret check's Role:\n{out}");
     ns.cleanup().await;
 }
 
