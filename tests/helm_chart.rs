@@ -167,6 +167,11 @@ fn the_values_schema_refuses_bad_values() {
         "watchNamespace=apps",
         "serviceMonitor.interval=1m30s",
         "podOverrides.allow[0]=host-path",
+        "policy.allow[0]=node-agent",
+        "policy.allow[0]=smb-volumes",
+        "policy.allowTaints[0]=dedicated=gpu",
+        "policy.allowTaints[0]=example.com/spot",
+        "admissionPolicy.enabled=false",
     ];
     for set in good {
         template("t", "ns", &["--set", set]).unwrap_or_else(|e| panic!("--set {set} refused: {e}"));
@@ -189,6 +194,11 @@ fn the_values_schema_refuses_bad_values() {
         ("service.port=0", "/service/port"),
         ("podOverrides.allow[0]=hostpath", "/podOverrides/allow/0"),
         ("podOverrides.allowed[0]=host-path", "allowed"),
+        ("policy.allow[0]=hostpath", "/policy/allow/0"),
+        ("policy.allowTaints[0]=a=b\\,c", "/policy/allowTaints/0"),
+        ("policy.allowTaints[0]=a b", "/policy/allowTaints/0"),
+        ("policy.allowed[0]=gmsa", "allowed"),
+        ("admissionPolicy.enabled=maybe", "/admissionPolicy/enabled"),
     ];
     for (set, field) in bad {
         let err = template("t", "ns", &["--set", set]).expect_err(&format!("--set {set} was accepted"));
@@ -231,7 +241,13 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     assert!(defaults.contains(&"--log-format=json".to_owned()), "{defaults:?}");
     assert!(defaults.contains(&"--leader-elect=true".to_owned()), "{defaults:?}");
     assert!(!defaults.iter().any(|a| a.starts_with("--namespace") || a.starts_with("--selector")), "{defaults:?}");
-    assert!(!defaults.iter().any(|a| a.starts_with("--allow-pod-override")), "the default policy: {defaults:?}");
+    assert!(!defaults.iter().any(|a| a.starts_with("--allow")), "the default policy: {defaults:?}");
+    let env_value = |t: &Value, name: &str| -> Option<String> {
+        let env = t["spec"]["containers"][0]["env"].as_array().expect("env");
+        env.iter().find(|e| e["name"] == name).map(|e| e["value"].as_str().expect("a value").to_owned())
+    };
+    assert_eq!(env_value(&t, "WINAPP_ALLOW"), None, "the default policy grants nothing");
+    assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS"), None);
     assert_eq!(t["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
     assert!(t["spec"]["tolerations"].is_null(), "no tolerations by default");
     // By default only a preferred anti-affinity that keeps the replicas on different nodes.
@@ -257,20 +273,21 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
         r#"extraArgs=["--concurrency=4"]"#,
         "--set-json",
         r#"podOverrides={"allow":["host-path","gmsa"]}"#,
+        "--set-json",
+        r#"policy={"allow":["gmsa","node-agent"],"allowTaints":["dedicated=gpu","spot"]}"#,
     ]);
     let a = args(&t);
-    for want in [
-        "--namespace=apps",
-        "--selector=team=web",
-        "--log-format=text",
-        "--leader-elect=false",
-        "--concurrency=4",
-        "--allow-pod-override=host-path",
-        "--allow-pod-override=gmsa",
-    ] {
+    for want in
+        ["--namespace=apps", "--selector=team=web", "--log-format=text", "--leader-elect=false", "--concurrency=4"]
+    {
         assert!(a.contains(&want.to_owned()), "{want} missing from {a:?}");
     }
     assert_eq!(a.last().map(String::as_str), Some("--concurrency=4"), "extraArgs come last: {a:?}");
+    // policy.allow and its former name podOverrides.allow, merged once each, in the environment.
+    assert_eq!(env_value(&t, "WINAPP_ALLOW").as_deref(), Some("gmsa,node-agent,host-path"));
+    assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS").as_deref(), Some("dedicated=gpu,spot"));
+    let former = pod_spec(&["--set", "podOverrides.allow[0]=host-path"]);
+    assert_eq!(env_value(&former, "WINAPP_ALLOW").as_deref(), Some("host-path"), "the former name alone still works");
     assert_eq!(t["metadata"]["labels"]["team"], "web");
     assert_eq!(t["metadata"]["annotations"]["note"], "hi");
     assert_eq!(t["spec"]["priorityClassName"], "system-cluster-critical");
@@ -651,6 +668,11 @@ fn the_windows_exporter_is_optional_and_the_same_as_the_kustomize_component() {
     }
     let app = only(&objects, "WindowsApp");
     assert_eq!(app["spec"]["nodeAgent"], json!(true));
+    // The platform grants this namespace's apps HostProcess node agents, visibly.
+    assert_eq!(
+        only(&objects, "Namespace")["metadata"]["annotations"],
+        json!({"winapp.dev/allow": "host-process,node-agent"})
+    );
     assert_eq!(app["metadata"]["namespace"], "windows-exporter");
     // A namespace of the user's own: no Namespace object, the app goes there.
     let objects = rendered(
@@ -881,19 +903,18 @@ async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
     ns.cleanup().await;
 }
 
-/// The schema's enum of pod override rules is the operator's list of rules.
+/// The schema's enum of policy rules is the operator's list of rules, and both policy.allow and
+/// its former name podOverrides.allow take it.
 #[test]
-fn the_values_schema_lists_every_pod_override_rule() {
+fn the_values_schema_lists_every_policy_rule() {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("charts/winapp-operator/values.schema.json")).expect("schema"),
     )
     .expect("schema JSON");
-    let listed: Vec<&str> = schema["properties"]["podOverrides"]["properties"]["allow"]["items"]["enum"]
-        .as_array()
-        .expect("enum")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let rules: Vec<&str> = winapp_operator::policy::Rule::ALL.iter().map(|r| r.name()).collect();
-    assert_eq!(listed, rules);
+    let listed: Vec<&str> =
+        schema["definitions"]["rule"]["enum"].as_array().expect("enum").iter().filter_map(Value::as_str).collect();
+    assert_eq!(listed, winapp_operator::doctor::grants::rule_names());
+    for value in ["policy", "podOverrides"] {
+        assert_eq!(schema["properties"][value]["properties"]["allow"]["items"], json!({"$ref": "#/definitions/rule"}));
+    }
 }
