@@ -29,6 +29,8 @@ async fn config_default_passes_server_side_dry_run() {
         "clusterrole",
         "deployment.apps/winapp-operator",
         "service/winapp-operator-metrics",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/winapp-operator-fence",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/winapp-operator-fence",
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }

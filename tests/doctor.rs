@@ -2,9 +2,10 @@
 //! cluster is put in, asserting on the level of the finding that state concerns and on the exit code.
 //!
 //! The states change cluster-wide objects (the GMSACredentialSpec CRD, gMSA webhook configurations,
-//! the SMB CSIDriver and a DaemonSet in kube-system, a node taint), so they run one after another in
-//! one test function, and a guard puts the cluster back as the other tests expect it (both CRDs
-//! installed, nothing else of ours left), also when an assertion fails.
+//! the SMB CSIDriver and a DaemonSet in kube-system, a node taint, the operator's admission fence),
+//! so they run one after another in one test function, and a guard puts the cluster back as the
+//! other tests expect it (both CRDs and the fence installed, nothing else of ours left), also when
+//! an assertion fails.
 
 mod support;
 
@@ -111,6 +112,8 @@ impl Drop for Restore {
         }
         // As tests/operator_crds.rs leaves them: both CRDs installed.
         install_crds();
+        // As the operator tests leave it: the fence of config/admission.
+        let _ = kubectl(&["apply", "--server-side", "-k", &repo().join("config/admission").to_string_lossy()], None);
     }
 }
 
@@ -316,6 +319,87 @@ async fn host_process_in_a_baseline_namespace() {
     ns.cleanup().await;
 }
 
+/// (f) WindowsApps in a namespace without a Pod Security level: a warning with the level to set.
+async fn apps_in_an_unlabelled_namespace() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "doctor-nolevel").await;
+    let example = repo().join("examples/worker-servercore.yaml");
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", &example.to_string_lossy()], None);
+    let run = doctor(&[]);
+    let warning =
+        run.find("pod-security", &format!("namespace {} has WindowsApps but no Pod Security level", ns.name()));
+    assert_eq!(warning["level"], "warning", "{}", run.stdout);
+    let label = format!("kubectl label namespace {} pod-security.kubernetes.io/enforce=baseline", ns.name());
+    assert!(warning["message"].as_str().unwrap_or_default().contains(&label), "{warning}");
+    kubectl_ok(&["label", "namespace", ns.name(), "pod-security.kubernetes.io/enforce=baseline"], None);
+    let run = doctor(&[]);
+    assert!(
+        run.findings("pod-security").iter().all(|f| !f["title"].as_str().unwrap_or_default().contains(ns.name())),
+        "labelled, the namespace is no longer a warning:\n{}",
+        run.stdout
+    );
+    ns.cleanup().await;
+}
+
+/// (g) The admission fence of config/admission: installed and enforced; unbound; gone.
+fn admission_fence(operator_namespace: &str) {
+    let admission = repo().join("config/admission").to_string_lossy().into_owned();
+    let scope = ["--operator-namespace", operator_namespace];
+    kubectl_ok(&["apply", "--server-side", "-k", &admission], None);
+    let run = doctor(&scope);
+    assert_eq!(run.find("operator-fence", "admission fence installed")["level"], "ok", "{}", run.stdout);
+    kubectl_ok(&["delete", "validatingadmissionpolicybinding", "winapp-operator-fence"], None);
+    let run = doctor(&scope);
+    let unbound = run.find("operator-fence", "winapp-operator-fence not enforced");
+    assert_eq!(unbound["level"], "warning", "{}", run.stdout);
+    kubectl_ok(&["delete", "validatingadmissionpolicy", "winapp-operator-fence"], None);
+    let run = doctor(&scope);
+    let missing = run.find("operator-fence", "admission fence not installed");
+    assert_eq!(missing["level"], "warning", "{}", run.stdout);
+    assert!(missing["message"].as_str().unwrap_or_default().contains("config/admission"), "says how: {missing}");
+    kubectl_ok(&["apply", "--server-side", "-k", &admission], None);
+    assert_eq!(doctor(&scope).find("operator-fence", "admission fence installed")["level"], "ok");
+}
+
+/// (h) What an operator's policy grants, read from its Deployment (a stand-in with no replicas)
+/// and from a namespace's annotation; and a fence that names another ServiceAccount than its own.
+async fn policy_grants_of_an_operator() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "doctor-policy").await;
+    let granted = TestNamespace::new(&client, "doctor-granted").await;
+    kubectl_ok(&["annotate", "namespace", granted.name(), "winapp.dev/allow=host-process,node-agent"], None);
+    let deployment = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: winapp-operator, labels: {app.kubernetes.io/name: winapp-operator}}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: doctor-stand-in}}
+  template:
+    metadata: {labels: {app: doctor-stand-in}}
+    spec:
+      serviceAccountName: winapp-operator
+      containers:
+        - name: operator
+          image: registry.example.com/winapp-operator:0.1.0
+          args: [run, --allow=host-path, --allow-taint, dedicated=gpu]
+          env: [{name: WINAPP_ALLOW, value: gmsa}]
+"#;
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", "-"], Some(deployment));
+    let run = doctor(&["--operator-namespace", ns.name()]);
+    let policy = run.find("operator-policy", "grants node-level powers to every app: host-path");
+    assert_eq!(policy["level"], "warning", "{}", run.stdout);
+    let message = policy["message"].as_str().unwrap_or_default();
+    assert!(message.contains("every app: rules gmsa, host-path; taints dedicated=gpu"), "{message}");
+    assert!(message.contains(&format!("{} (rules host-process, node-agent)", granted.name())), "{message}");
+    // config/admission fences winapp-system/winapp-operator, not this stand-in's account.
+    let user = format!("system:serviceaccount:{}:winapp-operator", ns.name());
+    let fence = run.find("operator-fence", &format!("does not match the operator's ServiceAccount {user}"));
+    assert_eq!(fence["level"], "warning", "{}", run.stdout);
+    granted.cleanup().await;
+    ns.cleanup().await;
+}
+
 #[tokio::test]
 async fn doctor_reports_each_state_of_the_cluster() {
     let mut restore = Restore { tainted: None };
@@ -327,6 +411,9 @@ async fn doctor_reports_each_state_of_the_cluster() {
     windows_versions(scope.name());
     untolerated_taint(&mut restore).await;
     host_process_in_a_baseline_namespace().await;
+    apps_in_an_unlabelled_namespace().await;
+    admission_fence(scope.name());
+    policy_grants_of_an_operator().await;
 
     drop(restore);
     scope.cleanup().await;
@@ -354,7 +441,7 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// (f) no kubeconfig, an unreachable server: exit 2, with the reason.
+/// (i) no kubeconfig, an unreachable server: exit 2, with the reason.
 #[test]
 fn doctor_exits_2_when_it_cannot_run() {
     let dir = scratch_dir("no-cluster");
@@ -433,6 +520,8 @@ async fn forbidden_reads_are_warnings_and_forbidden_nodes_exit_2() {
         "operator-crd",
         "operator-deployment",
         "operator-rbac",
+        "operator-fence",
+        "operator-policy",
     ] {
         let found = run.findings(check);
         assert!(

@@ -6,8 +6,9 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::Value;
 use winapp_operator::api::WindowsVersion;
 use winapp_operator::doctor::facts::{
-    AppFacts, ClusterRoleFacts, DaemonSetFacts, DeploymentFacts, Facts, GmsaCrdFacts, Lookup, NodeFacts, TaintFacts,
-    WebhookConfigFacts, WebhookFacts,
+    AdmissionBindingFacts, AdmissionPolicyFacts, AppFacts, ClusterRoleFacts, DaemonSetFacts, DeploymentFacts, EnvFacts,
+    Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, RoleFacts, TaintFacts, WebhookConfigFacts,
+    WebhookFacts,
 };
 use winapp_operator::doctor::{self, Check, CheckOptions, Expected, Finding, Level, Summary};
 
@@ -68,6 +69,44 @@ fn required_role() -> ClusterRoleFacts {
     ClusterRoleFacts { name: "winapp-operator".into(), rules: expected().rules }
 }
 
+/// The operator's Deployment as config/manager installs it, with extra arguments and environment.
+fn operator_deployment(args: &[&str], env: &[(&str, Option<&str>)]) -> DeploymentFacts {
+    let mut all = vec!["run", "--log-format=json", "--http-addr=0.0.0.0:8080"];
+    all.extend_from_slice(args);
+    DeploymentFacts {
+        namespace: "winapp-system".into(),
+        name: "winapp-operator".into(),
+        replicas: 2,
+        available_replicas: 2,
+        available: true,
+        message: None,
+        service_account: "winapp-operator".into(),
+        args: all.into_iter().map(str::to_owned).collect(),
+        env: env.iter().map(|(n, v)| EnvFacts { name: (*n).into(), value: v.map(str::to_owned) }).collect(),
+    }
+}
+
+/// config/admission's policy and binding.
+fn fence_policy() -> (AdmissionPolicyFacts, AdmissionBindingFacts) {
+    (
+        AdmissionPolicyFacts {
+            name: "winapp-operator-fence".into(),
+            operator_labelled: true,
+            match_conditions: vec![
+                "request.userInfo.username == 'system:serviceaccount:winapp-system:winapp-operator'".into(),
+            ],
+            resources: ["clusterroles", "rolebindings", "persistentvolumes", "gmsacredentialspecs"]
+                .map(str::to_owned)
+                .to_vec(),
+        },
+        AdmissionBindingFacts {
+            name: "winapp-operator-fence".into(),
+            policy_name: "winapp-operator-fence".into(),
+            actions: vec!["Deny".into()],
+        },
+    )
+}
+
 /// A cluster with everything installed and healthy.
 fn healthy() -> Facts {
     Facts {
@@ -92,15 +131,17 @@ fn healthy() -> Facts {
             "agents".into(),
             BTreeMap::from([("pod-security.kubernetes.io/enforce".into(), "privileged".into())]),
         )])),
-        operator_deployments: Lookup::Found(vec![DeploymentFacts {
-            namespace: "winapp-system".into(),
-            name: "winapp-operator".into(),
-            replicas: 2,
-            available_replicas: 2,
-            available: true,
-            message: None,
-        }]),
+        operator_deployments: Lookup::Found(vec![operator_deployment(&[], &[])]),
         operator_cluster_roles: Lookup::Found(vec![required_role()]),
+        operator_roles: Lookup::Found(vec![]),
+        admission_policies: Lookup::Found(Some(vec![fence_policy().0])),
+        admission_bindings: Lookup::Found(Some(vec![fence_policy().1])),
+        // The platform grants HostProcess node agents to one namespace.
+        namespace_grants: Lookup::Found(vec![NamespaceGrantFacts {
+            namespace: "agents".into(),
+            allow: Some("host-process,node-agent".into()),
+            allowed_taints: None,
+        }]),
     }
 }
 
@@ -117,6 +158,10 @@ fn before_install() -> Facts {
         namespaces: Lookup::Found(BTreeMap::new()),
         operator_deployments: Lookup::Found(vec![]),
         operator_cluster_roles: Lookup::Found(vec![]),
+        operator_roles: Lookup::Found(vec![]),
+        admission_policies: Lookup::Found(Some(vec![])),
+        admission_bindings: Lookup::Found(Some(vec![])),
+        namespace_grants: Lookup::Found(vec![]),
         ..healthy()
     }
 }
@@ -155,6 +200,8 @@ fn a_healthy_cluster_has_only_ok_findings() {
         Check::OperatorCrd,
         Check::OperatorDeployment,
         Check::OperatorRbac,
+        Check::OperatorFence,
+        Check::OperatorPolicy,
     ] {
         assert!(!of(&findings, check).is_empty(), "a finding of {check:?}");
     }
@@ -172,9 +219,12 @@ fn before_install_everything_missing_is_a_warning_not_an_error() {
         Check::OperatorCrd,
         Check::OperatorDeployment,
         Check::OperatorRbac,
+        Check::OperatorFence,
     ] {
         assert_eq!(only(&findings, check).level, Level::Warning, "{check:?}");
     }
+    assert_eq!(only(&findings, Check::OperatorPolicy).level, Level::Ok, "nothing to read yet: {findings:#?}");
+    assert!(only(&findings, Check::OperatorFence).message.contains("config/admission"), "says how to install");
     assert!(only(&findings, Check::OperatorCrd).title.contains("not installed yet"));
     assert!(only(&findings, Check::OperatorDeployment).title.contains("not installed yet"));
     assert!(only(&findings, Check::OperatorRbac).title.contains("not installed yet"));
@@ -375,7 +425,16 @@ fn host_process_apps_need_a_privileged_namespace() {
     assert!(errors[0].title.contains("agents"));
     assert!(errors[0].message.contains("log-agent"));
     assert!(errors[0].message.contains("pod-security.kubernetes.io/enforce=privileged"), "{}", errors[0].message);
-    assert!(ps.iter().any(|f| f.level == Level::Ok && f.message.contains("open")), "no label: admitted");
+    // No label: admitted, but nobody has said what the namespace admits.
+    let unlabelled: Vec<&&Finding> = ps.iter().filter(|f| f.level == Level::Warning).collect();
+    assert_eq!(unlabelled.len(), 1, "{ps:#?}");
+    assert_eq!(unlabelled[0].title, "namespace open has WindowsApps but no Pod Security level");
+    assert!(
+        unlabelled[0].message.contains("kubectl label namespace open pod-security.kubernetes.io/enforce=privileged"),
+        "a HostProcess namespace is told to say privileged: {}",
+        unlabelled[0].message
+    );
+    assert!(ps.iter().any(|f| f.level == Level::Ok && f.message.contains("web (restricted")), "{ps:#?}");
 
     facts.apps = Lookup::Found(None);
     assert_eq!(only(&run(&facts, &[]), Check::PodSecurity).level, Level::Ok, "CRD not installed");
@@ -406,12 +465,10 @@ fn a_stale_crd_is_a_warning_that_names_the_difference() {
 fn the_operator_deployment_must_be_available() {
     let mut facts = healthy();
     facts.operator_deployments = Lookup::Found(vec![DeploymentFacts {
-        namespace: "winapp-system".into(),
-        name: "winapp-operator".into(),
-        replicas: 2,
         available_replicas: 0,
         available: false,
         message: Some("Deployment does not have minimum availability.".into()),
+        ..operator_deployment(&[], &[])
     }]);
     let f = run(&facts, &[]);
     let d = only(&f, Check::OperatorDeployment);
@@ -532,4 +589,273 @@ fn network_policy_on_windows_needs_a_dataplane_that_enforces_it() {
     let f = run(&facts, &[]);
     assert_eq!(only(&f, Check::NetworkPolicy).level, Level::Ok);
     assert!(only(&f, Check::NetworkPolicy).message.contains("Calico for Windows (calico-system/calico-node-windows)"));
+}
+
+#[test]
+fn apps_in_namespaces_without_a_pod_security_label_are_a_warning_naming_the_level_to_set() {
+    let mut facts = healthy();
+    facts.apps = Lookup::Found(Some(vec![
+        AppFacts { namespace: "web".into(), name: "site".into(), host_process: false, network_policy: false },
+        AppFacts { namespace: "web".into(), name: "api".into(), host_process: false, network_policy: false },
+        AppFacts { namespace: "batch".into(), name: "worker".into(), host_process: false, network_policy: false },
+    ]));
+    facts.namespaces = Lookup::Found(BTreeMap::from([
+        ("web".into(), BTreeMap::new()),
+        ("batch".into(), BTreeMap::from([("pod-security.kubernetes.io/enforce".into(), "baseline".into())])),
+    ]));
+    let f = run(&facts, &[]);
+    let ps = of(&f, Check::PodSecurity);
+    let warning = ps.iter().find(|f| f.level == Level::Warning).unwrap_or_else(|| panic!("no warning: {ps:#?}"));
+    assert_eq!(ps.iter().filter(|f| f.level == Level::Warning).count(), 1, "{ps:#?}");
+    assert_eq!(warning.title, "namespace web has WindowsApps but no Pod Security level");
+    assert!(
+        warning.message.contains("kubectl label namespace web pod-security.kubernetes.io/enforce=baseline"),
+        "{}",
+        warning.message
+    );
+    assert!(ps.iter().any(|f| f.level == Level::Ok && f.message.contains("batch (baseline, 1 apps)")), "{ps:#?}");
+    assert!(ps.iter().all(|f| f.level != Level::Error), "{ps:#?}");
+    // Labelled, it is ok.
+    facts.namespaces = Lookup::Found(BTreeMap::from([
+        ("web".into(), BTreeMap::from([("pod-security.kubernetes.io/enforce".into(), "restricted".into())])),
+        ("batch".into(), BTreeMap::from([("pod-security.kubernetes.io/enforce".into(), "baseline".into())])),
+    ]));
+    assert_eq!(only(&run(&facts, &[]), Check::PodSecurity).level, Level::Ok);
+}
+
+#[test]
+fn the_fence_is_reported_installed_missing_unenforced_or_naming_another_account() {
+    let f = run(&healthy(), &[]);
+    let ok = only(&f, Check::OperatorFence);
+    assert_eq!(ok.level, Level::Ok, "{ok:?}");
+    assert!(ok.message.contains("system:serviceaccount:winapp-system:winapp-operator"), "{}", ok.message);
+
+    let (policy, binding) = fence_policy();
+    let fence_of = |policies: Vec<AdmissionPolicyFacts>, bindings: Vec<AdmissionBindingFacts>| {
+        let facts = Facts {
+            admission_policies: Lookup::Found(Some(policies)),
+            admission_bindings: Lookup::Found(Some(bindings)),
+            ..healthy()
+        };
+        of(&run(&facts, &[]), Check::OperatorFence).into_iter().cloned().collect::<Vec<Finding>>()
+    };
+    let warned = |findings: &[Finding], words: &[&str]| {
+        assert!(
+            findings.iter().any(
+                |f| f.level == Level::Warning && words.iter().all(|w| f.message.contains(w) || f.title.contains(w))
+            ),
+            "a warning saying {words:?}: {findings:#?}"
+        );
+    };
+    // Missing: a warning that says how to install it.
+    warned(
+        &fence_of(vec![], vec![]),
+        &["not installed", "kubectl apply --server-side -k config/admission", "admissionPolicy.enabled"],
+    );
+    // Another team's policy is not the fence.
+    let other = AdmissionPolicyFacts {
+        name: "team-policy".into(),
+        match_conditions: vec!["request.userInfo.username == 'alice'".into()],
+        ..AdmissionPolicyFacts::default()
+    };
+    warned(&fence_of(vec![other], vec![]), &["not installed"]);
+    // Installed but not bound, or bound without Deny.
+    warned(&fence_of(vec![policy.clone()], vec![]), &["not enforced", "no ValidatingAdmissionPolicyBinding names it"]);
+    let audit = AdmissionBindingFacts { actions: vec!["Warn".into(), "Audit".into()], ..binding.clone() };
+    warned(&fence_of(vec![policy.clone()], vec![audit]), &["not enforced", "[Warn, Audit]"]);
+    // Edited so that it leaves out a kind.
+    let narrow =
+        AdmissionPolicyFacts { resources: vec!["clusterroles".into(), "rolebindings".into()], ..policy.clone() };
+    warned(&fence_of(vec![narrow], vec![binding.clone()]), &["leaves out persistentvolumes, gmsacredentialspecs"]);
+    // An overlay moved the operator but did not patch the policy.
+    let moved = Facts {
+        operator_deployments: Lookup::Found(vec![DeploymentFacts {
+            namespace: "platform".into(),
+            service_account: "winapp".into(),
+            ..operator_deployment(&[], &[])
+        }]),
+        ..healthy()
+    };
+    let f = run(&moved, &[]);
+    warned(
+        &of(&f, Check::OperatorFence).into_iter().cloned().collect::<Vec<_>>(),
+        &[
+            "does not match the operator's ServiceAccount system:serviceaccount:platform:winapp",
+            "it names system:serviceaccount:winapp-system:winapp-operator",
+            "/spec/matchConditions/0/expression",
+        ],
+    );
+    // A Helm release of another name fences its own ServiceAccount, found by it.
+    let release = Facts {
+        operator_deployments: Lookup::Found(vec![DeploymentFacts {
+            namespace: "ops".into(),
+            name: "acme-winapp-operator".into(),
+            service_account: "acme-winapp-operator".into(),
+            ..operator_deployment(&[], &[])
+        }]),
+        admission_policies: Lookup::Found(Some(vec![AdmissionPolicyFacts {
+            name: "acme-winapp-operator-fence".into(),
+            operator_labelled: false,
+            match_conditions: vec![
+                "request.userInfo.username == 'system:serviceaccount:ops:acme-winapp-operator'".into(),
+            ],
+            ..policy.clone()
+        }])),
+        admission_bindings: Lookup::Found(Some(vec![AdmissionBindingFacts {
+            policy_name: "acme-winapp-operator-fence".into(),
+            ..binding.clone()
+        }])),
+        ..healthy()
+    };
+    assert_eq!(only(&run(&release, &[]), Check::OperatorFence).level, Level::Ok);
+    // Not served (before Kubernetes 1.30), and not readable.
+    let old = Facts { admission_policies: Lookup::Found(None), admission_bindings: Lookup::Found(None), ..healthy() };
+    warned(&of(&run(&old, &[]), Check::OperatorFence).into_iter().cloned().collect::<Vec<_>>(), &["1.30"]);
+    let forbidden = Facts { admission_policies: Lookup::Forbidden("forbidden".into()), ..healthy() };
+    let f = run(&forbidden, &[]);
+    assert!(only(&f, Check::OperatorFence).title.contains("cannot check ValidatingAdmissionPolicies: forbidden"));
+}
+
+#[test]
+fn the_policy_finding_names_what_is_granted_to_every_app_and_per_namespace() {
+    use winapp_operator::doctor::grants::{operator_grants, rule_names};
+    let policy_of =
+        |facts: &Facts| of(&run(facts, &[]), Check::OperatorPolicy).into_iter().cloned().collect::<Vec<_>>();
+    let with = |args: &[&str], env: &[(&str, Option<&str>)]| Facts {
+        operator_deployments: Lookup::Found(vec![operator_deployment(args, env)]),
+        ..healthy()
+    };
+    // The defaults: nothing to every app; the namespace grant is named.
+    let f = policy_of(&healthy());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].level, Level::Ok);
+    assert!(f[0].message.contains("every app: nothing"), "{}", f[0].message);
+    assert!(f[0].message.contains("agents (rules host-process, node-agent)"), "{}", f[0].message);
+    // Node-level powers to every app: a warning naming them and how to grant per namespace.
+    for args in [&["--allow=host-path,gmsa"][..], &["--allow", "gmsa,host-path"][..]] {
+        let f = policy_of(&with(args, &[]));
+        assert_eq!(f[0].level, Level::Warning, "{args:?}: {f:#?}");
+        assert!(f[0].title.contains("grants node-level powers to every app: host-path"), "{}", f[0].title);
+        assert!(f[0].message.contains("every app: rules gmsa, host-path"), "{}", f[0].message);
+        assert!(f[0].message.contains("winapp.dev/allow"), "{}", f[0].message);
+    }
+    let f = policy_of(&with(&["--allow-pod-override", "privileged"], &[]));
+    assert!(f[0].level == Level::Warning && f[0].title.contains("privileged"), "the former flag counts: {f:#?}");
+    let f = policy_of(&with(&[], &[("WINAPP_ALLOW_POD_OVERRIDES", Some("tolerate-all"))]));
+    assert!(f[0].level == Level::Warning && f[0].title.contains("tolerate-all"), "the former variable counts: {f:#?}");
+    // Flags and variables add up; rules that stay off the node are ok.
+    let f = policy_of(&with(
+        &["--allow-taint=dedicated=gpu"],
+        &[
+            ("WINAPP_ALLOW", Some("gmsa")),
+            ("WINAPP_ALLOW_POD_OVERRIDES", Some("run-as-user")),
+            ("WINAPP_ALLOW_TAINTS", Some("spot")),
+        ],
+    ));
+    assert_eq!(f[0].level, Level::Ok, "{f:#?}");
+    assert!(
+        f[0].message.contains("every app: rules gmsa, run-as-user; taints dedicated=gpu, spot"),
+        "{}",
+        f[0].message
+    );
+    // A variable from a ConfigMap: doctor cannot tell.
+    let f = policy_of(&with(&[], &[("WINAPP_ALLOW", None)]));
+    assert!(f[0].level == Level::Warning && f[0].message.contains("WINAPP_ALLOW set from a ConfigMap"), "{f:#?}");
+    // An operator of one namespace: only that namespace's grants matter.
+    let mut facts = with(&["--namespace=team-a"], &[]);
+    facts.namespace_grants = Lookup::Found(vec![
+        NamespaceGrantFacts { namespace: "agents".into(), allow: Some("host-process".into()), allowed_taints: None },
+        NamespaceGrantFacts {
+            namespace: "team-a".into(),
+            allow: Some("gmsa".into()),
+            allowed_taints: Some("spot".into()),
+        },
+    ]);
+    let f = policy_of(&facts);
+    assert!(
+        f[0].message.contains("it watches the namespace team-a only): team-a (rules gmsa; taints spot)"),
+        "{}",
+        f[0].message
+    );
+    assert!(!f[0].message.contains("agents"), "{}", f[0].message);
+    // Names this binary does not know: a warning of their own.
+    let f = policy_of(&with(&["--allow=hostpath"], &[]));
+    assert!(
+        f.iter().any(|f| f.level == Level::Warning
+            && f.title.contains("unknown policy rules")
+            && f.title.contains("hostpath")),
+        "{f:#?}"
+    );
+    // Forbidden reads.
+    let f = policy_of(&Facts { operator_deployments: Lookup::Forbidden("no".into()), ..healthy() });
+    assert!(f[0].title.contains("cannot check Deployments: forbidden"), "{f:#?}");
+
+    // The parsing itself: --allow-taint is not --allow, and a flag's value may follow it.
+    let args: Vec<String> =
+        ["run", "--allow-taint", "a=b,c", "--allow", "gmsa", "--namespace", "x"].map(str::to_owned).to_vec();
+    let g = operator_grants(&args, &[]);
+    assert_eq!(g.rules.iter().map(String::as_str).collect::<Vec<_>>(), ["gmsa"]);
+    assert_eq!(g.taints.iter().map(String::as_str).collect::<Vec<_>>(), ["a=b", "c"]);
+    assert_eq!(g.watch_namespace.as_deref(), Some("x"));
+    let names = rule_names();
+    for rule in winapp_operator::policy::Rule::ALL {
+        assert!(names.contains(&rule.name()), "{}", rule.name());
+    }
+    for rule in ["node-agent", "other-taints", "smb-volumes"] {
+        assert_eq!(names.iter().filter(|n| **n == rule).count(), 1, "{rule} once");
+    }
+}
+
+#[test]
+fn an_operator_of_one_namespace_is_granted_by_its_role_there() {
+    let cluster_scoped = [
+        "persistentvolumes",
+        "clusterroles",
+        "gmsacredentialspecs",
+        "namespaces",
+        "nodes",
+        "runtimeclasses",
+        "customresourcedefinitions",
+    ];
+    let is_cluster = |r: &PolicyRule| r.resources.iter().flatten().all(|x| cluster_scoped.contains(&x.as_str()));
+    let all = expected().rules;
+    let cluster: Vec<PolicyRule> = all.iter().filter(|r| is_cluster(r)).cloned().collect();
+    let namespaced: Vec<PolicyRule> = all.iter().filter(|r| !is_cluster(r)).cloned().collect();
+    assert!(!cluster.is_empty() && !namespaced.is_empty());
+    let facts = |args: &[&str], role_namespace: &str| Facts {
+        operator_deployments: Lookup::Found(vec![operator_deployment(args, &[])]),
+        operator_cluster_roles: Lookup::Found(vec![ClusterRoleFacts {
+            name: "winapp-operator".into(),
+            rules: cluster.clone(),
+        }]),
+        operator_roles: Lookup::Found(vec![RoleFacts {
+            namespace: role_namespace.into(),
+            name: "winapp-operator".into(),
+            rules: namespaced.clone(),
+        }]),
+        ..healthy()
+    };
+    let f = run(&facts(&["--namespace=apps"], "apps"), &[]);
+    let ok = only(&f, Check::OperatorRbac);
+    assert_eq!(ok.level, Level::Ok, "{ok:?}");
+    assert!(ok.message.contains("Role apps/winapp-operator"), "{}", ok.message);
+    // The Role in another namespace than the one watched, or an operator that watches them all.
+    let f = run(&facts(&["--namespace=apps"], "other"), &[]);
+    let e = only(&f, Check::OperatorRbac);
+    assert!(
+        e.level == Level::Error
+            && e.message.contains("for the namespace apps")
+            && e.message.contains("deployments.apps"),
+        "{e:?}"
+    );
+    let f = run(&facts(&[], "apps"), &[]);
+    assert_eq!(only(&f, Check::OperatorRbac).level, Level::Error, "a Role cannot serve an operator of every namespace");
+    // A Role cannot grant cluster-scoped kinds.
+    let mut wrong = facts(&["--namespace=apps"], "apps");
+    wrong.operator_cluster_roles =
+        Lookup::Found(vec![ClusterRoleFacts { name: "winapp-operator".into(), rules: vec![] }]);
+    wrong.operator_roles =
+        Lookup::Found(vec![RoleFacts { namespace: "apps".into(), name: "winapp-operator".into(), rules: all.clone() }]);
+    let e = only(&run(&wrong, &[]), Check::OperatorRbac).clone();
+    assert!(e.level == Level::Error && e.message.contains("persistentvolumes"), "{e:?}");
 }

@@ -1,8 +1,9 @@
 //! `charts/winapp-operator` as a platform team installs it with Helm: the chart lints, its values
 //! schema refuses bad values, it grants exactly the RBAC of `config/rbac` (and of the secret-check
-//! component), its Deployment is `config/manager`'s, its CRD is the generated one, the API server
-//! accepts what it renders, and a real `helm install` runs under Pod Security `restricted` and
-//! `helm uninstall` leaves nothing behind.
+//! component), and with `watchNamespace` exactly that of `config/namespaced`, its Deployment is
+//! `config/manager`'s, its admission fence is `config/admission`'s, its CRD is the generated one,
+//! the API server accepts what it renders, and a real `helm install` runs under Pod Security
+//! `restricted` and `helm uninstall` leaves nothing behind.
 //!
 //! The helm binary is `$HELM` (scripts/test exports it) or what `hack/helm/build.sh` builds.
 
@@ -92,6 +93,25 @@ fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a V
     first
 }
 
+/// `kubectl kustomize` of a throwaway overlay of `resources` and `components` (paths under
+/// config/); kustomize wants them relative to the overlay.
+fn kustomize(resources: &[&str], components: &[&str]) -> Vec<Value> {
+    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("overlay"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let up = "../".repeat(dir.components().count() - 1);
+    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
+    let list = |paths: &[&str]| paths.iter().map(|p| format!("{config}/{p}")).collect::<Vec<_>>().join(", ");
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
+        list(resources),
+        list(components)
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    documents(&out.unwrap_or_else(|e| panic!("kustomize {resources:?} with {components:?} failed: {e}")))
+}
+
 #[test]
 fn the_chart_crd_is_the_generated_crd_byte_for_byte() {
     let generated = std::fs::read(root().join(CRD)).expect("the generated CRD");
@@ -147,6 +167,11 @@ fn the_values_schema_refuses_bad_values() {
         "watchNamespace=apps",
         "serviceMonitor.interval=1m30s",
         "podOverrides.allow[0]=host-path",
+        "policy.allow[0]=node-agent",
+        "policy.allow[0]=smb-volumes",
+        "policy.allowTaints[0]=dedicated=gpu",
+        "policy.allowTaints[0]=example.com/spot",
+        "admissionPolicy.enabled=false",
     ];
     for set in good {
         template("t", "ns", &["--set", set]).unwrap_or_else(|e| panic!("--set {set} refused: {e}"));
@@ -169,6 +194,11 @@ fn the_values_schema_refuses_bad_values() {
         ("service.port=0", "/service/port"),
         ("podOverrides.allow[0]=hostpath", "/podOverrides/allow/0"),
         ("podOverrides.allowed[0]=host-path", "allowed"),
+        ("policy.allow[0]=hostpath", "/policy/allow/0"),
+        ("policy.allowTaints[0]=a=b\\,c", "/policy/allowTaints/0"),
+        ("policy.allowTaints[0]=a b", "/policy/allowTaints/0"),
+        ("policy.allowed[0]=gmsa", "allowed"),
+        ("admissionPolicy.enabled=maybe", "/admissionPolicy/enabled"),
     ];
     for (set, field) in bad {
         let err = template("t", "ns", &["--set", set]).expect_err(&format!("--set {set} was accepted"));
@@ -211,7 +241,13 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     assert!(defaults.contains(&"--log-format=json".to_owned()), "{defaults:?}");
     assert!(defaults.contains(&"--leader-elect=true".to_owned()), "{defaults:?}");
     assert!(!defaults.iter().any(|a| a.starts_with("--namespace") || a.starts_with("--selector")), "{defaults:?}");
-    assert!(!defaults.iter().any(|a| a.starts_with("--allow-pod-override")), "the default policy: {defaults:?}");
+    assert!(!defaults.iter().any(|a| a.starts_with("--allow")), "the default policy: {defaults:?}");
+    let env_value = |t: &Value, name: &str| -> Option<String> {
+        let env = t["spec"]["containers"][0]["env"].as_array().expect("env");
+        env.iter().find(|e| e["name"] == name).map(|e| e["value"].as_str().expect("a value").to_owned())
+    };
+    assert_eq!(env_value(&t, "WINAPP_ALLOW"), None, "the default policy grants nothing");
+    assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS"), None);
     assert_eq!(t["spec"]["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
     assert!(t["spec"]["tolerations"].is_null(), "no tolerations by default");
     // By default only a preferred anti-affinity that keeps the replicas on different nodes.
@@ -237,20 +273,21 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
         r#"extraArgs=["--concurrency=4"]"#,
         "--set-json",
         r#"podOverrides={"allow":["host-path","gmsa"]}"#,
+        "--set-json",
+        r#"policy={"allow":["gmsa","node-agent"],"allowTaints":["dedicated=gpu","spot"]}"#,
     ]);
     let a = args(&t);
-    for want in [
-        "--namespace=apps",
-        "--selector=team=web",
-        "--log-format=text",
-        "--leader-elect=false",
-        "--concurrency=4",
-        "--allow-pod-override=host-path",
-        "--allow-pod-override=gmsa",
-    ] {
+    for want in
+        ["--namespace=apps", "--selector=team=web", "--log-format=text", "--leader-elect=false", "--concurrency=4"]
+    {
         assert!(a.contains(&want.to_owned()), "{want} missing from {a:?}");
     }
     assert_eq!(a.last().map(String::as_str), Some("--concurrency=4"), "extraArgs come last: {a:?}");
+    // policy.allow and its former name podOverrides.allow, merged once each, in the environment.
+    assert_eq!(env_value(&t, "WINAPP_ALLOW").as_deref(), Some("gmsa,node-agent,host-path"));
+    assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS").as_deref(), Some("dedicated=gpu,spot"));
+    let former = pod_spec(&["--set", "podOverrides.allow[0]=host-path"]);
+    assert_eq!(env_value(&former, "WINAPP_ALLOW").as_deref(), Some("host-path"), "the former name alone still works");
     assert_eq!(t["metadata"]["labels"]["team"], "web");
     assert_eq!(t["metadata"]["annotations"]["note"], "hi");
     assert_eq!(t["spec"]["priorityClassName"], "system-cluster-critical");
@@ -390,7 +427,7 @@ fn the_chart_grants_exactly_the_rbac_of_config() {
             differences.join("\n")
         );
         assert_eq!(chart, config);
-        let secrets = ("".to_owned(), "secrets".to_owned(), String::new(), "get".to_owned());
+        let secrets = ("".to_owned(), "secrets".to_owned(), String::new(), "watch".to_owned());
         assert_eq!(chart.roles.values().any(|g| g.contains(&secrets)), secret_check, "Secrets with {set}");
     }
     // Under another release name and namespace, every binding names this release's ServiceAccount.
@@ -399,11 +436,83 @@ fn the_chart_grants_exactly_the_rbac_of_config() {
     assert_eq!(only(&objects, "ServiceAccount")["metadata"]["name"], sa);
     let chart = rbac(objects.values());
     assert_eq!(chart.bindings.len(), 3, "{chart:?}");
+    every_binding_names(&chart, &sa, "ops");
+    // Watching one namespace, the same for the namespaced grants, which are in that namespace.
+    let objects = rendered("acme", "ops", &["--set", "secretCheck.enabled=true,watchNamespace=apps"]);
+    let chart = rbac(objects.values());
+    assert_eq!(chart.bindings.len(), 4, "{chart:?}");
+    every_binding_names(&chart, &sa, "ops");
+}
+
+/// Every binding of `chart` binds the ServiceAccount `sa` of `namespace` to a role it renders.
+fn every_binding_names(chart: &Rbac, sa: &Value, namespace: &str) {
     for ((kind, ns, binding), value) in &chart.bindings {
-        assert_eq!(value["subjects"], json!([{"kind": "ServiceAccount", "name": sa, "namespace": "ops"}]), "{binding}");
+        assert_eq!(
+            value["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]),
+            "{binding}"
+        );
         let role_kind = kind.trim_end_matches("Binding");
         let role = (role_kind.to_owned(), ns.clone(), value["roleRef"]["name"].as_str().unwrap_or_default().to_owned());
         assert!(chart.roles.contains_key(&role), "{kind} {binding} refers to {role:?}, which is not rendered");
+    }
+}
+
+/// The watched namespace of config/namespaced.
+const WATCHED: &str = "apps";
+
+#[test]
+fn watching_one_namespace_the_chart_grants_exactly_the_rbac_of_config_namespaced() {
+    for secret_check in [false, true] {
+        let set = format!("secretCheck.enabled={secret_check},watchNamespace={WATCHED}");
+        let objects = rendered("winapp-operator", "winapp-system", &["--set", &set]);
+        let chart = rbac(objects.values());
+        let components: &[&str] = if secret_check { &["namespaced/secret-check"] } else { &[] };
+        let config = rbac(&kustomize(&["namespaced"], components));
+        let differences = rbac_differences(&chart, &config);
+        assert!(
+            differences.is_empty(),
+            "with {set}, the chart's RBAC differs from config/namespaced's:\n{}",
+            differences.join("\n")
+        );
+        assert_eq!(chart, config);
+        // The scope follows: nothing namespaced is granted cluster-wide, and everything the
+        // operator needs is granted somewhere (cluster-wide or in the watched namespace).
+        let cluster_role = ("ClusterRole".to_owned(), String::new(), "winapp-operator".to_owned());
+        let role = ("Role".to_owned(), WATCHED.to_owned(), "winapp-operator".to_owned());
+        let (cluster, namespaced) = (&chart.roles[&cluster_role], &chart.roles[&role]);
+        let cluster_wide = [
+            "persistentvolumes",
+            "clusterroles",
+            "gmsacredentialspecs",
+            "namespaces",
+            "nodes",
+            "runtimeclasses",
+            "customresourcedefinitions",
+        ];
+        for (_, resource, _, _) in cluster {
+            assert!(cluster_wide.contains(&resource.as_str()), "{resource} is granted cluster-wide");
+        }
+        for (_, resource, _, _) in namespaced {
+            assert!(!cluster_wide.contains(&resource.as_str()), "a Role cannot grant {resource}");
+        }
+        let all = config_rbac(false);
+        let everything = &all.roles[&cluster_role];
+        let both: BTreeSet<Grant> = cluster.union(namespaced).cloned().collect();
+        assert_eq!(&both, everything, "the ClusterRole and the Role together grant config/rbac's rules");
+        let secrets = ("".to_owned(), "secrets".to_owned(), String::new(), "list".to_owned());
+        let secret_roles: Vec<&Key> =
+            chart.roles.iter().filter(|(_, g)| g.contains(&secrets)).map(|(k, _)| k).collect();
+        if secret_check {
+            assert_eq!(secret_roles.len(), 1, "{secret_roles:?}");
+            assert_eq!(
+                (secret_roles[0].0.as_str(), secret_roles[0].1.as_str()),
+                ("Role", WATCHED),
+                "Secrets in {WATCHED} only"
+            );
+        } else {
+            assert!(secret_roles.is_empty(), "{secret_roles:?}");
+        }
     }
 }
 
@@ -430,6 +539,16 @@ fn the_chart_deployment_is_config_managers() {
     let extra: Vec<&String> = chart_args.iter().filter(|a| !config_args.contains(a)).collect();
     assert!(config_args.iter().all(|a| chart_args.contains(a)), "{chart_args:?} lacks some of {config_args:?}");
     assert_eq!(extra, ["--leader-elect=true", "--lease-name=winapp-operator"]);
+    // Watching one namespace: the same as config/namespaced's.
+    let objects = rendered("winapp-operator", "winapp-system", &["--set", &format!("watchNamespace={WATCHED}")]);
+    let chart_args = strings(&only(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let overlay = kustomize(&["namespaced"], &[]);
+    let deployment = overlay.iter().find(|d| d["kind"] == "Deployment").expect("the overlay's Deployment");
+    let overlay_args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let extra: Vec<&String> = chart_args.iter().filter(|a| !overlay_args.contains(a)).collect();
+    assert!(overlay_args.iter().all(|a| chart_args.contains(a)), "{chart_args:?} lacks some of {overlay_args:?}");
+    assert!(overlay_args.contains(&format!("--namespace={WATCHED}")), "{overlay_args:?}");
+    assert_eq!(extra, ["--leader-elect=true", "--lease-name=winapp-operator"]);
     // The metrics Service selects these pods on the port the probes use.
     let service = only(&objects, "Service");
     let labels = cs["template"]["metadata"]["labels"].as_object().expect("pod labels");
@@ -439,6 +558,45 @@ fn the_chart_deployment_is_config_managers() {
     assert_eq!(service["spec"]["ports"], json!([{"name": "http", "port": 8080, "targetPort": "http"}]));
     let selector = cs["selector"]["matchLabels"].as_object().expect("matchLabels");
     assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)), "the Deployment selects its own pods");
+}
+
+#[test]
+fn the_admission_fence_is_config_admissions_and_names_the_releases_service_account() {
+    let kinds = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"];
+    // Released as winapp-operator into winapp-system: config/admission's objects, spec for spec.
+    let objects = rendered("winapp-operator", "winapp-system", &[]);
+    let config = kustomize(&["admission"], &[]);
+    for kind in kinds {
+        let chart = only(&objects, kind);
+        let from_config =
+            config.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in config/admission"));
+        assert_eq!(chart["spec"], from_config["spec"], "the chart's {kind} differs from config/admission's");
+        assert_eq!(name(chart), name(from_config));
+    }
+    let expression = |objects: &BTreeMap<(String, String), Value>| {
+        only(objects, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][0]["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        expression(&objects),
+        "request.userInfo.username == 'system:serviceaccount:winapp-system:winapp-operator'"
+    );
+    // Another release and namespace: the policy fences that release's ServiceAccount, and the
+    // binding binds that policy.
+    let objects = rendered("acme", "ops", &[]);
+    let sa = only(&objects, "ServiceAccount")["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(expression(&objects), format!("request.userInfo.username == 'system:serviceaccount:ops:{sa}'"));
+    let policy = name(only(&objects, "ValidatingAdmissionPolicy")).to_owned();
+    let binding = only(&objects, "ValidatingAdmissionPolicyBinding");
+    assert_eq!(binding["spec"]["policyName"], policy.as_str());
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    // On by default; a value turns it off.
+    let objects = rendered("t", "ns", &["--set", "admissionPolicy.enabled=false"]);
+    for kind in kinds {
+        assert!(!objects.keys().any(|(k, _)| k == kind), "{kind} rendered with admissionPolicy.enabled=false");
+    }
 }
 
 #[test]
@@ -510,6 +668,11 @@ fn the_windows_exporter_is_optional_and_the_same_as_the_kustomize_component() {
     }
     let app = only(&objects, "WindowsApp");
     assert_eq!(app["spec"]["nodeAgent"], json!(true));
+    // The platform grants this namespace's apps HostProcess node agents, visibly.
+    assert_eq!(
+        only(&objects, "Namespace")["metadata"]["annotations"],
+        json!({"winapp.dev/allow": "host-process,node-agent"})
+    );
     assert_eq!(app["metadata"]["namespace"], "windows-exporter");
     // A namespace of the user's own: no Namespace object, the app goes there.
     let objects = rendered(
@@ -602,9 +765,19 @@ async fn the_rendered_chart_passes_server_side_dry_run() {
         "rolebinding.rbac.authorization.k8s.io/",
         "service/",
         "deployment.apps/",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/",
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }
+    // Watching one namespace (this one): its Roles and RoleBindings too.
+    let yaml =
+        template(&release, ns.name(), &["--set", &format!("secretCheck.enabled=true,watchNamespace={}", ns.name())])
+            .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let out = kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml))
+        .unwrap_or_else(|e| panic!("the API server refused the chart with watchNamespace: {e}"));
+    let roles = out.lines().filter(|l| l.starts_with("role.rbac.authorization.k8s.io/")).count();
+    assert_eq!(roles, 3, "the leader election's, the operator's and the secret check's Role:\n{out}");
     ns.cleanup().await;
 }
 
@@ -630,7 +803,8 @@ fn leftovers(release: &str) -> String {
     kubectl(
         &[
             "get",
-            "deployments,replicasets,serviceaccounts,services,roles,rolebindings,clusterroles,clusterrolebindings",
+            "deployments,replicasets,serviceaccounts,services,roles,rolebindings,clusterroles,clusterrolebindings,\
+             validatingadmissionpolicies,validatingadmissionpolicybindings",
             "--all-namespaces",
             "-l",
             &selector,
@@ -705,6 +879,8 @@ async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
         "rolebinding.",
         "clusterrole.",
         "clusterrolebinding.",
+        "validatingadmissionpolicy.",
+        "validatingadmissionpolicybinding.",
     ] {
         assert!(installed.contains(kind), "{kind} not installed:\n{installed}");
     }
@@ -727,19 +903,18 @@ async fn helm_install_runs_under_restricted_and_uninstall_leaves_nothing() {
     ns.cleanup().await;
 }
 
-/// The schema's enum of pod override rules is the operator's list of rules.
+/// The schema's enum of policy rules is the operator's list of rules, and both policy.allow and
+/// its former name podOverrides.allow take it.
 #[test]
-fn the_values_schema_lists_every_pod_override_rule() {
+fn the_values_schema_lists_every_policy_rule() {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("charts/winapp-operator/values.schema.json")).expect("schema"),
     )
     .expect("schema JSON");
-    let listed: Vec<&str> = schema["properties"]["podOverrides"]["properties"]["allow"]["items"]["enum"]
-        .as_array()
-        .expect("enum")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let rules: Vec<&str> = winapp_operator::policy::Rule::ALL.iter().map(|r| r.name()).collect();
-    assert_eq!(listed, rules);
+    let listed: Vec<&str> =
+        schema["definitions"]["rule"]["enum"].as_array().expect("enum").iter().filter_map(Value::as_str).collect();
+    assert_eq!(listed, winapp_operator::doctor::grants::rule_names());
+    for value in ["policy", "podOverrides"] {
+        assert_eq!(schema["properties"][value]["properties"]["allow"]["items"], json!({"$ref": "#/definitions/rule"}));
+    }
 }

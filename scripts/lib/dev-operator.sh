@@ -37,14 +37,15 @@ use_dev_cluster() {
   fi
 }
 
-# The CRDs (WindowsApp, and the gMSA one from tests/fixtures), the namespace winapp-system and the
-# operator's RBAC of config/rbac.
+# The CRDs (WindowsApp, and the gMSA one from tests/fixtures), the namespace winapp-system, the
+# operator's RBAC of config/rbac and its admission fence of config/admission.
 install_operator_prereqs() {
   kubectl apply --server-side -k config/crd >/dev/null
   kubectl apply --server-side -f tests/fixtures/gmsacredentialspecs.windows.k8s.io.yaml >/dev/null
   kubectl wait --for=condition=Established --timeout=60s crd/windowsapps.winapp.dev crd/gmsacredentialspecs.windows.k8s.io >/dev/null
   kubectl create namespace winapp-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply --server-side -k config/rbac >/dev/null
+  kubectl apply --server-side -k config/admission >/dev/null
 }
 
 # Another operator holding a Lease in winapp-system would reconcile (and write) meanwhile.

@@ -49,6 +49,16 @@ pub struct Facts {
     pub operator_deployments: Lookup<Vec<DeploymentFacts>>,
     /// The operator's ClusterRoles: `winapp-operator`, and any labelled as the operator's.
     pub operator_cluster_roles: Lookup<Vec<ClusterRoleFacts>>,
+    /// Roles labelled as the operator's, of all namespaces (an operator that watches one
+    /// namespace holds its rights on namespaced objects there).
+    pub operator_roles: Lookup<Vec<RoleFacts>>,
+    /// ValidatingAdmissionPolicies; `None` when the API server does not serve
+    /// admissionregistration.k8s.io/v1 ones (Kubernetes before 1.30).
+    pub admission_policies: Lookup<Option<Vec<AdmissionPolicyFacts>>>,
+    /// ValidatingAdmissionPolicyBindings; `None` when not served.
+    pub admission_bindings: Lookup<Option<Vec<AdmissionBindingFacts>>>,
+    /// Namespaces that grant their apps powers of the operator's policy by annotation.
+    pub namespace_grants: Lookup<Vec<NamespaceGrantFacts>>,
 }
 
 /// One node.
@@ -171,6 +181,59 @@ pub struct DeploymentFacts {
     pub available: bool,
     /// The message of the Available or Progressing condition, when the Deployment is not available.
     pub message: Option<String>,
+    /// The pod template's `serviceAccountName` (empty: `default`).
+    pub service_account: String,
+    /// The operator container's `command` and `args`, in order.
+    pub args: Vec<String>,
+    /// The operator container's environment.
+    pub env: Vec<EnvFacts>,
+}
+
+/// One environment variable of a container.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EnvFacts {
+    pub name: String,
+    /// The value; `None` when it comes from elsewhere (`valueFrom`: a ConfigMap, a Secret, a field).
+    pub value: Option<String>,
+}
+
+/// One Role.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoleFacts {
+    pub namespace: String,
+    pub name: String,
+    pub rules: Vec<PolicyRule>,
+}
+
+/// One ValidatingAdmissionPolicy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdmissionPolicyFacts {
+    pub name: String,
+    /// Labelled `app.kubernetes.io/name=winapp-operator`, as `config/` and the chart label it.
+    pub operator_labelled: bool,
+    /// The expressions of its `matchConditions`.
+    pub match_conditions: Vec<String>,
+    /// The resources of its `matchConstraints.resourceRules`.
+    pub resources: Vec<String>,
+}
+
+/// One ValidatingAdmissionPolicyBinding.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdmissionBindingFacts {
+    pub name: String,
+    pub policy_name: String,
+    /// `validationActions`: Deny, Warn, Audit.
+    pub actions: Vec<String>,
+}
+
+/// A namespace's annotations of the operator's policy (only namespaces with one of them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NamespaceGrantFacts {
+    pub namespace: String,
+    /// `winapp.dev/allow`, as written.
+    pub allow: Option<String>,
+    /// `winapp.dev/allowed-taints`, as written.
+    pub allowed_taints: Option<String>,
 }
 
 /// One ClusterRole.

@@ -7,11 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, RuleWithOperations, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node};
-use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::api::storage::v1::CSIDriver;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
@@ -21,9 +22,11 @@ use kube::{Client, Config, ResourceExt};
 use super::DoctorError;
 use super::addons::{GMSA_CRD, SMB_DRIVER};
 use super::facts::{
-    AppFacts, ClusterRoleFacts, CrdFacts, CrdVersionFacts, DaemonSetFacts, DeploymentFacts, Facts, GmsaCrdFacts,
-    Lookup, NodeFacts, TaintFacts, WebhookConfigFacts, WebhookFacts,
+    AdmissionBindingFacts, AdmissionPolicyFacts, AppFacts, ClusterRoleFacts, CrdFacts, CrdVersionFacts, DaemonSetFacts,
+    DeploymentFacts, EnvFacts, Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, RoleFacts, TaintFacts,
+    WebhookConfigFacts, WebhookFacts,
 };
+use super::grants::{ALLOW_ANNOTATION, ALLOWED_TAINTS_ANNOTATION};
 use super::operator::{NAME_LABEL, OPERATOR_NAME, WINDOWSAPP_CRD};
 use crate::api::WindowsApp;
 use crate::build::meta::MANAGER;
@@ -100,6 +103,9 @@ pub async fn gather(cluster: &Cluster, operator_namespace: Option<&str>) -> Resu
         operator_deployments(cluster, operator_namespace),
         operator_cluster_roles(cluster),
     );
+    let (operator_roles, admission_policies, admission_bindings) =
+        tokio::join!(operator_roles(cluster), admission_policies(cluster), admission_bindings(cluster));
+    let (namespaces, namespace_grants) = namespaces?;
     Ok(Facts {
         nodes,
         gmsa_crd: gmsa_crd?,
@@ -109,9 +115,13 @@ pub async fn gather(cluster: &Cluster, operator_namespace: Option<&str>) -> Resu
         daemon_sets: daemon_sets?,
         windowsapp_crd: crd?,
         apps: apps?,
-        namespaces: namespaces?,
+        namespaces,
+        namespace_grants,
         operator_deployments: deployments?,
         operator_cluster_roles: roles?,
+        operator_roles: operator_roles?,
+        admission_policies: admission_policies?,
+        admission_bindings: admission_bindings?,
     })
 }
 
@@ -279,15 +289,38 @@ async fn windows_apps(cluster: &Cluster) -> Result<Lookup<Option<Vec<AppFacts>>>
     }))
 }
 
-async fn namespaces(cluster: &Cluster) -> Result<Lookup<BTreeMap<String, BTreeMap<String, String>>>, DoctorError> {
+/// Labels of namespaces, by name.
+type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Labels of namespaces, by name; and the namespaces that grant their apps powers of the
+/// operator's policy by annotation. One list, metadata only.
+async fn namespaces(
+    cluster: &Cluster,
+) -> Result<(Lookup<NamespaceLabels>, Lookup<Vec<NamespaceGrantFacts>>), DoctorError> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let list = lookup(&cluster.url, api.list(&ListParams::default()).await)?;
-    Ok(map(list, |list| {
+    let list = lookup(&cluster.url, api.list_metadata(&ListParams::default()).await)?;
+    let grants = map(list.clone(), |list| {
+        list.items
+            .iter()
+            .filter_map(|n| {
+                let a = n.metadata.annotations.as_ref()?;
+                let (allow, allowed_taints) =
+                    (a.get(ALLOW_ANNOTATION).cloned(), a.get(ALLOWED_TAINTS_ANNOTATION).cloned());
+                (allow.is_some() || allowed_taints.is_some()).then(|| NamespaceGrantFacts {
+                    namespace: n.metadata.name.clone().unwrap_or_default(),
+                    allow,
+                    allowed_taints,
+                })
+            })
+            .collect()
+    });
+    let labels = map(list, |list| {
         list.items
             .into_iter()
             .map(|n| (n.metadata.name.unwrap_or_default(), n.metadata.labels.unwrap_or_default()))
             .collect()
-    }))
+    });
+    Ok((labels, grants))
 }
 
 /// The operator's objects carry `app.kubernetes.io/name=winapp-operator`; an app's children carry
@@ -318,6 +351,30 @@ fn deployment_facts(d: Deployment) -> DeploymentFacts {
     } else {
         condition("Available").or_else(|| condition("Progressing")).and_then(|c| c.message.clone())
     };
+    let pod = d.spec.template.spec.clone().unwrap_or_default();
+    // The operator's container: the one that runs `winapp-operator run`, else the first.
+    let container = pod
+        .containers
+        .iter()
+        .find(|c| c.args.iter().chain(&c.command).flatten().any(|a| a == "run"))
+        .or_else(|| pod.containers.first());
+    let (args, env) = match container {
+        Some(c) => (
+            c.command.iter().chain(&c.args).flatten().cloned().collect(),
+            c.env
+                .iter()
+                .flatten()
+                .map(|e| EnvFacts {
+                    name: e.name.clone(),
+                    value: match &e.value_from {
+                        Some(_) => None,
+                        None => Some(e.value.clone().unwrap_or_default()),
+                    },
+                })
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     DeploymentFacts {
         namespace: d.metadata.namespace.unwrap_or_default(),
         name: d.metadata.name.unwrap_or_default(),
@@ -325,6 +382,9 @@ fn deployment_facts(d: Deployment) -> DeploymentFacts {
         available_replicas: status.available_replicas.unwrap_or(0),
         available,
         message,
+        service_account: pod.service_account_name.unwrap_or_default(),
+        args,
+        env,
     }
 }
 
@@ -348,4 +408,77 @@ async fn operator_cluster_roles(cluster: &Cluster) -> Result<Lookup<Vec<ClusterR
             .map(|r| ClusterRoleFacts { name: r.name_any(), rules: r.rules.unwrap_or_default() })
             .collect(),
     ))
+}
+
+/// Roles labelled as the operator's, in every namespace.
+async fn operator_roles(cluster: &Cluster) -> Result<Lookup<Vec<RoleFacts>>, DoctorError> {
+    let api: Api<Role> = Api::all(cluster.client.clone());
+    let list = lookup(&cluster.url, api.list(&ListParams::default().labels(&operator_selector())).await)?;
+    Ok(map(list, |list| {
+        list.items
+            .into_iter()
+            .map(|r| RoleFacts {
+                namespace: r.metadata.namespace.unwrap_or_default(),
+                name: r.metadata.name.unwrap_or_default(),
+                rules: r.rules.unwrap_or_default(),
+            })
+            .collect()
+    }))
+}
+
+/// A list that is `None` when the API server does not serve the kind (404).
+fn served<T>(url: &str, result: Result<T, kube::Error>) -> Result<Lookup<Option<T>>, DoctorError> {
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Lookup::Found(None)),
+        other => Ok(map(lookup(url, other)?, Some)),
+    }
+}
+
+/// Every ValidatingAdmissionPolicy (few in a cluster): the operator's fence among them.
+async fn admission_policies(cluster: &Cluster) -> Result<Lookup<Option<Vec<AdmissionPolicyFacts>>>, DoctorError> {
+    let api: Api<ValidatingAdmissionPolicy> = Api::all(cluster.client.clone());
+    let list = served(&cluster.url, api.list(&ListParams::default()).await)?;
+    Ok(map(list, |list| {
+        list.map(|list| {
+            list.items
+                .into_iter()
+                .map(|p| {
+                    let operator_labelled = p.labels().get(NAME_LABEL).is_some_and(|v| v == OPERATOR_NAME);
+                    let spec = p.spec.unwrap_or_default();
+                    AdmissionPolicyFacts {
+                        name: p.metadata.name.unwrap_or_default(),
+                        operator_labelled,
+                        match_conditions: spec.match_conditions.into_iter().flatten().map(|c| c.expression).collect(),
+                        resources: spec
+                            .match_constraints
+                            .and_then(|m| m.resource_rules)
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|r| r.resources.unwrap_or_default())
+                            .collect(),
+                    }
+                })
+                .collect()
+        })
+    }))
+}
+
+async fn admission_bindings(cluster: &Cluster) -> Result<Lookup<Option<Vec<AdmissionBindingFacts>>>, DoctorError> {
+    let api: Api<ValidatingAdmissionPolicyBinding> = Api::all(cluster.client.clone());
+    let list = served(&cluster.url, api.list(&ListParams::default()).await)?;
+    Ok(map(list, |list| {
+        list.map(|list| {
+            list.items
+                .into_iter()
+                .map(|b| {
+                    let spec = b.spec;
+                    AdmissionBindingFacts {
+                        name: b.metadata.name.unwrap_or_default(),
+                        policy_name: spec.policy_name,
+                        actions: spec.validation_actions,
+                    }
+                })
+                .collect()
+        })
+    }))
 }

@@ -1,11 +1,13 @@
 //! `winapp-operator doctor`: a pre-flight of a cluster for WindowsApps, before and after the
 //! operator is installed. [`gather`] reads the facts from the API server into a plain [`Facts`];
-//! the checks ([`nodes`], [`addons`], [`security`], [`operator`]) are pure functions from facts to
-//! [`Finding`]s; [`output`] prints them for people or as JSON.
+//! the checks ([`nodes`], [`addons`], [`security`], [`operator`], [`fence`], [`grants`]) are pure
+//! functions from facts to [`Finding`]s; [`output`] prints them for people or as JSON.
 
 pub mod addons;
 pub mod facts;
+pub mod fence;
 pub mod gather;
+pub mod grants;
 pub mod nodes;
 pub mod operator;
 pub mod output;
@@ -41,11 +43,19 @@ Checks, each reported as ok, warning or error with what to do:
                  Windows nodes (warning: missing or not ready)
   NetworkPolicy  a network plugin that enforces NetworkPolicy on Windows nodes (Calico for Windows,
                  Azure NPM, Antrea); warning: WindowsApps set spec.networkPolicy and none runs
-  Pod Security   namespaces with HostProcess WindowsApps admit privileged pods (error: they do not)
+  Pod Security   namespaces with HostProcess WindowsApps admit privileged pods (error: they do not);
+                 namespaces with WindowsApps have a pod-security.kubernetes.io/enforce label
+                 (warning: none, with the level to set)
   Operator       the WindowsApp CRD equals this binary's (warning: stale), the operator's
-                 Deployment is available (error: not), its ClusterRole grants at least
-                 config/rbac/cluster_role.yaml (error: lacks rules); before the operator is
-                 installed each of these is a warning \"not installed yet\"
+                 Deployment is available (error: not), its ClusterRole (and, watching one
+                 namespace, its Role there) grants at least config/rbac/cluster_role.yaml (error:
+                 lacks rules); before the operator is installed each of these is a warning \"not
+                 installed yet\". The admission fence (config/admission) is installed, bound with
+                 Deny and names the operator's ServiceAccount (warning: not, with how to install).
+                 What the operator's policy grants every app (its --allow, --allow-taint,
+                 WINAPP_ALLOW, WINAPP_ALLOW_TAINTS) and each namespace (annotations winapp.dev/allow,
+                 winapp.dev/allowed-taints); warning: node-level powers (host-process, node-agent,
+                 tolerate-all, other-taints, privileged, host-path, host-namespaces) for every app
 A refused read (403) of anything but nodes is a warning \"cannot check X: forbidden\".
 doctor only gets and lists; it never reads Secrets.
 
@@ -107,6 +117,8 @@ pub enum Check {
     OperatorCrd,
     OperatorDeployment,
     OperatorRbac,
+    OperatorFence,
+    OperatorPolicy,
 }
 
 impl Check {
@@ -126,6 +138,8 @@ impl Check {
             Check::OperatorCrd => "operator-crd",
             Check::OperatorDeployment => "operator-deployment",
             Check::OperatorRbac => "operator-rbac",
+            Check::OperatorFence => "operator-fence",
+            Check::OperatorPolicy => "operator-policy",
         }
     }
 
@@ -137,7 +151,11 @@ impl Check {
             Check::SmbCsiDriver | Check::SmbNodeDaemonset => "SMB storage",
             Check::NetworkPolicy => "NetworkPolicy",
             Check::PodSecurity => "Pod Security",
-            Check::OperatorCrd | Check::OperatorDeployment | Check::OperatorRbac => "Operator",
+            Check::OperatorCrd
+            | Check::OperatorDeployment
+            | Check::OperatorRbac
+            | Check::OperatorFence
+            | Check::OperatorPolicy => "Operator",
         }
     }
 }
@@ -300,7 +318,14 @@ pub fn check(facts: &Facts, expected: &Expected, opts: &CheckOptions) -> Vec<Fin
     findings.extend(security::pod_security(&facts.apps, &facts.namespaces));
     findings.extend(operator::crd(&facts.windowsapp_crd, &expected.crd));
     findings.extend(operator::deployment(&facts.operator_deployments, opts.operator_namespace.as_deref()));
-    findings.extend(operator::rbac(&facts.operator_cluster_roles, &expected.rules));
+    findings.extend(operator::rbac(
+        &facts.operator_cluster_roles,
+        &facts.operator_roles,
+        &facts.operator_deployments,
+        &expected.rules,
+    ));
+    findings.extend(fence::fence(&facts.admission_policies, &facts.admission_bindings, &facts.operator_deployments));
+    findings.extend(grants::policy(&facts.operator_deployments, &facts.namespace_grants));
     findings
 }
 

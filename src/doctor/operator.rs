@@ -1,12 +1,13 @@
 //! Pure checks of the operator's own installation: the WindowsApp CRD against what this binary
-//! generates, the operator's Deployment, and its ClusterRole against `config/rbac/cluster_role.yaml`.
+//! generates, the operator's Deployment, and its ClusterRole (with the Role of the namespace it
+//! watches, if it watches one) against `config/rbac/cluster_role.yaml`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::Value;
 
-use super::facts::{ClusterRoleFacts, CrdFacts, DeploymentFacts, Lookup};
+use super::facts::{ClusterRoleFacts, CrdFacts, DeploymentFacts, Lookup, RoleFacts};
 use super::{Check, Finding, name_list, not_checked};
 use crate::crd::CRD_PATH;
 
@@ -166,11 +167,58 @@ pub fn deployment(deployments: &Lookup<Vec<DeploymentFacts>>, namespace: Option<
         .collect()
 }
 
-/// The operator's ClusterRoles against the rules it needs.
-pub fn rbac(roles: &Lookup<Vec<ClusterRoleFacts>>, required: &[PolicyRule]) -> Vec<Finding> {
+/// Resources of `config/rbac/cluster_role.yaml` that are cluster-scoped: a Role cannot grant them.
+const CLUSTER_SCOPED: &[&str] = &[
+    "persistentvolumes",
+    "clusterroles",
+    "gmsacredentialspecs",
+    "namespaces",
+    "nodes",
+    "runtimeclasses",
+    "customresourcedefinitions",
+];
+
+/// The rules of the operator's Roles in `namespace`, without the cluster-scoped resources that a
+/// Role names to no effect.
+fn namespaced_rules(roles: &[RoleFacts], namespace: &str) -> Vec<PolicyRule> {
+    roles
+        .iter()
+        .filter(|r| r.namespace == namespace)
+        .flat_map(|r| r.rules.iter().cloned())
+        .map(|mut rule| {
+            if let Some(resources) = rule.resources.as_mut() {
+                resources.retain(|res| !CLUSTER_SCOPED.contains(&res.split('/').next().unwrap_or_default()));
+            }
+            rule
+        })
+        .collect()
+}
+
+/// The operator's ClusterRoles against the rules it needs; for an operator Deployment that watches
+/// one namespace (`--namespace`), its rights on namespaced objects may be the operator's Roles
+/// there (config/namespaced, the chart's watchNamespace).
+pub fn rbac(
+    roles: &Lookup<Vec<ClusterRoleFacts>>,
+    namespaced: &Lookup<Vec<RoleFacts>>,
+    deployments: &Lookup<Vec<DeploymentFacts>>,
+    required: &[PolicyRule],
+) -> Vec<Finding> {
     if let Some(f) = not_checked(Check::OperatorRbac, "ClusterRoles", roles) {
         return vec![f];
     }
+    // The namespaces the operators watch, when each watches one; None: every namespace.
+    let scopes: Vec<Option<String>> = match deployments.found() {
+        Some(found) if !found.is_empty() => {
+            found.iter().map(|d| super::grants::operator_grants(&d.args, &d.env).watch_namespace).collect()
+        }
+        _ => vec![None],
+    };
+    if scopes.iter().any(Option::is_some)
+        && let Some(f) = not_checked(Check::OperatorRbac, "Roles", namespaced)
+    {
+        return vec![f];
+    }
+    let namespaced = namespaced.found().cloned().unwrap_or_default();
     let roles = roles.found().cloned().unwrap_or_default();
     if roles.is_empty() {
         return vec![Finding::warning(
@@ -182,10 +230,23 @@ pub fn rbac(roles: &Lookup<Vec<ClusterRoleFacts>>, required: &[PolicyRule]) -> V
             ),
         )];
     }
-    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-    let names = name_list(&names, 3);
-    let granted: Vec<&PolicyRule> = roles.iter().flat_map(|r| &r.rules).collect();
-    let missing = missing_permissions(required, &granted);
+    let mut names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
+    let mut missing = Vec::new();
+    for scope in &scopes {
+        let in_namespace = scope.as_deref().map(|ns| namespaced_rules(&namespaced, ns)).unwrap_or_default();
+        if let Some(ns) = scope {
+            names.extend(namespaced.iter().filter(|r| &r.namespace == ns).map(|r| format!("Role {ns}/{}", r.name)));
+        }
+        let granted: Vec<&PolicyRule> = roles.iter().flat_map(|r| &r.rules).chain(&in_namespace).collect();
+        let lacking = missing_permissions(required, &granted);
+        match scope {
+            Some(ns) if !lacking.is_empty() => missing.push(format!("for the namespace {ns}: {}", lacking.join("; "))),
+            _ => missing.extend(lacking),
+        }
+    }
+    names.sort();
+    names.dedup();
+    let names = name_list(&names, 4);
     if missing.is_empty() {
         vec![Finding::ok(
             Check::OperatorRbac,
@@ -198,7 +259,7 @@ pub fn rbac(roles: &Lookup<Vec<ClusterRoleFacts>>, required: &[PolicyRule]) -> V
             "operator ClusterRole lacks permissions",
             format!(
                 "{names} lack {}: the operator fails on these calls; re-apply its RBAC with `kubectl apply -k \
-                 config/rbac`, or upgrade the Helm release",
+                 config/rbac` (config/namespaced for an operator that watches one namespace), or upgrade the Helm release",
                 missing.join("; ")
             ),
         )]

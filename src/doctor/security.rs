@@ -1,4 +1,5 @@
-//! Pure check of Pod Security: namespaces that host HostProcess WindowsApps must admit privileged pods.
+//! Pure check of Pod Security: namespaces that host HostProcess WindowsApps must admit privileged
+//! pods, and every namespace with WindowsApps should say what it admits (an enforce label).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,14 @@ use super::{Check, Finding, name_list, not_checked};
 /// The Pod Security admission label that decides which pods a namespace admits.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
-/// One error per namespace whose Pod Security level refuses the HostProcess pods of its WindowsApps.
+/// The level to suggest for a namespace: HostProcess pods need `privileged`; the operator's other
+/// pods pass `baseline` (not `restricted`, which wants runAsNonRoot of Windows pods too).
+fn suggested_level(host_process: bool) -> &'static str {
+    if host_process { "privileged" } else { "baseline" }
+}
+
+/// An error per namespace whose Pod Security level refuses the HostProcess pods of its
+/// WindowsApps; a warning per namespace with WindowsApps and no enforce label; ok for the rest.
 pub fn pod_security(
     apps: &Lookup<Option<Vec<AppFacts>>>,
     namespaces: &Lookup<BTreeMap<String, BTreeMap<String, String>>>,
@@ -26,50 +34,63 @@ pub fn pod_security(
             ),
         )];
     };
-    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for app in apps.iter().filter(|a| a.host_process) {
-        by_namespace.entry(&app.namespace).or_default().push(&app.name);
+    if apps.is_empty() {
+        return vec![Finding::ok(Check::PodSecurity, "no WindowsApps yet", "no namespace hosts WindowsApps yet")];
     }
-    if by_namespace.is_empty() {
-        return vec![Finding::ok(
-            Check::PodSecurity,
-            "no HostProcess WindowsApps",
-            format!("{} WindowsApps, none with spec.hostProcess: no namespace needs privileged pods", apps.len()),
-        )];
+    // Namespace -> (apps, HostProcess apps).
+    let mut by_namespace: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for app in apps {
+        let entry = by_namespace.entry(&app.namespace).or_default();
+        entry.0.push(&app.name);
+        if app.host_process {
+            entry.1.push(&app.name);
+        }
     }
     if let Some(f) = not_checked(Check::PodSecurity, "namespaces", namespaces) {
         return vec![f];
     }
     let labels = namespaces.found().cloned().unwrap_or_default();
     let mut findings = Vec::new();
-    let mut allowed = Vec::new();
-    for (namespace, names) in by_namespace {
+    let mut enforced = Vec::new();
+    let mut unlabelled = Vec::new();
+    for (namespace, (names, host_process)) in by_namespace {
         let Some(ns_labels) = labels.get(namespace) else {
             continue; // deleted since the apps were listed
         };
         match ns_labels.get(ENFORCE_LABEL).map(String::as_str) {
-            None | Some("privileged") => allowed.push(namespace),
-            Some(level) => findings.push(Finding::error(
+            None => unlabelled.push((namespace, !host_process.is_empty())),
+            Some(level) if level != "privileged" && !host_process.is_empty() => findings.push(Finding::error(
                 Check::PodSecurity,
                 format!("namespace {namespace} refuses HostProcess pods"),
                 format!(
                     "it enforces Pod Security {level:?} ({ENFORCE_LABEL}={level}), which refuses the pods of the \
                      HostProcess WindowsApps {}: they are never created; allow them with `kubectl label --overwrite \
                      namespace {namespace} {ENFORCE_LABEL}=privileged`, or move the apps to a namespace for node agents",
-                    name_list(&names, 5)
+                    name_list(&host_process, 5)
                 ),
             )),
+            Some(level) => enforced.push(format!("{namespace} ({level}, {} apps)", names.len())),
         }
     }
-    if !allowed.is_empty() {
+    for (namespace, host_process) in unlabelled {
+        let level = suggested_level(host_process);
+        let which =
+            if host_process { "its HostProcess apps need privileged" } else { "the operator's pods pass baseline" };
+        findings.push(Finding::warning(
+            Check::PodSecurity,
+            format!("namespace {namespace} has WindowsApps but no Pod Security level"),
+            format!(
+                "without {ENFORCE_LABEL} its pods are admitted at the API server's default level (privileged unless \
+                 its admission configuration says otherwise): nothing but the operator's policy limits what runs \
+                 there; say which pods it admits ({which}): `kubectl label namespace {namespace} {ENFORCE_LABEL}={level}`"
+            ),
+        ));
+    }
+    if !enforced.is_empty() {
         findings.push(Finding::ok(
             Check::PodSecurity,
-            "HostProcess WindowsApps are admitted",
-            format!(
-                "namespaces {} allow privileged pods ({ENFORCE_LABEL} privileged or absent; when absent, the API \
-                 server's default level applies, privileged unless its admission configuration says otherwise)",
-                name_list(&allowed, 5)
-            ),
+            "namespaces with WindowsApps enforce Pod Security",
+            format!("{} admit the pods of their WindowsApps", name_list(&enforced, 5)),
         ));
     }
     findings

@@ -1,5 +1,6 @@
 //! Starts the operator as a real process under the RBAC that `config/rbac` ships (a token of
-//! the winapp-system/winapp-operator ServiceAccount, not admin), and helpers around it.
+//! the winapp-system/winapp-operator ServiceAccount, not admin) and within the admission fence
+//! of `config/admission`, and helpers around it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -21,8 +22,8 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     kubectl(args, stdin).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Installs the CRDs and the operator's RBAC (once per test process) and writes a kubeconfig
-/// that authenticates as the operator's ServiceAccount.
+/// Installs the CRDs, the operator's RBAC and its admission fence (once per test process) and
+/// writes a kubeconfig that authenticates as the operator's ServiceAccount.
 pub fn setup() -> &'static Path {
     static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
     KUBECONFIG.get_or_init(|| {
@@ -44,21 +45,11 @@ pub fn setup() -> &'static Path {
         // The optional Secret-existence check, so that a missing SMB Secret can be reported.
         let secret_check = root.join("config/components/secret-check/rbac.yaml");
         kubectl_ok(&["apply", "--server-side", "-f", &secret_check.to_string_lossy()], None);
-        let token = kubectl_ok(&["create", "token", "winapp-operator", "-n", "winapp-system", "--duration=3h"], None);
-        let admin = kubectl_ok(&["config", "view", "--raw", "--minify", "-o", "json"], None);
-        let admin: serde_json::Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
-        let cluster = admin["clusters"][0]["cluster"].clone();
-        let kubeconfig = serde_json::json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "dev", "cluster": cluster}],
-            "users": [{"name": "winapp-operator", "user": {"token": token.trim()}}],
-            "contexts": [{"name": "operator", "context": {"cluster": "dev", "user": "winapp-operator"}}],
-            "current-context": "operator",
-        });
         let dir = root.join("target/test-operator");
-        std::fs::create_dir_all(&dir).expect("create target/test-operator");
         let path = dir.join(format!("kubeconfig-{}", std::process::id()));
-        std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("write kubeconfig");
+        crate::support::write_operator_kubeconfig(&path, "3h");
+        // The admission fence of config/default: the operator must work within it.
+        crate::support::install_fence(&path);
         path
     })
 }

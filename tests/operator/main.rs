@@ -9,6 +9,7 @@ mod gmsa_policy;
 mod harness;
 mod node_agents;
 mod pod_policy;
+mod scope;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;

@@ -435,3 +435,52 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
         Err(format!("{program} {}: {stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+/// Writes to `path` a kubeconfig of the dev cluster that authenticates with a fresh token of the
+/// operator's ServiceAccount (winapp-system/winapp-operator), valid for `duration` (`3h`), so that
+/// a test acts with exactly the rights the operator has. The ServiceAccount must exist.
+#[allow(dead_code)]
+pub fn write_operator_kubeconfig(path: &std::path::Path, duration: &str) {
+    let token = kubectl(
+        &["create", "token", "winapp-operator", "-n", "winapp-system", &format!("--duration={duration}")],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let admin = kubectl(&["config", "view", "--raw", "--minify", "-o", "json"], None).unwrap_or_else(|e| panic!("{e}"));
+    let admin: serde_json::Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "dev", "cluster": admin["clusters"][0]["cluster"].clone()}],
+        "users": [{"name": "winapp-operator", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "dev", "user": "winapp-operator"}}],
+        "current-context": "operator",
+    });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    std::fs::write(path, kubeconfig.to_string()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Applies config/admission, the admission fence around the operator's ServiceAccount, and waits
+/// until the API server enforces it: until a server-side dry run of deleting the ClusterRole
+/// `cluster-admin` as the operator (`operator_kubeconfig`) is refused by the fence. A dry run
+/// changes nothing, also when the fence is not in force yet.
+#[allow(dead_code)]
+pub fn install_fence(operator_kubeconfig: &std::path::Path) {
+    let dir = format!("{}/config/admission", env!("CARGO_MANIFEST_DIR"));
+    kubectl(&["apply", "--server-side", "-k", &dir], None).unwrap_or_else(|e| panic!("{e}"));
+    let kubeconfig = operator_kubeconfig.to_string_lossy();
+    let mut last = String::new();
+    for _ in 0..120 {
+        match kubectl(
+            &["--kubeconfig", &kubeconfig, "delete", "clusterrole", "cluster-admin", "--dry-run=server"],
+            None,
+        ) {
+            Err(e) if e.contains("winapp-operator-fence") => return,
+            Err(e) => last = e,
+            Ok(out) => last = out,
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("the admission fence of config/admission is not enforced after 30 s; last answer: {last}");
+}

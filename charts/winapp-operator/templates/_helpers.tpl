@@ -59,3 +59,79 @@ app.kubernetes.io/part-of: winapp-operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's rights on namespaced objects (config/rbac/cluster_role.yaml): in its ClusterRole
+when it watches every namespace, in a Role of watchNamespace when it watches one.
+*/}}
+{{- define "winapp-operator.namespacedRules" -}}
+# The resource it reconciles: read, add/remove its finalizer, write status.
+- apiGroups: [winapp.dev]
+  resources: [windowsapps]
+  verbs: [get, list, watch, patch]
+- apiGroups: [winapp.dev]
+  resources: [windowsapps/status]
+  verbs: [patch]
+# Owner references with blockOwnerDeletion need update on the owner's finalizers.
+- apiGroups: [winapp.dev]
+  resources: [windowsapps/finalizers]
+  verbs: [update]
+# Namespaced children.
+- apiGroups: [apps]
+  resources: [deployments, daemonsets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services, configmaps, serviceaccounts, persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+# Events on WindowsApps.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+# Why pods are not available: read only for apps whose rollout is stuck (one list of the app's
+# pods, the events of a few of them); never watched.
+- apiGroups: [""]
+  resources: [pods, events]
+  verbs: [list]
+{{- end }}
+
+{{/* The rights that are cluster-wide whatever the operator watches. */}}
+{{- define "winapp-operator.clusterRules" -}}
+# Cluster-scoped children.
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  verbs: [get, list, watch, create, patch, delete]
+# gMSA credspecs: manage generated ones, see referenced ones (and their annotation
+# winapp.dev/allowed-namespaces); `use`, because Kubernetes lets a subject grant only
+# permissions it holds (far narrower than `bind` or `escalate`). Granted only where the
+# platform team's annotations allow.
+- apiGroups: [windows.k8s.io]
+  resources: [gmsacredentialspecs]
+  verbs: [get, list, watch, create, patch, delete, use]
+# Namespaces, metadata only: their annotations (winapp.dev/gmsa-accounts, winapp.dev/allow, ...)
+# say what their apps may do; watched, so that a change takes effect at once.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+# Placement: which Windows nodes and builds exist.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+# RuntimeClasses that apps name: their scheduling is part of the pods' placement.
+- apiGroups: [node.k8s.io]
+  resources: [runtimeclasses]
+  verbs: [get, list, watch]
+# Whether the GMSACredentialSpec CRD is installed.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  resourceNames: [gmsacredentialspecs.windows.k8s.io]
+  verbs: [get]
+{{- end }}
