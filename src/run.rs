@@ -145,6 +145,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         schema_passed: Default::default(),
         stalled: Default::default(),
     });
+    // Apps that left the selector still get their deletion handled (controller::strays).
+    if let Some(selector) = config.scope.selector.clone() {
+        tokio::spawn(controller::strays::follow(ctx.clone(), config.scope.namespace.clone(), selector));
+    }
     let (apps, c) = (ctrl.store(), ctx.clone());
     tokio::spawn(async move {
         loop {

@@ -11,6 +11,7 @@ pub mod lean;
 pub mod observe;
 pub mod secrets;
 pub mod status;
+pub mod strays;
 pub mod watch;
 
 use std::collections::{BTreeSet, HashMap};
@@ -244,17 +245,13 @@ pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action>
 /// its cluster-scoped children are removed and the finalizer with them.
 async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::InvalidObject) -> Result<Action> {
     let m = &invalid.metadata;
-    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+    if m.namespace.is_none() || m.name.is_none() {
         return Err(Error::MissingMetadata);
-    };
+    }
     let finalizers = m.finalizers.clone().unwrap_or_default();
     if m.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == FINALIZER) {
-            let deleted = delete_cluster_children(ctx, ns, name).await?;
-            claims::release_all(&ctx.client, ns, name, m.uid.as_deref()).await?;
-            remove_finalizer(ctx, m).await?;
-            apply::forget(&ctx.applied, ns, name);
-            ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
+            let deleted = release_deleted(ctx, m).await?;
             info!(deleted, "deleted an undecodable WindowsApp: removed its cluster-scoped children and the finalizer");
         }
         return Ok(Action::await_change());
@@ -271,6 +268,21 @@ async fn undecodable(ctx: &Context, invalid: &kube::core::error_boundary::Invali
     let note = format!("the object does not match the WindowsApp schema: {}; fix or re-apply it", invalid.error);
     publish_to(ctx, &reference, EventType::Warning, "InvalidObject", note).await;
     Ok(Action::await_change())
+}
+
+/// The deletion of an app known by its metadata only (one that does not decode, or that has left
+/// the operator's selector, see [`strays`]): its cluster-scoped children go, its claims to retain
+/// are released, then the finalizer. Returns how many cluster-scoped children were deleted.
+pub async fn release_deleted(ctx: &Context, m: &ObjectMeta) -> Result<usize> {
+    let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
+        return Err(Error::MissingMetadata);
+    };
+    let deleted = delete_cluster_children(ctx, ns, name).await?;
+    claims::release_all(&ctx.client, ns, name, m.uid.as_deref()).await?;
+    remove_finalizer(ctx, m).await?;
+    apply::forget(&ctx.applied, ns, name);
+    ctx.metrics.set_ready(ObjectRef::new(name).within(ns), None);
+    Ok(deleted)
 }
 
 /// Whether the object carries the operator's finalizer.

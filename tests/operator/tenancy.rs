@@ -275,3 +275,39 @@ async fn a_resource_quota_limits_what_the_operator_creates_for_an_app() {
     assert!(ns.api::<k8s_openapi::api::core::v1::Service>().get_opt("public").await.expect("get").is_none());
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_app_relabelled_out_of_the_selector_is_still_cleaned_up_when_deleted() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "strays").await;
+    grant(ns.name(), "smb-volumes");
+    let group = format!("strays-{}", ns.name());
+    let op = Operator::start("strays", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
+    op.wait_leading().await;
+    apply(
+        ns.name(),
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{username: u, password: p}}\n---\napiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: files, labels: {{{GROUP_LABEL}: {group}}}}}\nspec:\n  image: registry.example.com/files:1\n  volumes: [{{name: share, mountPath: 'D:\\share', smb: {{source: //fs/share, secretRef: {{name: creds}}}}}}]\n"
+        ),
+    );
+    let apps: Api<WindowsApp> = ns.api();
+    let app = wait_for(&apps, "files", "Ready", SLOW, ready_now).await.expect("app");
+    assert!(app.finalizers().iter().any(|f| f == "winapp.dev/cleanup"), "{:?}", app.finalizers());
+    let selector = winapp_operator::build::meta::children_selector(ns.name(), "files");
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    assert_eq!(crate::support::list_all(&pvs, &selector).await.len(), 1);
+
+    // Moved to a shard that no operator serves (the shared one leaves labelled apps alone), then
+    // deleted: the operator it left still removes its PersistentVolume and the finalizer.
+    kubectl_ok(
+        &["label", "windowsapp", "files", "-n", ns.name(), "--overwrite", &format!("{GROUP_LABEL}=nobody")],
+        None,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let uid = app.uid().expect("uid");
+    apps.delete("files", &DeleteParams::background()).await.expect("delete the app");
+    wait_for(&apps, "files", "deleted", SLOW, kube::runtime::wait::conditions::is_deleted(&uid)).await;
+    assert!(crate::support::list_all(&pvs, &selector).await.is_empty(), "its PersistentVolume is gone");
+    assert!(op.log_text().contains("outside the selector"), "the operator says what it did");
+    ns.cleanup().await;
+}
