@@ -262,7 +262,9 @@ fn manifests() -> &'static Manifests {
         let mut apps = Vec::new();
         for example in examples {
             let file = example.to_string_lossy();
-            let yaml = run(env!("CARGO_BIN_EXE_winapp-operator"), &["render", "-f", &file, "-n", "demo"], None)
+            // With what scripts/demo grants its namespace (the examples' HostProcess agent, SMB share).
+            let args = ["render", "-f", &file, "-n", "demo", "--allow", "host-process,node-agent,smb-volumes"];
+            let yaml = run(env!("CARGO_BIN_EXE_winapp-operator"), &args, None)
                 .unwrap_or_else(|e| panic!("render {file}: {e}"));
             // The `apps` skips are for Windows pods: everything a WindowsApp becomes must be one.
             let templates = pod_templates(&yaml);

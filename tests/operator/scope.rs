@@ -123,7 +123,18 @@ async fn an_operator_of_one_namespace_works_with_the_rbac_of_config_namespaced()
     op.wait_leading().await;
     // Every kind of child: namespaced ones, a generated credspec with its ClusterRole and
     // RoleBinding (allowed by the namespace's annotation), an SMB PersistentVolume.
-    kubectl_ok(&["annotate", "namespace", ns.name(), "winapp.dev/gmsa-accounts=PayrollSvc"], None);
+    // As scripts/demo grants its namespace: SMB volumes, the gMSA identity and its CCG plugin.
+    crate::grant(ns.name(), "smb-volumes");
+    kubectl_ok(&["annotate", "namespace", ns.name(), r"winapp.dev/gmsa-accounts=CONTOSO\PayrollSvc"], None);
+    kubectl_ok(
+        &[
+            "annotate",
+            "namespace",
+            ns.name(),
+            "winapp.dev/gmsa-ccg-plugins={CCC2A336-D7F3-4818-A213-272B7924213E} ObjectId=00000000-0000-0000-0000-000000000000;SecretUri=https://contoso-kv.vault.azure.net/secrets/gmsa-*",
+        ],
+        None,
+    );
     for example in ["gmsa-generated.yaml", "smb-share.yaml"] {
         kubectl_ok(&["apply", "-n", ns.name(), "-f", "-"], Some(&grouped_example(example, &group)));
     }
