@@ -10,12 +10,11 @@ const SWEEP: Duration = Duration::from_secs(60);
 
 use futures::StreamExt;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::build::identity;
 use crate::controller::{self, Context, watch::Scope};
 use crate::lease::{Attempt, LeaseLock, Timing, renew_budget};
 use crate::metrics::Metrics;
@@ -124,27 +123,26 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         taints = ?taints,
         "the platform's policy grants every app these rules (--allow) and taints (--allow-taint); Namespaces may grant more (winapp.dev/allow, winapp.dev/allowed-taints)"
     );
-    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets, &metrics);
-    let sampled = stores.clone();
-    metrics.sample_caches_with(Box::new(move || sampled.sizes()));
+    let memory = Arc::new(controller::memory::AppMemory::default());
+    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets, &metrics, &memory);
+    let sampled = (stores.clone(), memory.clone());
+    metrics.sample_caches_with(Box::new(move || {
+        let mut sizes = sampled.0.sizes();
+        sizes.push(("app memory", sampled.1.len(), 0));
+        sizes
+    }));
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
-    let ctx = Arc::new(Context {
-        caches_ready,
-        client: client.clone(),
-        stores: stores.clone(),
-        recorder: Recorder::new(client.clone(), reporter.clone()),
+    let settings = controller::Settings { diagnose_after: config.diagnose_after, policy: config.pod_policy.clone() };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores.clone(),
         reporter,
-        metrics: metrics.clone(),
-        credspec_resource: identity::credspec_resource(),
-        failures: Default::default(),
-        applied: Default::default(),
-        diagnose_after: config.diagnose_after,
-        progress: Default::default(),
-        pod_policy: config.pod_policy.clone(),
-        schema_passed: Default::default(),
-        stalled: Default::default(),
-    });
+        metrics.clone(),
+        caches_ready,
+        memory,
+        settings,
+    ));
     // Apps that left the selector still get their deletion handled (controller::strays).
     if let Some(selector) = config.scope.selector.clone() {
         tokio::spawn(controller::strays::follow(ctx.clone(), config.scope.namespace.clone(), selector));

@@ -699,8 +699,13 @@ fn a_rollout_in_progress_is_looked_at_again_ever_more_rarely() {
 #[test]
 fn a_rollout_the_controller_has_not_observed_waits_for_the_watch() {
     use std::time::Duration;
-    use winapp_operator::controller::{Rollout, next_look};
+    use winapp_operator::controller::{Looked, Rollout};
     let s = Duration::from_secs;
+    // (ready, stalled, status deferred, controllers active, the rollout) as `Looked` says them.
+    let next_look = |ready, stalled, status_deferred, controllers_active, rollout, diagnose_after| {
+        let looked = Looked { ready, stalled, status_deferred, controllers_active, rollout };
+        winapp_operator::controller::next_look(&looked, diagnose_after)
+    };
     let observed = |idle| Some(Rollout { observed: true, idle: s(idle), deadline: None });
     let unobserved =
         |idle, deadline: Option<u64>| Some(Rollout { observed: false, idle: s(idle), deadline: deadline.map(s) });

@@ -23,6 +23,9 @@ pub const CONFIG_SECRETS_VOLUME: &str = "winapp-config-secrets";
 /// Annotation on cluster-scoped children with the UID of the owning app (they cannot carry an
 /// owner reference); prune deletes only children that name the current app's UID.
 pub const OWNER_UID_ANNOTATION: &str = "winapp.dev/owner-uid";
+/// Annotation on every child with the hash of what the operator last applied, so that a field
+/// removed from what it applies is noticed.
+pub const APPLIED_HASH: &str = "winapp.dev/applied-hash";
 /// Annotation on a claim: `Retain` or `Delete`, its volume's `retentionPolicy` when it was
 /// applied, read when the volume or the app goes (the spec no longer says by then).
 pub const RETENTION_ANNOTATION: &str = "winapp.dev/retention-policy";
@@ -119,6 +122,23 @@ pub fn own_labels(app: &ValidatedApp) -> BTreeMap<String, String> {
     l.insert(APP_LABEL.into(), app.name.clone());
     l.insert(NAMESPACE_LABEL.into(), app.namespace.clone());
     l
+}
+
+/// Which app: namespace and name (the key of everything the operator keeps per app).
+pub type AppKey = (String, String);
+
+/// Pure: the app (namespace, name) that labels with the operator's managed-by label name: the
+/// one reading of the labels [`own_labels`] writes.
+pub fn labelled_app(labels: &BTreeMap<String, String>) -> Option<(&str, &str)> {
+    if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some(MANAGER) {
+        return None;
+    }
+    Some((labels.get(NAMESPACE_LABEL)?, labels.get(APP_LABEL)?))
+}
+
+/// Whether `labels` are those of the app `namespace/name`'s children.
+pub fn is_ours(labels: &BTreeMap<String, String>, namespace: &str, name: &str) -> bool {
+    labelled_app(labels) == Some((namespace, name))
 }
 
 /// Label selector (`k=v,...`) that finds every child of an app, namespaced or not.

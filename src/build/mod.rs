@@ -99,6 +99,34 @@ impl Children {
             || self.persistent_volume_claims.iter().any(retained)
     }
 
+    /// Whether no child is left (the registry of kinds takes every field: see
+    /// `controller::kinds`). Destructured without `..`: a new field fails to compile here until
+    /// it is counted.
+    pub fn is_empty(&self) -> bool {
+        let Children {
+            service_account,
+            credential_spec,
+            gmsa_cluster_role,
+            gmsa_role_binding,
+            config_map,
+            persistent_volumes,
+            persistent_volume_claims,
+            network_policy,
+            service,
+            workload,
+        } = self;
+        service_account.is_none()
+            && credential_spec.is_none()
+            && gmsa_cluster_role.is_none()
+            && gmsa_role_binding.is_none()
+            && config_map.is_none()
+            && persistent_volumes.is_empty()
+            && persistent_volume_claims.is_empty()
+            && network_policy.is_none()
+            && service.is_none()
+            && workload.is_none()
+    }
+
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
     /// checks them when pods are created), then config and storage, the Service, and the
     /// workload last so that its pods find everything they reference.
@@ -148,4 +176,23 @@ fn push<'a, T: serde::Serialize + kube::ResourceExt + 'a>(
         out.push(value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::api::WindowsApp;
+    use crate::policy::{Policy, Rule};
+
+    /// The children of an app that asks for every kind of child (a node agent's with `agent`).
+    pub fn every_kind(agent: bool) -> Children {
+        let workload = if agent { "  nodeAgent: true\n" } else { "  replicas: 2\n" };
+        let yaml = format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: web, namespace: shop, uid: u-1}}\nspec:\n  image: registry.example.com/web:1\n{workload}  ports: [{{name: http, containerPort: 80}}]\n  service: {{}}\n  networkPolicy: {{}}\n  config: {{mountPath: 'C:\\app', files: [{{name: a.config, content: x}}]}}\n  gmsa: {{credentialSpec: {{account: Web, domain: {{dnsName: contoso.com, netBiosName: CONTOSO, sid: S-1-5-21-1-2-3, guid: 244818ae-87ac-4fcd-92ec-e79e5252348a}}}}}}\n  volumes:\n    - {{name: share, mountPath: 'D:\\s', smb: {{source: //fs/s, secretRef: {{name: creds}}}}}}\n    - {{name: cache, mountPath: 'D:\\c', claim: {{size: 1Gi}}}}\n"
+        );
+        let app: WindowsApp = serde_saphyr::from_str(&yaml).expect("a WindowsApp");
+        let policy = Policy::allowing([Rule::NodeAgent, Rule::SmbVolumes]);
+        let valid = crate::validate::validate_with(&app, None, &policy).expect("valid");
+        build(&valid).expect("builds")
+    }
 }

@@ -2,8 +2,12 @@
 //! rules, as `render` checks them (an app stored while the CRD was looser meets them only here),
 //! then the operator's own rules and the pod template policy. Pure.
 
+use kube::runtime::reflector::ObjectRef;
+
+use super::Context;
 use super::status::Outcome;
 use crate::api::WindowsApp;
+use crate::build::meta::AppKey;
 use crate::conditions::reason;
 use crate::policy::Policy;
 use crate::schema;
@@ -59,6 +63,48 @@ impl From<Refusal> for Outcome {
             Refusal::NotAllowed(m) => Outcome::NotAllowed { reason: reason::NOT_ALLOWED, message: m },
             Refusal::OverrideNotAllowed(m) => Outcome::NotAllowed { reason: reason::OVERRIDE_NOT_ALLOWED, message: m },
         }
+    }
+}
+
+/// Why an app was refused, with the platform's policy it was judged by.
+#[derive(Debug)]
+pub struct Refused {
+    refusal: Refusal,
+    /// The operator's grants and the app's Namespace's.
+    pub policy: Policy,
+    /// The Namespace's grant entries that could not be read.
+    unreadable: Vec<String>,
+    namespace: String,
+}
+
+impl Refused {
+    /// The status outcome, with what the operator did about the refusal (a workload removed).
+    pub fn outcome(self, withdrawn: Option<String>) -> Outcome {
+        self.refusal.noting_unreadable(&self.namespace, &self.unreadable).noting(withdrawn).into()
+    }
+}
+
+/// Admits the app `key` as the operator has it: judged by the platform's policy for its
+/// namespace (the operator's grants and the Namespace's), the schema check skipped when it
+/// passed for the same signature before.
+pub fn admit_cached(ctx: &Context, app: &WindowsApp, key: &AppKey) -> Result<ValidatedApp, Box<Refused>> {
+    let signature = schema_signature(app);
+    let passed = ctx.memory.read(key, |s| s.schema_passed == Some(signature)).unwrap_or(false);
+    let schema = if passed { SchemaCheck::PassedUnchanged } else { SchemaCheck::Run };
+    let namespace = ctx.stores.namespaces.get(&ObjectRef::new(&key.0));
+    let annotations = namespace.map(|n| kube::ResourceExt::annotations(n.as_ref()).clone()).unwrap_or_default();
+    let granted = ctx.settings.policy.for_namespace(&annotations);
+    match admit_with(app, &granted.policy, schema) {
+        Ok(valid) => {
+            ctx.memory.with(key, |s| s.schema_passed = Some(signature));
+            Ok(valid)
+        }
+        Err(refusal) => Err(Box::new(Refused {
+            refusal,
+            policy: granted.policy,
+            unreadable: granted.unreadable,
+            namespace: key.0.clone(),
+        })),
     }
 }
 

@@ -51,7 +51,7 @@ fn own_label_keys() -> [&'static str; 6] {
 }
 
 /// Annotations of the operator's on a claim, removed on release.
-const OWN_ANNOTATIONS: &[&str] = &[meta::OWNER_UID_ANNOTATION, super::apply::APPLIED_HASH, meta::RETENTION_ANNOTATION];
+const OWN_ANNOTATIONS: &[&str] = &[meta::OWNER_UID_ANNOTATION, meta::APPLIED_HASH, meta::RETENTION_ANNOTATION];
 
 /// Pure: the JSON Patch that releases the claim with metadata `m` from the app whose UID is
 /// `app_uid`: `released_from` and `at` go into the release annotations.
@@ -100,19 +100,22 @@ pub fn adopt_patch(m: &ObjectMeta) -> Value {
     Value::Array(ops)
 }
 
-/// Releases `claim` of the app `namespace/app` (UID `uid`); returns what the status lists, or
-/// None when the claim is gone or was replaced meanwhile.
-pub async fn release(
-    api: &Api<PersistentVolumeClaim>,
-    claim: &PersistentVolumeClaim,
+/// Releases the claim with metadata `claim` of the app `namespace/app` (UID `uid`); returns
+/// what the status lists, or None when the claim is gone or was replaced meanwhile.
+pub async fn release<K>(
+    api: &Api<K>,
+    claim: &ObjectMeta,
     namespace: &str,
     app: &str,
     uid: Option<&str>,
-) -> Result<Option<ReleasedClaim>> {
-    let name = claim.metadata.name.clone().unwrap_or_default();
+) -> Result<Option<ReleasedClaim>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = claim.name.clone().unwrap_or_default();
     let volume = meta::volume_of_claim(app, &name).unwrap_or(&name).to_owned();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let patch = release_patch(&claim.metadata, uid, &meta::released_from(namespace, app, &volume), &now.0.to_string());
+    let patch = release_patch(claim, uid, &meta::released_from(namespace, app, &volume), &now.0.to_string());
     let ops: json_patch::Patch =
         serde_json::from_value(patch).map_err(|e| Error::Serialize("PersistentVolumeClaim", e))?;
     let params = PatchParams { field_manager: Some(MANAGER.to_owned()), ..PatchParams::default() };
@@ -152,7 +155,7 @@ pub async fn release_all(
     let list = api.list(&lp).await.map_err(|source| Error::List { kind: "PersistentVolumeClaim", source })?;
     let mut released = Vec::new();
     for claim in list.items.iter().filter(|c| retained(c) && c.metadata.deletion_timestamp.is_none()) {
-        released.extend(release(&api, claim, namespace, app, uid).await?);
+        released.extend(release(&api, &claim.metadata, namespace, app, uid).await?);
     }
     Ok(released)
 }

@@ -13,11 +13,10 @@ use kube::runtime::watcher;
 
 use super::lean::Cached;
 
-/// An app: namespace and name.
-type AppKey = (String, String);
+use crate::build::meta::AppKey;
 
 /// The app a child belongs to, by its labels (the labels every child carries; see
-/// [`super::apply::is_ours`]).
+/// [`crate::build::meta::is_ours`]).
 pub fn labelled_owner<K: Cached>(obj: &K) -> Option<AppKey> {
     obj.owner().map(|(namespace, app)| (namespace.to_owned(), app.to_owned()))
 }

@@ -24,8 +24,7 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::apply::labelled_app;
-use crate::build::meta;
+use crate::build::meta::{self, labelled_app};
 
 /// Which app a child belongs to, by its labels, and the owner-UID annotation of a cluster-scoped
 /// child.
@@ -263,7 +262,7 @@ pub trait Cached: Resource + Clone + fmt::Debug + Send + Sync + 'static {
     /// The object in JSON, for comparing with what the operator applies.
     fn to_json(&self) -> serde_json::Result<Value>;
     /// The app (namespace, name) whose labels the object carries, with the operator's
-    /// managed-by label (see [`super::apply::labelled_app`]).
+    /// managed-by label (see [`meta::labelled_app`]).
     fn owner(&self) -> Option<(&str, &str)>;
     /// The owner-UID annotation that ties a cluster-scoped child (or a claim to retain) to its
     /// app.
@@ -273,11 +272,19 @@ pub trait Cached: Resource + Clone + fmt::Debug + Send + Sync + 'static {
     fn comparable(want: Value) -> Value {
         want
     }
+    /// Bytes of the body kept (for the cache metrics).
+    fn body_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl<K: Resource<DynamicType = ()> + Send + Sync + 'static> Cached for Lean<K> {
     fn to_json(&self) -> serde_json::Result<Value> {
         Lean::to_json(self)
+    }
+
+    fn body_bytes(&self) -> usize {
+        self.body.len()
     }
 
     fn comparable(mut want: Value) -> Value {
@@ -435,9 +442,9 @@ mod tests {
         assert!(lean.body.len() < 400, "{} bytes kept for a {} byte file", lean.body.len(), file.len());
         let have = lean.to_json().expect("encodes");
         let want = <Lean<ConfigMap> as Cached>::comparable(cm(&file));
-        assert_eq!(crate::controller::apply::first_difference(&want, &have), None);
+        assert_eq!(crate::controller::diff::first_difference(&want, &have), None);
         let edited = <Lean<ConfigMap> as Cached>::comparable(cm(&format!("{file} ")));
-        assert_eq!(crate::controller::apply::first_difference(&edited, &have).as_deref(), Some(".data.Web.config"));
+        assert_eq!(crate::controller::diff::first_difference(&edited, &have).as_deref(), Some(".data.Web.config"));
         // Other kinds compare as they are.
         assert_eq!(<Lean<Deployment> as Cached>::comparable(cm("a")), cm("a"));
     }

@@ -113,7 +113,7 @@ pub async fn follow(ctx: Arc<Context>, namespace: Option<String>, selector: Stri
         tokio::spawn(async move {
             let mut wait = Duration::from_secs(5);
             loop {
-                match super::release_deleted(&ctx, &m).await {
+                match super::finalizer::release_deleted(&ctx, &m).await {
                     Ok(deleted) => {
                         info!(
                             namespace = ns,

@@ -308,6 +308,13 @@ async fn an_app_relabelled_out_of_the_selector_is_still_cleaned_up_when_deleted(
     apps.delete("files", &DeleteParams::background()).await.expect("delete the app");
     wait_for(&apps, "files", "deleted", SLOW, kube::runtime::wait::conditions::is_deleted(&uid)).await;
     assert!(crate::support::list_all(&pvs, &selector).await.is_empty(), "its PersistentVolume is gone");
+    // (It logs once the finalizer is gone, which may be just after the app is.)
+    for _ in 0..50 {
+        if op.log_text().contains("outside the selector") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(op.log_text().contains("outside the selector"), "the operator says what it did");
     ns.cleanup().await;
 }

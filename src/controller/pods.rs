@@ -1,0 +1,140 @@
+//! Why the pods of a stuck rollout are not available: read only then (a Ready app costs no such
+//! reads), never watched or cached: one list of the app's pods and the events of a few of them.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
+
+use super::Context;
+use super::diagnose::{self, ContainerFacts, EventFacts, PodFacts, WorkloadFacts};
+use super::observe::Stuck;
+use crate::build::{meta, workload};
+use crate::validate::ValidatedApp;
+
+/// Pods read per diagnosis, at most (each costs one event list).
+const PODS_SAMPLED: usize = 3;
+
+/// Why the pods of a workload whose rollout is short of available are not: from the cached
+/// Deployment alone when it reports refused pod creations; otherwise, once the rollout has made
+/// no progress for [`Context::diagnose_after`], from one list of the app's pods and the events of
+/// a few of them (and, when a DaemonSet has no pods, of the DaemonSet: its refused creations).
+/// Nothing is cached: this costs requests only while an app is stuck.
+pub async fn diagnose(
+    ctx: &Context,
+    app: &ValidatedApp,
+    stuck: Stuck,
+    now: Timestamp,
+) -> std::result::Result<Option<diagnose::Diagnosis>, kube::Error> {
+    if stuck.replica_failure.is_some() {
+        let facts = WorkloadFacts { replica_failure: stuck.replica_failure, ..WorkloadFacts::default() };
+        return Ok(diagnose::diagnose(&facts, &app.namespace));
+    }
+    if stuck.idle < ctx.settings.diagnose_after {
+        return Ok(None);
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    let selector = meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let not_ready: Vec<&Pod> =
+        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p)).collect();
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    if app.node_agent
+        && not_ready.is_empty()
+        && let Some(uid) = stuck.uid.as_deref()
+    {
+        // No pods: the DaemonSet controller reports refused creations as events on the DaemonSet.
+        let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
+        let refused = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+            .and_then(|e| e.message.clone());
+        let facts = WorkloadFacts { replica_failure: refused, ..WorkloadFacts::default() };
+        return Ok(diagnose::diagnose(&facts, &app.namespace));
+    }
+    let mut sampled = Vec::new();
+    for pod in not_ready.iter().take(PODS_SAMPLED) {
+        let mut facts = pod_facts(ctx, pod);
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
+            let mut evs: Vec<(Duration, EventFacts)> = list
+                .items
+                .iter()
+                .map(|e| {
+                    let age = e
+                        .last_timestamp
+                        .as_ref()
+                        .map(|t| since(now, &t.0))
+                        .or_else(|| e.event_time.as_ref().map(|t| since(now, &t.0)))
+                        .unwrap_or(Duration::ZERO);
+                    let facts = EventFacts {
+                        reason: e.reason.clone().unwrap_or_default(),
+                        message: e.message.clone().unwrap_or_default(),
+                        age,
+                    };
+                    (age, facts)
+                })
+                .collect();
+            // Oldest first.
+            evs.sort_by_key(|e| std::cmp::Reverse(e.0));
+            facts.events = evs.into_iter().map(|(_, e)| e).collect();
+        }
+        sampled.push(facts);
+    }
+    let facts = WorkloadFacts { replica_failure: None, not_ready: not_ready.len(), pods: sampled };
+    Ok(diagnose::diagnose(&facts, &app.namespace))
+}
+
+pub fn since(now: Timestamp, then: &Timestamp) -> Duration {
+    now.duration_since(*then).try_into().unwrap_or(Duration::ZERO)
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_facts(ctx: &Context, p: &Pod) -> PodFacts {
+    let status = p.status.clone().unwrap_or_default();
+    let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+    let node_build = node
+        .as_ref()
+        .and_then(|n| ctx.stores.nodes.get(&ObjectRef::new(n)))
+        .and_then(|n| n.labels().get(workload::WINDOWS_BUILD_LABEL).cloned());
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| c.message.clone().unwrap_or_default());
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .map(|c| {
+            let state = c.state.clone().unwrap_or_default();
+            ContainerFacts {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                ready: c.ready,
+                running: state.running.is_some(),
+                waiting: state.waiting.map(|w| (w.reason.unwrap_or_default(), w.message.unwrap_or_default())),
+                last_exit: c
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| (t.exit_code, t.reason.clone().unwrap_or_default())),
+                restarts: c.restart_count,
+            }
+        })
+        .collect();
+    PodFacts { name: p.name_any(), node, node_build, unschedulable, containers, events: Vec::new() }
+}
