@@ -136,6 +136,7 @@ impl Drop for Cleanup {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn the_operator_cannot_touch_what_is_not_its_own() {
     let op = operator_client().await;
     let admin = support::client().await;
@@ -308,6 +309,7 @@ async fn the_operator_cannot_touch_what_is_not_its_own() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn the_operator_writes_its_own_objects_as_it_does_when_reconciling() {
     let op = operator_client().await;
     let admin = support::client().await;

@@ -59,6 +59,7 @@ async fn warning_events(ns: &TestNamespace, app: &str, reason: &str) -> Vec<Even
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn values_the_server_normalises_converge_and_then_cost_no_writes() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "normalised").await;
@@ -105,6 +106,7 @@ async fn values_the_server_normalises_converge_and_then_cost_no_writes() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_field_rewritten_by_admission_is_reported_once_and_not_fought() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "rewrite").await;
@@ -190,6 +192,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_change_the_server_refuses_is_reported_with_its_message_and_an_event() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "refused").await;
@@ -234,6 +237,7 @@ async fn a_change_the_server_refuses_is_reported_with_its_message_and_an_event()
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn autoscaled_toggles_keep_the_running_replica_count() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "autoscale").await;
@@ -308,6 +312,7 @@ async fn autoscaled_toggles_keep_the_running_replica_count() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn prune_leaves_look_alikes_in_other_namespaces_and_without_our_owner() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "prune-own").await;
@@ -401,16 +406,19 @@ async fn partition(mode: Mode, what: &str) {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_partitioned_leader_stops_before_a_standby_takes_over() {
     partition(Mode::Hang, "partition").await;
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_leader_whose_renewals_fail_gives_up_before_a_standby_takes_over() {
     partition(Mode::Reset, "renewfail").await;
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn healthz_fails_when_the_leader_cannot_sync_its_caches() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "nosync").await;

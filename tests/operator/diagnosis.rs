@@ -60,6 +60,7 @@ async fn warnings(ns: &TestNamespace, app: &str, reason: &str) -> Vec<Event> {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn pod_failures_show_in_status_with_a_reason_and_what_to_do() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "diagnose").await;
@@ -182,6 +183,7 @@ async fn pod_failures_show_in_status_with_a_reason_and_what_to_do() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn refused_pod_creations_show_in_status() {
     let client = client().await;
     let quota_ns = TestNamespace::new(&client, "quota").await;

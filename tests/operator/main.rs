@@ -106,6 +106,7 @@ async fn node_of(client: &Client, pod: &Pod) -> Node {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn every_example_becomes_ready_on_windows_nodes_of_its_build() {
     let client = support::client().await;
     shared().await;
@@ -256,6 +257,7 @@ fn record_states(apps: Api<WindowsApp>, name: &str) -> tokio::task::JoinHandle<R
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn image_and_config_changes_roll_the_pods_and_report_reconciling_then_ready() {
     let client = support::client().await;
     shared().await;
@@ -322,6 +324,7 @@ async fn image_and_config_changes_roll_the_pods_and_report_reconciling_then_read
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn drift_is_undone() {
     let client = support::client().await;
     shared().await;
@@ -351,6 +354,7 @@ async fn drift_is_undone() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn features_turned_off_are_pruned_and_deletion_leaves_nothing() {
     let client = support::client().await;
     shared().await;
@@ -425,6 +429,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_missing_windows_build_stalls_until_such_a_node_exists() {
     let client = support::client().await;
     shared().await;
@@ -476,6 +481,7 @@ async fn a_missing_windows_build_stalls_until_such_a_node_exists() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_missing_secret_or_credspec_stalls_until_it_is_created() {
     let client = support::client().await;
     shared().await;
@@ -531,6 +537,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn invalid_specs_are_refused_with_the_field_path() {
     let client = support::client().await;
     harness::setup();
@@ -577,6 +584,7 @@ fn grouped_app(name: &str, group: &str) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn restarting_on_converged_apps_writes_nothing() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "restart").await;
@@ -622,6 +630,7 @@ async fn restarting_on_converged_apps_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn only_one_replica_reconciles_and_a_standby_takes_over() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "leader").await;
@@ -652,6 +661,7 @@ async fn only_one_replica_reconciles_and_a_standby_takes_over() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn no_secret_content_appears_in_logs_events_configmaps_or_status() {
     let client = support::client().await;
     let op = shared().await;
@@ -698,6 +708,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn config_files_from_secrets_are_mounted_never_copied_and_a_secret_change_rolls_the_pods() {
     let client = support::client().await;
     let op = shared().await;
@@ -776,6 +787,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn suspend_leaves_children_alone_and_says_so() {
     let client = support::client().await;
     shared().await;
@@ -809,6 +821,7 @@ async fn suspend_leaves_children_alone_and_says_so() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_foreign_object_in_the_way_stalls_with_its_name() {
     let client = support::client().await;
     shared().await;
@@ -828,6 +841,7 @@ async fn a_foreign_object_in_the_way_stalls_with_its_name() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_network_policy_is_applied_on_request_and_pruned_when_dropped() {
     let client = support::client().await;
     shared().await;
@@ -895,6 +909,7 @@ fn pool_node(name: &str, pool: &str, taints: &[(&str, &str)]) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn every_providers_windows_pool_taint_is_tolerated_without_settings() {
     let client = support::client().await;
     shared().await;
@@ -959,6 +974,7 @@ async fn every_providers_windows_pool_taint_is_tolerated_without_settings() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn the_service_takes_its_own_name_and_a_rename_replaces_it() {
     let client = support::client().await;
     shared().await;
@@ -981,6 +997,7 @@ async fn the_service_takes_its_own_name_and_a_rename_replaces_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn a_runtime_class_places_the_pods_and_a_missing_one_stalls() {
     let client = support::client().await;
     shared().await;

@@ -82,6 +82,7 @@ impl Drop for Cleanup {
 }
 
 #[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
 async fn an_operator_of_one_namespace_works_with_the_rbac_of_config_namespaced() {
     let client = support::client().await;
     crate::harness::setup();
