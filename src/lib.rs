@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod doctor;
+pub mod fence;
 pub mod gmsa_policy;
 pub mod lease;
 pub mod metrics;
