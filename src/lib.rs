@@ -3,10 +3,13 @@
 pub mod admission;
 pub mod api;
 pub mod build;
+pub mod client;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod doctor;
+pub mod election;
+pub mod fence;
 pub mod gmsa_policy;
 pub mod lease;
 pub mod metrics;

@@ -316,13 +316,14 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         debounce: std::time::Duration::from_millis(args.debounce_ms),
         pod_policy,
     };
-    // One thread. The controller's stream, and with it every watch and reconcile, is polled by
-    // `block_on` on this thread anyway; only the HTTP server, the Lease, the signal handler and
-    // some housekeeping were spawned onto workers. The operator waits on the API server nearly
-    // all the time (5 s of CPU to bring 1,000 apps to Ready in 4 minutes, scripts/bench), and a
-    // second thread cost memory: glibc gives each allocating thread an arena of its own. A
-    // restart over 1,000 apps peaked 2.5 MiB lower with one thread (39.6/38.9 MiB against
-    // 41.8/41.6) and took less CPU.
+    // One thread for the operator's runtime. The controller's stream, and with it every watch and
+    // reconcile, is polled by `block_on` on this thread anyway; only the HTTP server, the signal
+    // handler and some housekeeping were spawned onto workers. The operator waits on the API
+    // server nearly all the time (5 s of CPU to bring 1,000 apps to Ready in 4 minutes,
+    // scripts/bench), and worker threads cost memory: glibc gives each allocating thread an arena
+    // of its own. A restart over 1,000 apps peaked 2.5 MiB lower with one thread (39.6/38.9 MiB
+    // against 41.8/41.6) and took less CPU. Leader election is the exception: it runs on a thread
+    // and runtime of its own (`election`), so that a busy reconcile cannot starve the renewals.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -57,6 +57,7 @@ pub struct Metrics {
     apps: Family<ReadyLabel, Gauge>,
     pod_problems: Family<ReasonLabel, Counter>,
     api_requests: Family<RequestLabel, Counter>,
+    fenced_writes: Family<RequestLabel, Counter>,
     triggers: Family<SourceLabel, Counter>,
     cache_objects: Family<KindLabel, Gauge>,
     cache_body_bytes: Family<KindLabel, Gauge>,
@@ -82,6 +83,7 @@ impl Default for Metrics {
         let pod_problems = Family::<ReasonLabel, Counter>::default();
         let api_requests = Family::<RequestLabel, Counter>::default();
         let triggers = Family::<SourceLabel, Counter>::default();
+        let fenced_writes = Family::<RequestLabel, Counter>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
@@ -97,6 +99,11 @@ impl Default for Metrics {
             "api_requests",
             "Requests sent to the API server, by verb (watch, list, get, create, patch, update, delete) and resource",
             api_requests.clone(),
+        );
+        registry.register(
+            "fenced_writes",
+            "Writes refused before they were sent because this replica no longer led (or did not yet lead), by verb and resource",
+            fenced_writes.clone(),
         );
         registry.register(
             "triggers",
@@ -124,6 +131,7 @@ impl Default for Metrics {
             apps,
             pod_problems,
             api_requests,
+            fenced_writes,
             triggers,
             cache_objects,
             cache_body_bytes,
@@ -155,6 +163,12 @@ impl Metrics {
     pub fn api_request(&self, method: &http::Method, uri: &http::Uri) {
         let (verb, resource) = request_labels(method, uri.path(), uri.query());
         self.api_requests.get_or_create(&RequestLabel { verb, resource }).inc();
+    }
+
+    /// Counts one write that the fence refused (see [`crate::fence`]).
+    pub fn fenced_write(&self, method: &http::Method, uri: &http::Uri) {
+        let (verb, resource) = request_labels(method, uri.path(), uri.query());
+        self.fenced_writes.get_or_create(&RequestLabel { verb, resource }).inc();
     }
 
     /// Counts one change from the watch `source` that may queue reconciles.

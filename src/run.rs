@@ -1,5 +1,6 @@
-//! The `run` subcommand: logging, the operations endpoint, leader election, and the controller
-//! with graceful shutdown on SIGTERM (in-flight reconciles finish, the Lease is released).
+//! The `run` subcommand: logging, the operations endpoint, leader election (on its own thread,
+//! see [`crate::election`]), and the controller with graceful shutdown on SIGTERM (in-flight
+//! reconciles finish, the Lease is released). Every write passes the [fence](crate::fence).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,10 +14,13 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use thiserror::Error;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use crate::client::ClientError;
 use crate::controller::{self, Context, watch::Scope};
-use crate::lease::{Attempt, LeaseLock, Timing, renew_budget};
+use crate::election::{Election, ElectionConfig, ElectionError};
+use crate::fence::Fence;
+use crate::lease::Timing;
 use crate::metrics::Metrics;
 use crate::server::{self, Health, Role};
 
@@ -47,14 +51,12 @@ pub struct RunConfig {
 /// Why the operator stopped.
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("cannot connect to the Kubernetes API ({0}); set KUBECONFIG or run in a pod with a service account")]
-    Client(#[source] kube::Error),
-    #[error("cannot find the Kubernetes API ({0}); set KUBECONFIG or run in a pod with a service account")]
-    Config(#[source] kube::config::InferConfigError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("cannot serve /metrics, /healthz and /readyz on {addr} ({source}); choose another --http-addr")]
     Serve { addr: SocketAddr, source: std::io::Error },
-    #[error("leader election on Lease {namespace}/{name} failed: {source}; check the RBAC for leases")]
-    Lease { namespace: String, name: String, source: kube::Error },
+    #[error("leader election on Lease {namespace}/{name} failed: {source}")]
+    Lease { namespace: String, name: String, source: ElectionError },
     #[error(
         "lost the leader Lease (not renewed within {0:?}, or another replica took it); exiting so that a single leader reconciles"
     )]
@@ -64,7 +66,10 @@ pub enum RunError {
 /// Runs until SIGTERM/SIGINT, or until the Lease is lost.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
-    let client = counted_client(metrics.clone()).await?;
+    let timing = Timing::default();
+    let fence =
+        Arc::new(if config.leader_election { Fence::elected(timing.renew_deadline) } else { Fence::unfenced() });
+    let client = crate::client::operator(&config.identity, metrics.clone(), fence.clone()).await?;
     let health = Arc::new(Health::new(metrics.clone(), config.sync_deadline));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -81,32 +86,35 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let addr = config.http_addr;
     let server = tokio::spawn(server::serve(addr, health.clone(), flag_set(stop_rx.clone())));
 
-    let lock = config.leader_election.then(|| {
-        LeaseLock::new(client.clone(), &config.lease_namespace, &config.lease_name, &config.identity, Timing::default())
-    });
     let lease_err =
         |source| RunError::Lease { namespace: config.lease_namespace.clone(), name: config.lease_name.clone(), source };
 
-    // 1. Stand by until we lead (or are asked to stop).
-    if let Some(lock) = &lock {
-        info!(identity = lock.identity(), lease = %config.lease_name, "waiting to become leader");
-        if !stand_by(lock, &health, stop_rx.clone()).await {
+    // 1. Stand by until we lead (or are asked to stop). The election runs on a thread of its
+    //    own, and renews the Lease there while we lead, opening the fence of our writes.
+    let mut election = None;
+    if config.leader_election {
+        let mut e = Election::start(
+            ElectionConfig {
+                namespace: config.lease_namespace.clone(),
+                name: config.lease_name.clone(),
+                identity: config.identity.clone(),
+                timing,
+            },
+            fence.clone(),
+            health.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        )
+        .map_err(lease_err)?;
+        if !e.wait_leading().await.map_err(lease_err)? {
             health.set(Role::Stopping);
             return finish(server, addr).await;
         }
-        info!(identity = lock.identity(), "became leader");
+        election = Some(e);
     }
     health.set(Role::Syncing);
 
-    // 2. Renew while leading; failing to renew within the deadline stops the controller at once.
-    let (lost_tx, lost_rx) = watch::channel(false);
-    let renewer = lock.map(|lock| {
-        let lock = Arc::new(lock);
-        let handle = tokio::spawn(keep_leading(lock.clone(), lost_tx));
-        (lock, handle)
-    });
-
-    // 3. The controller and its caches. The GMSACredentialSpec CRD is followed while running:
+    // 2. The controller and its caches. The GMSACredentialSpec CRD is followed while running:
     //    installed or removed later, it is noticed without a restart.
     let watch_secrets = may_watch_secrets(&client, config.scope.namespace.as_deref()).await;
     if watch_secrets {
@@ -181,94 +189,30 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 Err(e) => warn!("controller: {e}"),
             }
         });
+    let lost = async {
+        match &election {
+            Some(e) => e.lost().await,
+            None => futures::future::pending().await,
+        }
+    };
     tokio::select! {
         () = controller => info!("controller stopped"),
-        () = flag_set(lost_rx.clone()) => {
-            // Dropping the controller cancels in-flight reconciles: a replica that may no longer
-            // lead must not write.
+        () = lost => {
+            // The fence already refuses our writes; dropping the controller also cancels the
+            // in-flight reconciles.
             health.set(Role::Stopping);
             server.abort();
-            return Err(RunError::LostLease(Timing::default().renew_deadline));
+            return Err(RunError::LostLease(timing.renew_deadline));
         }
     }
     health.set(Role::Stopping);
 
-    if let Some((lock, handle)) = renewer {
-        handle.abort();
-        match tokio::time::timeout(lock.timing().renew_deadline, lock.release()).await {
-            Ok(Ok(())) => info!("released the Lease"),
-            Ok(Err(e)) => warn!("{}", lease_err(e)),
-            Err(_) => warn!("releasing the Lease timed out; a standby takes over when it expires"),
-        }
+    if let Some(e) = election
+        && let Err(e) = e.release().await
+    {
+        warn!("{}", lease_err(e));
     }
     finish(server, addr).await
-}
-
-/// kube's default client, with every request counted by verb and resource (`winapp_api_requests`).
-async fn counted_client(metrics: Arc<Metrics>) -> Result<Client, RunError> {
-    let config = kube::Config::infer().await.map_err(RunError::Config)?;
-    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
-        metrics.api_request(req.method(), req.uri());
-        req
-    });
-    Ok(kube::client::ClientBuilder::try_from(config).map_err(RunError::Client)?.with_layer(&count).build())
-}
-
-/// Tries for the Lease every retry period until we hold it (true) or are asked to stop (false).
-/// Each attempt is bounded in time; the role turns Standby once the API server answered.
-async fn stand_by(lock: &LeaseLock, health: &Health, stop: watch::Receiver<bool>) -> bool {
-    let timing = lock.timing();
-    let mut last_holder = String::new();
-    loop {
-        if *stop.borrow() {
-            return false;
-        }
-        match tokio::time::timeout(timing.renew_deadline, lock.try_acquire_or_renew()).await {
-            Ok(Ok(Attempt::Leading)) => return true,
-            Ok(Ok(Attempt::HeldBy(holder))) => {
-                health.set(Role::Standby);
-                if holder != last_holder {
-                    info!(leader = %holder, "another replica leads; standing by");
-                    last_holder = holder;
-                }
-            }
-            Ok(Ok(Attempt::Conflict)) => health.set(Role::Standby),
-            Ok(Err(e)) => warn!("leader election attempt failed: {e}"),
-            Err(_) => warn!("leader election attempt timed out after {:?}", timing.renew_deadline),
-        }
-        let mut rx = stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep(timing.retry_period) => {}
-            _ = rx.changed() => {}
-        }
-    }
-}
-
-/// Renews the Lease every retry period; sets `lost` once it has not been renewed within the
-/// renew deadline, or another replica holds it.
-async fn keep_leading(lock: Arc<LeaseLock>, lost: watch::Sender<bool>) {
-    let timing = lock.timing();
-    let mut last_ok = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(timing.retry_period).await;
-        let Some(budget) = renew_budget(last_ok, tokio::time::Instant::now(), timing.renew_deadline) else { break };
-        match tokio::time::timeout(budget, lock.try_acquire_or_renew()).await {
-            Ok(Ok(Attempt::Leading)) => last_ok = tokio::time::Instant::now(),
-            Ok(Ok(Attempt::HeldBy(holder))) => {
-                error!(leader = %holder, "another replica holds the Lease; stopping");
-                let _ = lost.send(true);
-                return;
-            }
-            Ok(Ok(Attempt::Conflict)) => tracing::debug!("the Lease changed while renewing it; retrying"),
-            Ok(Err(e)) => warn!("renewing the Lease failed: {e}"),
-            Err(_) => warn!("renewing the Lease timed out"),
-        }
-        if renew_budget(last_ok, tokio::time::Instant::now(), timing.renew_deadline).is_none() {
-            break;
-        }
-    }
-    error!("could not renew the Lease within {:?}; stopping so that a single leader reconciles", timing.renew_deadline);
-    let _ = lost.send(true);
 }
 
 async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>, addr: SocketAddr) -> Result<(), RunError> {

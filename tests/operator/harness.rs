@@ -157,6 +157,13 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process, as `kill -s` does.
+    pub fn signal(&self, signal: &str) {
+        let Some(c) = &self.child else { panic!("the operator on port {} is not running", self.port) };
+        let status = Command::new("kill").args(["-s", signal, &c.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -s {signal} {} failed", c.id());
+    }
+
     /// SIGKILL: no graceful shutdown, the Lease is not released.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -5,6 +5,7 @@
 
 mod correctness;
 mod diagnosis;
+mod fence;
 mod gmsa_policy;
 mod harness;
 mod node_agents;
