@@ -61,6 +61,7 @@ pub struct Metrics {
     triggers: Family<SourceLabel, Counter>,
     cache_objects: Family<KindLabel, Gauge>,
     cache_body_bytes: Family<KindLabel, Gauge>,
+    remembered_apps: Gauge,
     /// Reads the caches' sizes when the metrics are scraped (set once the caches exist).
     cache_sampler: Mutex<Option<CacheSampler>>,
     ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
@@ -68,8 +69,15 @@ pub struct Metrics {
 
 /// What one child cache holds: its kind, the objects, and the bytes of their bodies.
 pub type CacheSample = (&'static str, usize, usize);
-/// Samples every child cache.
-pub type CacheSampler = Box<dyn Fn() -> Vec<CacheSample> + Send + Sync>;
+/// What the operator holds in memory at one scrape.
+pub struct Sample {
+    /// One entry per child cache.
+    pub caches: Vec<CacheSample>,
+    /// Apps with an entry in the controller's per-app memory (failures, signatures, progress).
+    pub remembered_apps: usize,
+}
+/// Samples the caches and the per-app memory.
+pub type CacheSampler = Box<dyn Fn() -> Sample + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -118,6 +126,12 @@ impl Default for Metrics {
             "Bytes of the bodies kept in the child caches (compressed), by kind: only the children of WindowsApps keep a body",
             cache_body_bytes.clone(),
         );
+        let remembered_apps = Gauge::default();
+        registry.register(
+            "remembered_apps",
+            "Apps the controller keeps an entry for between reconciles (retry counts, applied signatures, rollout progress); it follows the number of WindowsApps and drops when an app is deleted",
+            remembered_apps.clone(),
+        );
         for ready in ["True", "False", "Unknown"] {
             apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
         }
@@ -135,6 +149,7 @@ impl Default for Metrics {
             triggers,
             cache_objects,
             cache_body_bytes,
+            remembered_apps,
             cache_sampler: Mutex::new(None),
             ready_by_app: Mutex::new(HashMap::new()),
         }
@@ -220,7 +235,9 @@ impl Metrics {
         if let Ok(sampler) = self.cache_sampler.lock()
             && let Some(sample) = sampler.as_ref()
         {
-            for (kind, objects, bytes) in sample() {
+            let sample = sample();
+            self.remembered_apps.set(i64::try_from(sample.remembered_apps).unwrap_or(i64::MAX));
+            for (kind, objects, bytes) in sample.caches {
                 let label = KindLabel { kind: kind.to_owned() };
                 self.cache_objects.get_or_create(&label).set(i64::try_from(objects).unwrap_or(i64::MAX));
                 self.cache_body_bytes.get_or_create(&label).set(i64::try_from(bytes).unwrap_or(i64::MAX));

@@ -21,7 +21,7 @@ use crate::controller::{self, Context, watch::Scope};
 use crate::election::{Election, ElectionConfig, ElectionError};
 use crate::fence::Fence;
 use crate::lease::Timing;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Sample};
 use crate::server::{self, Health, Role};
 
 /// Settings of `run`.
@@ -71,9 +71,59 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         Arc::new(if config.leader_election { Fence::elected(timing.renew_deadline) } else { Fence::unfenced() });
     let client = crate::client::operator(&config.identity, metrics.clone(), fence.clone()).await?;
     let health = Arc::new(Health::new(metrics.clone(), config.sync_deadline));
+    let stop = stop_on_signal(config.exit_with_parent);
+    let addr = config.http_addr;
+    let server = tokio::spawn(server::serve(addr, health.clone(), flag_set(stop.clone())));
 
+    // 1. Stand by until we lead (or are asked to stop). The election runs on a thread of its
+    //    own, and renews the Lease there while we lead, opening the fence of our writes.
+    let election = if config.leader_election {
+        match elect(&config, timing, fence, &health, &metrics, &stop).await? {
+            Some(election) => Some(election),
+            None => {
+                health.set(Role::Stopping);
+                return finish(server, addr).await;
+            }
+        }
+    } else {
+        None
+    };
+    health.set(Role::Syncing);
+
+    // 2. The controller, its caches and the tasks beside it.
+    let controller = controller(&config, &client, &metrics, &health, stop).await;
+
+    // 3. Reconcile until asked to stop, or until the Lease is lost.
+    let lost = async {
+        match &election {
+            Some(e) => e.lost().await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = controller => info!("controller stopped"),
+        () = lost => {
+            // The fence already refuses our writes; dropping the controller also cancels the
+            // in-flight reconciles.
+            health.set(Role::Stopping);
+            server.abort();
+            return Err(RunError::LostLease(timing.renew_deadline));
+        }
+    }
+    health.set(Role::Stopping);
+
+    // 4. Hand the Lease over at once rather than let a standby wait for it to expire.
+    if let Some(e) = election
+        && let Err(source) = e.release().await
+    {
+        warn!("{}", lease_error(&config, source));
+    }
+    finish(server, addr).await
+}
+
+/// A flag that turns true on SIGTERM/SIGINT (or when the parent exits, if asked to follow it).
+fn stop_on_signal(exit_with_parent: bool) -> watch::Receiver<bool> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let exit_with_parent = config.exit_with_parent;
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown_signal() => {}
@@ -82,63 +132,52 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         info!("shutdown requested; finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
+    stop_rx
+}
 
-    let addr = config.http_addr;
-    let server = tokio::spawn(server::serve(addr, health.clone(), flag_set(stop_rx.clone())));
+fn lease_error(config: &RunConfig, source: ElectionError) -> RunError {
+    RunError::Lease { namespace: config.lease_namespace.clone(), name: config.lease_name.clone(), source }
+}
 
-    let lease_err =
-        |source| RunError::Lease { namespace: config.lease_namespace.clone(), name: config.lease_name.clone(), source };
+/// Starts the election and waits until this replica leads (Some) or is asked to stop (None).
+async fn elect(
+    config: &RunConfig,
+    timing: Timing,
+    fence: Arc<Fence>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Election>, RunError> {
+    let election_config = ElectionConfig {
+        namespace: config.lease_namespace.clone(),
+        name: config.lease_name.clone(),
+        identity: config.identity.clone(),
+        timing,
+    };
+    let mut election = Election::start(election_config, fence, health.clone(), metrics.clone(), stop.clone())
+        .map_err(|e| lease_error(config, e))?;
+    let leading = election.wait_leading().await.map_err(|e| lease_error(config, e))?;
+    Ok(leading.then_some(election))
+}
 
-    // 1. Stand by until we lead (or are asked to stop). The election runs on a thread of its
-    //    own, and renews the Lease there while we lead, opening the fence of our writes.
-    let mut election = None;
-    if config.leader_election {
-        let mut e = Election::start(
-            ElectionConfig {
-                namespace: config.lease_namespace.clone(),
-                name: config.lease_name.clone(),
-                identity: config.identity.clone(),
-                timing,
-            },
-            fence.clone(),
-            health.clone(),
-            metrics.clone(),
-            stop_rx.clone(),
-        )
-        .map_err(lease_err)?;
-        if !e.wait_leading().await.map_err(lease_err)? {
-            health.set(Role::Stopping);
-            return finish(server, addr).await;
-        }
-        election = Some(e);
-    }
-    health.set(Role::Syncing);
-
-    // 2. The controller and its caches. The GMSACredentialSpec CRD is followed while running:
-    //    installed or removed later, it is noticed without a restart.
-    let watch_secrets = may_watch_secrets(&client, config.scope.namespace.as_deref()).await;
-    if watch_secrets {
-        info!("watching Secret metadata: a change of a Secret that config files come from rolls the pods");
-    } else {
-        info!(
-            "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
-        );
-    }
-    let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
-    let taints: Vec<String> = config.pod_policy.taints().map(ToString::to_string).collect();
-    info!(
-        allowed = ?allowed,
-        taints = ?taints,
-        "the platform's policy grants every app these rules (--allow) and taints (--allow-taint); Namespaces may grant more (winapp.dev/allow, winapp.dev/allowed-taints)"
-    );
+/// The controller over its caches, with the tasks beside it: the metrics' sampler, the follower
+/// of apps that left the selector, the sweep of deleted apps from memory, and the readiness flip
+/// once the caches are synced. The GMSACredentialSpec CRD is followed while running: installed or
+/// removed later, it is noticed without a restart. Resolves when the controller has stopped.
+async fn controller(
+    config: &RunConfig,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+    stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let watch_secrets = may_watch_secrets(client, config.scope.namespace.as_deref()).await;
+    log_settings(config, watch_secrets);
     let memory = Arc::new(controller::memory::AppMemory::default());
-    let (ctrl, stores) = controller::watch::controller(&client, &config.scope, watch_secrets, &metrics, &memory);
+    let (ctrl, stores) = controller::watch::controller(client, &config.scope, watch_secrets, metrics, &memory);
     let sampled = (stores.clone(), memory.clone());
-    metrics.sample_caches_with(Box::new(move || {
-        let mut sizes = sampled.0.sizes();
-        sizes.push(("app memory", sampled.1.len(), 0));
-        sizes
-    }));
+    metrics
+        .sample_caches_with(Box::new(move || Sample { caches: sampled.0.sizes(), remembered_apps: sampled.1.len() }));
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
     let settings = controller::Settings { diagnose_after: config.diagnose_after, policy: config.pod_policy.clone() };
@@ -169,12 +208,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         h.set(Role::Leading);
         info!("caches synced");
     });
-
-    let controller = ctrl
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(config.concurrency).debounce(config.debounce),
-        )
-        .graceful_shutdown_on(flag_set(stop_rx.clone()))
+    let runtime_config =
+        kube::runtime::controller::Config::default().concurrency(config.concurrency).debounce(config.debounce);
+    ctrl.with_config(runtime_config)
+        .graceful_shutdown_on(flag_set(stop))
         .run(controller::reconcile, controller::error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -188,31 +225,25 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
                 }
                 Err(e) => warn!("controller: {e}"),
             }
-        });
-    let lost = async {
-        match &election {
-            Some(e) => e.lost().await,
-            None => futures::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = controller => info!("controller stopped"),
-        () = lost => {
-            // The fence already refuses our writes; dropping the controller also cancels the
-            // in-flight reconciles.
-            health.set(Role::Stopping);
-            server.abort();
-            return Err(RunError::LostLease(timing.renew_deadline));
-        }
-    }
-    health.set(Role::Stopping);
+        })
+}
 
-    if let Some(e) = election
-        && let Err(e) = e.release().await
-    {
-        warn!("{}", lease_err(e));
+/// Says at start what the operator may see and what the platform granted every app.
+fn log_settings(config: &RunConfig, watch_secrets: bool) {
+    if watch_secrets {
+        info!("watching Secret metadata: a change of a Secret that config files come from rolls the pods");
+    } else {
+        info!(
+            "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
+        );
     }
-    finish(server, addr).await
+    let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
+    let taints: Vec<String> = config.pod_policy.taints().map(ToString::to_string).collect();
+    info!(
+        allowed = ?allowed,
+        taints = ?taints,
+        "the platform's policy grants every app these rules (--allow) and taints (--allow-taint); Namespaces may grant more (winapp.dev/allow, winapp.dev/allowed-taints)"
+    );
 }
 
 async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>, addr: SocketAddr) -> Result<(), RunError> {
