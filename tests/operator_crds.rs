@@ -86,6 +86,28 @@ async fn serve_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
         .expect("serve the changed CRD");
 }
 
+/// Loosens the schema: spec becomes an open object, so the API server stores what the operator's
+/// types cannot read (an older or hand-edited CRD can do the same).
+async fn loosen_the_spec_schema(client: &kube::Client) {
+    let mut crd = WindowsApp::crd();
+    for v in &mut crd.spec.versions {
+        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema.x_kubernetes_validations = None;
+            if let Some(props) = schema.properties.as_mut() {
+                props.insert(
+                    "spec".into(),
+                    JSONSchemaProps {
+                        type_: Some("object".into()),
+                        x_kubernetes_preserve_unknown_fields: Some(true),
+                        ..JSONSchemaProps::default()
+                    },
+                );
+            }
+        }
+    }
+    serve_crd(client, &crd).await;
+}
+
 /// Applies `yaml` in `ns`, retrying for up to 20 s: a changed CRD takes a moment to be served.
 async fn apply_while_served(ns: &str, yaml: &str) -> Result<String, String> {
     let mut result = Err(String::new());
@@ -111,25 +133,7 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
     let op = Operator::start("undecodable", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
     op.wait_leading().await;
 
-    // Loosen the schema: spec becomes an open object, so the API server stores what the
-    // operator's types cannot read (an older or hand-edited CRD can do the same).
-    let mut crd = WindowsApp::crd();
-    for v in &mut crd.spec.versions {
-        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
-            schema.x_kubernetes_validations = None;
-            if let Some(props) = schema.properties.as_mut() {
-                props.insert(
-                    "spec".into(),
-                    JSONSchemaProps {
-                        type_: Some("object".into()),
-                        x_kubernetes_preserve_unknown_fields: Some(true),
-                        ..JSONSchemaProps::default()
-                    },
-                );
-            }
-        }
-    }
-    serve_crd(&client, &crd).await;
+    loosen_the_spec_schema(&client).await;
 
     // A cluster-scoped child the finalizer must remove.
     let role = format!("winapp.{}.broken.gmsa", ns.name());
@@ -162,6 +166,69 @@ async fn deleting_an_app_that_cannot_be_decoded_completes() {
     assert!(gone, "the deletion completed; operator log:\n{}", op.log_text());
     let roles: Api<ClusterRole> = Api::all(client.clone());
     assert!(roles.get_opt(&role).await.expect("get").is_none(), "its cluster-scoped child was removed");
+    drop(_restore);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the dev cluster: scripts/test runs it (or cargo test -- --include-ignored with KUBECONFIG set)"]
+async fn deleted_apps_leave_nothing_in_the_operators_memory_whatever_their_state() {
+    let _lock = LOCK.lock().await;
+    let _restore = RestoreCrds;
+    let client = support::client().await;
+    harness::setup();
+    let ns = TestNamespace::new(&client, "memory").await;
+    let group = format!("memory-{}", ns.name());
+    let op = Operator::start("memory", &format!("winapp-test-{}", ns.name()), &format!("{GROUP_LABEL}={group}"));
+    op.wait_leading().await;
+    loosen_the_spec_schema(&client).await;
+
+    // One app in each state: Ready; failing (its image cannot be pulled); Stalled (asks for a
+    // power the platform did not grant); one the operator cannot decode.
+    let app = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata:\n  name: {name}\n  labels: {{{GROUP_LABEL}: {group}}}\nspec:\n{spec}"
+        )
+    };
+    let v2022 = "  windows: {version: ltsc2022}\n";
+    let apps = [
+        app("ready", &format!("  image: registry.example.com/web:1\n{v2022}")),
+        app("failing", &format!("  image: play.invalid/pull-fails:ltsc2022\n{v2022}")),
+        app(
+            "stalled",
+            &format!(
+                "  image: registry.example.com/agent:1\n{v2022}  nodeAgent: true\n  hostProcess: {{runAsUserName: 'NT AUTHORITY\\SYSTEM'}}\n"
+            ),
+        ),
+        app("broken", "  image: 5\n  replicas: three\n"),
+    ];
+    for yaml in &apps {
+        apply_while_served(ns.name(), yaml).await.expect("store the app");
+    }
+    let has = |t: &'static str, s: &'static str| {
+        move |v: &serde_json::Value| conditions(v).iter().any(|(ct, cs, _)| ct == t && cs == s)
+    };
+    wait_json(ns.name(), "ready", "Ready", 90, has("Ready", "True")).await;
+    wait_json(ns.name(), "failing", "Reconciling", 90, has("Reconciling", "True")).await;
+    wait_json(ns.name(), "stalled", "Stalled", 90, has("Stalled", "True")).await;
+    let remembered = op.metric("winapp_remembered_apps").await.unwrap_or(-1.0);
+    assert!(remembered >= 3.0, "the three apps it reconciled have entries; winapp_remembered_apps = {remembered}");
+
+    for name in ["ready", "failing", "stalled", "broken"] {
+        kubectl_ok(&["delete", "windowsapp", name, "-n", ns.name(), "--wait=false"], None);
+    }
+    // Every entry goes, by the deletion's watch event or at the latest by the sweep (each minute).
+    let mut remembered = -1.0;
+    for _ in 0..180 {
+        remembered = op.metric("winapp_remembered_apps").await.unwrap_or(-1.0);
+        let none_left = kubectl(&["get", "windowsapps", "-n", ns.name(), "-o", "name"], None)
+            .is_ok_and(|out| out.trim().is_empty());
+        if remembered == 0.0 && none_left {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(remembered, 0.0, "winapp_remembered_apps after deleting every app; log:\n{}", op.log_text());
     drop(_restore);
     ns.cleanup().await;
 }

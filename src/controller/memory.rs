@@ -82,7 +82,7 @@ impl AppMemory {
         }
     }
 
-    /// Apps remembered (the gauge `winapp_app_memory_entries`).
+    /// Apps remembered (the gauge `winapp_remembered_apps`).
     pub fn len(&self) -> usize {
         self.0.lock().map(|a| a.len()).unwrap_or_default()
     }
