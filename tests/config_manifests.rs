@@ -1,12 +1,14 @@
 //! `config/` as a platform team installs it: the whole kustomization passes server-side
 //! dry-run, the manager's pod is admitted under Pod Security `restricted`, and the operator's
-//! RBAC grants nothing beyond an explicit allow-list.
+//! RBAC grants nothing beyond an explicit allow-list: what the child kinds need (derived from
+//! their one list, `winapp_operator::controller::kinds`) and the reads listed here with a reason.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use support::{TestNamespace, kubectl};
+use winapp_operator::controller::kinds;
 
 const SA: &str = "system:serviceaccount:winapp-system:winapp-operator";
 
@@ -70,40 +72,99 @@ async fn the_manager_pod_is_admitted_under_pod_security_restricted() {
     ns.cleanup().await;
 }
 
-/// What the operator may do: resource -> (resource names, verbs). Anything else is a finding.
-fn allow_list() -> BTreeMap<&'static str, (&'static str, &'static [&'static str])> {
-    let rw: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
-    BTreeMap::from([
-        ("windowsapps.winapp.dev", ("", &["get", "list", "patch", "watch"][..])),
-        ("windowsapps.winapp.dev/status", ("", &["patch"][..])),
-        ("windowsapps.winapp.dev/finalizers", ("", &["update"][..])),
-        ("deployments.apps", ("", rw)),
-        ("daemonsets.apps", ("", rw)),
-        ("services", ("", rw)),
-        ("configmaps", ("", rw)),
-        ("serviceaccounts", ("", rw)),
-        ("persistentvolumeclaims", ("", rw)),
-        ("rolebindings.rbac.authorization.k8s.io", ("", rw)),
-        ("networkpolicies.networking.k8s.io", ("", rw)),
-        ("persistentvolumes", ("", rw)),
-        ("clusterroles.rbac.authorization.k8s.io", ("", rw)),
-        ("gmsacredentialspecs.windows.k8s.io", ("", &["create", "delete", "get", "list", "patch", "use", "watch"][..])),
-        ("nodes", ("", &["get", "list", "watch"][..])),
-        // The gMSA policy: the annotation winapp.dev/gmsa-accounts of namespaces (metadata).
-        ("namespaces", ("", &["get", "list", "watch"][..])),
-        ("runtimeclasses.node.k8s.io", ("", &["get", "list", "watch"][..])),
-        ("customresourcedefinitions.apiextensions.k8s.io", ("[gmsacredentialspecs.windows.k8s.io]", &["get"][..])),
-        ("events.events.k8s.io", ("", &["create", "patch"][..])),
-        // Why pods are not available: read while a rollout is stuck, never watched.
-        ("pods", ("", &["list"][..])),
-        ("events", ("", &["list"][..])),
-        ("leases.coordination.k8s.io", ("", &["create", "get", "update"][..])),
+/// What the operator needs beyond its children (whose grants `kinds::grants` derives from the
+/// list of child kinds): (API group, resource, resource names, verbs), and why.
+const NOT_CHILDREN: &[(&str, &str, &str, &[&str])] = &[
+    // The resource it reconciles: read, add/remove its finalizer, write status.
+    ("winapp.dev", "windowsapps", "", &["get", "list", "patch", "watch"]),
+    ("winapp.dev", "windowsapps/status", "", &["patch"]),
+    // Owner references with blockOwnerDeletion need update on the owner's finalizers.
+    ("winapp.dev", "windowsapps/finalizers", "", &["update"]),
+    // Placement, and the platform's grants (namespace annotations, metadata only).
+    ("", "nodes", "", &["get", "list", "watch"]),
+    ("", "namespaces", "", &["get", "list", "watch"]),
+    ("node.k8s.io", "runtimeclasses", "", &["get", "list", "watch"]),
+    // Whether the gMSA CRD is installed.
+    ("apiextensions.k8s.io", "customresourcedefinitions", "gmsacredentialspecs.windows.k8s.io", &["get"]),
+    ("events.k8s.io", "events", "", &["create", "patch"]),
+    // Why pods are not available: read while a rollout is stuck, never watched.
+    ("", "pods", "", &["list"]),
+    ("", "events", "", &["list"]),
+];
+
+/// One grant: (group, resource, resource name or "", verb).
+type Grant = (String, String, String, String);
+
+/// Everything config/rbac/cluster_role.yaml must grant: the child kinds' grants and NOT_CHILDREN.
+fn needed() -> BTreeSet<Grant> {
+    let children =
+        kinds::grants().into_iter().map(|(g, r, v, _)| (g.to_owned(), r.to_owned(), String::new(), v.to_owned()));
+    let others = NOT_CHILDREN.iter().flat_map(|(g, r, n, verbs)| {
+        verbs.iter().map(move |v| ((*g).to_owned(), (*r).to_owned(), (*n).to_owned(), (*v).to_owned()))
+    });
+    children.chain(others).collect()
+}
+
+/// The grants of an RBAC rules list, one per group, resource, name and verb.
+fn granted(rules: &serde_json::Value) -> BTreeSet<Grant> {
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules is a list") {
+        let names = list(&rule["resourceNames"]);
+        let names = if names.is_empty() { vec![String::new()] } else { names };
+        for g in list(&rule["apiGroups"]) {
+            for r in list(&rule["resources"]) {
+                for n in &names {
+                    for v in list(&rule["verbs"]) {
+                        out.insert((g.clone(), r.clone(), n.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_cluster_role_grants_what_the_child_kinds_and_the_listed_reads_need_and_nothing_more() {
+    let text = std::fs::read_to_string(format!("{}/config/rbac/cluster_role.yaml", root())).expect("cluster_role.yaml");
+    let role: serde_json::Value = serde_saphyr::from_str(&text).expect("cluster_role.yaml is YAML");
+    let granted = granted(&role["rules"]);
+    let needed = needed();
+    let missing: Vec<_> = needed.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&needed).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "config/rbac/cluster_role.yaml must grant exactly what the child kinds (src/controller/kinds.rs) and NOT_CHILDREN need;\nmissing: {missing:?}\nbeyond: {extra:?}"
+    );
+}
+
+/// What the operator may do, as `kubectl auth can-i --list` names it: resource -> (resource
+/// names, verbs). Anything else is a finding.
+fn allow_list() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let mut allowed: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    let extra: &[(&str, &str, &str, &[&str])] = &[
+        ("coordination.k8s.io", "leases", "", &["create", "get", "update"]),
         // Granted to every authenticated user by Kubernetes' defaults.
-        ("selfsubjectreviews.authentication.k8s.io", ("", &["create"][..])),
-        ("selfsubjectaccessreviews.authorization.k8s.io", ("", &["create"][..])),
-        ("selfsubjectrulesreviews.authorization.k8s.io", ("", &["create"][..])),
-        ("clustertrustbundles.certificates.k8s.io", ("", &["get", "list", "watch"][..])),
-    ])
+        ("authentication.k8s.io", "selfsubjectreviews", "", &["create"]),
+        ("authorization.k8s.io", "selfsubjectaccessreviews", "", &["create"]),
+        ("authorization.k8s.io", "selfsubjectrulesreviews", "", &["create"]),
+        ("certificates.k8s.io", "clustertrustbundles", "", &["get", "list", "watch"]),
+    ];
+    let extra = extra.iter().flat_map(|(g, r, n, verbs)| {
+        verbs.iter().map(move |v| ((*g).to_owned(), (*r).to_owned(), (*n).to_owned(), (*v).to_owned()))
+    });
+    for (group, resource, name, verb) in needed().into_iter().chain(extra) {
+        // kubectl names a subresource after the group: windowsapps.winapp.dev/status.
+        let (base, sub) =
+            resource.split_once('/').map_or((resource.as_str(), String::new()), |(b, s)| (b, format!("/{s}")));
+        let key = if group.is_empty() { resource.clone() } else { format!("{base}.{group}{sub}") };
+        let names = if name.is_empty() { String::new() } else { format!("[{name}]") };
+        allowed.entry(key).or_insert_with(|| (names, BTreeSet::new())).1.insert(verb);
+    }
+    allowed
 }
 
 #[tokio::test]
@@ -132,9 +193,9 @@ async fn the_operator_rbac_grants_nothing_beyond_the_allow_list() {
         let (allowed_names, allowed_verbs) =
             allowed.get(resource).unwrap_or_else(|| panic!("not on the allow-list: {line}"));
         let names = if names.is_empty() { String::new() } else { format!("[{names}]") };
-        assert_eq!(&names.as_str(), allowed_names, "resource names of {resource}: {line}");
+        assert_eq!(&names, allowed_names, "resource names of {resource}: {line}");
         for v in &verbs {
-            assert!(allowed_verbs.contains(v), "verb {v} on {resource} is not on the allow-list: {line}");
+            assert!(allowed_verbs.contains(*v), "verb {v} on {resource} is not on the allow-list: {line}");
         }
         seen.insert(resource.to_owned());
     }

@@ -54,6 +54,8 @@ pub trait ChildKind: 'static {
     const ROUND: Round;
     /// The API group and resource, as RBAC names them.
     const RBAC: (&'static str, &'static str);
+    /// Verbs the operator needs on the kind beyond [`CHILD_VERBS`].
+    const EXTRA_VERBS: &'static [&'static str] = &[];
 
     /// The API of the kind, in `namespace` (namespaced kinds) or cluster-wide.
     fn api(client: &Client, namespace: Option<&str>) -> Api<Self::Object>;
@@ -77,6 +79,31 @@ pub trait ChildKind: 'static {
 /// What a kind's cache needs to know of it.
 fn kind<C: ChildKind>() -> Kind {
     Kind { id: TypeId::of::<C>(), kind: C::KIND, resource: C::RBAC.1, namespaced: C::NAMESPACED }
+}
+
+/// What the operator does with every kind of child: reads and follows it (its cache), and
+/// creates, patches (server-side apply) and deletes it.
+pub const CHILD_VERBS: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
+
+/// One grant the operator needs on a child kind: (API group, resource, verb, namespaced). The
+/// operator's ClusterRole, its Role under `--namespace` and the chart's must grant these; a test
+/// compares them with `config/rbac`.
+pub type Grant = (&'static str, &'static str, &'static str, bool);
+
+/// The grants every child kind needs, derived from [`each`].
+pub fn grants() -> Vec<Grant> {
+    struct Collect(Vec<Grant>);
+    impl Visitor for Collect {
+        fn visit<C: ChildKind>(&mut self) {
+            let (group, resource) = C::RBAC;
+            for verb in CHILD_VERBS.iter().chain(C::EXTRA_VERBS) {
+                self.0.push((group, resource, verb, C::NAMESPACED));
+            }
+        }
+    }
+    let mut all = Collect(Vec::new());
+    each(&mut all);
+    all.0
 }
 
 /// Something done for every kind (see [`each`]).
@@ -276,6 +303,8 @@ impl ChildKind for CredentialSpecs {
     const NAMESPACED: bool = false;
     const ROUND: Round = Round::First;
     const RBAC: (&'static str, &'static str) = (identity::CREDSPEC_GROUP, "gmsacredentialspecs");
+    /// Kubernetes lets a subject grant (in the per-app ClusterRole) only what it holds itself.
+    const EXTRA_VERBS: &'static [&'static str] = &["use"];
 
     fn api(client: &Client, _namespace: Option<&str>) -> Api<DynamicObject> {
         Api::all_with(client.clone(), &identity::credspec_resource())
