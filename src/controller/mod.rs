@@ -8,6 +8,7 @@ pub mod apply;
 pub mod claims;
 pub mod context;
 pub mod credspecs;
+pub mod detached;
 pub mod diagnose;
 pub mod diff;
 pub mod echoes;

@@ -82,7 +82,7 @@ pub fn controller(
     let mut wire =
         Wire(Wiring::new(client, scope.namespace.as_deref(), &echoes, &workload_activity, metrics, controller));
     kinds::each(&mut wire);
-    let (controller, children) = wire.0.finish();
+    let (controller, children, _) = wire.0.finish();
     let Some(controller) = controller else { unreachable!("the wiring keeps the controller") };
 
     // Nodes (labels, taints, readiness), RuntimeClasses and the credspec CRD coming or going

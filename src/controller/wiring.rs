@@ -142,7 +142,14 @@ pub struct Wiring<'a> {
     pub metrics: &'a Arc<Metrics>,
     pub controller: Option<Controller<Watched>>,
     caches: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    /// Set for a detached wiring: the caches are fed by hand (see [`super::detached`]), not by
+    /// watches.
+    feeds: Option<HashMap<&'static str, Feed>>,
 }
+
+/// Puts an object (as the API server serves it) into one cache, or takes it out (`deleted`), as
+/// its watch would.
+pub type Feed = Box<dyn FnMut(serde_json::Value, bool) -> Result<(), serde_json::Error> + Send>;
 
 impl<'a> Wiring<'a> {
     pub fn new(
@@ -153,12 +160,41 @@ impl<'a> Wiring<'a> {
         metrics: &'a Arc<Metrics>,
         controller: Controller<Watched>,
     ) -> Self {
-        Wiring { client, namespace, echoes, activity, metrics, controller: Some(controller), caches: HashMap::new() }
+        Wiring {
+            client,
+            namespace,
+            echoes,
+            activity,
+            metrics,
+            controller: Some(controller),
+            caches: HashMap::new(),
+            feeds: None,
+        }
     }
 
-    /// The caches built, and the controller with their triggers.
-    pub fn finish(self) -> (Option<Controller<Watched>>, ChildCaches) {
-        (self.controller, ChildCaches(Arc::new(self.caches)))
+    /// A wiring without watches or a controller: each cache is fed by hand, by kind.
+    pub fn detached(
+        client: &'a Client,
+        echoes: &'a Arc<Echoes>,
+        activity: &'a Arc<WorkloadActivity>,
+        metrics: &'a Arc<Metrics>,
+    ) -> Self {
+        Wiring {
+            client,
+            namespace: None,
+            echoes,
+            activity,
+            metrics,
+            controller: None,
+            caches: HashMap::new(),
+            feeds: Some(HashMap::new()),
+        }
+    }
+
+    /// The caches built, the controller with their triggers (None when detached) and the feeds of
+    /// a detached wiring (by kind).
+    pub fn finish(self) -> (Option<Controller<Watched>>, ChildCaches, HashMap<&'static str, Feed>) {
+        (self.controller, ChildCaches(Arc::new(self.caches)), self.feeds.unwrap_or_default())
     }
 
     /// The cache of the kind `kind` (objects `K`, from `api`) and its triggers: every change of a
@@ -170,9 +206,22 @@ impl<'a> Wiring<'a> {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let (store, writer) = reflector::store();
+        let (store, mut writer) = reflector::store();
         let owned = Arc::new(OwnerIndex::new(kind.namespaced));
         let index = owned.clone();
+        if let Some(feeds) = self.feeds.as_mut() {
+            writer.apply_watcher_event(&watcher::Event::InitDone);
+            let feed: Feed = Box::new(move |object, deleted| {
+                let object: Lean<K> = serde_json::from_value(object)?;
+                let event = if deleted { watcher::Event::Delete(object) } else { watcher::Event::Apply(object) };
+                index.observe(&event);
+                writer.apply_watcher_event(&event);
+                Ok(())
+            });
+            feeds.insert(kind.kind, feed);
+            self.caches.insert(kind.id, Box::new(Cache { store, owned }));
+            return;
+        }
         let echoes = self.echoes.clone();
         let activity = self.activity.clone();
         let mut seen: HashMap<ObjectRef<Lean<K>>, u64> = HashMap::new();
