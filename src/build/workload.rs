@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{BuildError, meta, service::protocol};
 use crate::api::ImagePullPolicy;
-use crate::validate::ValidatedApp;
+use crate::validate::{ConfigSettings, Placement, ValidatedApp};
 
 /// Node label with the OS.
 pub const OS_LABEL: &str = "kubernetes.io/os";
@@ -142,13 +142,41 @@ pub fn pod_template(app: &ValidatedApp) -> Result<PodTemplateSpec, BuildError> {
     })
 }
 
+/// The generated pod spec, before the escape hatch: Windows placement, identity, one container.
 fn pod_spec(app: &ValidatedApp) -> PodSpec {
     let placement = &app.placement;
+    let (volumes, mounts) = volumes_and_mounts(app);
+    PodSpec {
+        os: Some(PodOS { name: "windows".into() }),
+        node_selector: Some(node_selector(placement)),
+        tolerations: non_empty(&tolerations(placement)),
+        // Its scheduling (node selector, tolerations) is added at admission.
+        runtime_class_name: placement.runtime_class_name.clone(),
+        service_account_name: Some(app.service_account.name().to_owned()),
+        // The pod's setting wins over the ServiceAccount's: no API token unless asked for.
+        automount_service_account_token: Some(app.api_access),
+        image_pull_secrets: non_empty(&app.image_pull_secrets),
+        host_network: app.host_process_user.as_ref().map(|_| true),
+        security_context: windows_options(app)
+            .map(|w| PodSecurityContext { windows_options: Some(w), ..PodSecurityContext::default() }),
+        containers: vec![container(app, &mounts)],
+        volumes: non_empty(&volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// Windows nodes, of the app's release when it names one, with the extra labels asked for.
+fn node_selector(placement: &Placement) -> BTreeMap<String, String> {
     let mut node_selector = placement.node_selector.clone();
     node_selector.insert(OS_LABEL.into(), "windows".into());
     if let Some(v) = placement.version {
         node_selector.insert(WINDOWS_BUILD_LABEL.into(), v.build().into());
     }
+    node_selector
+}
+
+/// The Windows pool taints (NoSchedule), then the extra tolerations asked for.
+fn tolerations(placement: &Placement) -> Vec<Toleration> {
     let mut tolerations: Vec<Toleration> = placement
         .pool_taints
         .iter()
@@ -161,7 +189,11 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
         })
         .collect();
     tolerations.extend(placement.tolerations.iter().cloned());
+    tolerations
+}
 
+/// The pod's volumes and the container's mounts: the config files first, then the app's volumes.
+fn volumes_and_mounts(app: &ValidatedApp) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if let Some(config) = &app.config {
@@ -176,46 +208,9 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
             });
         }
         if !config.secret_files.is_empty() {
-            // One projected volume with a source per Secret, each key at the file's name.
-            let mut by_secret: BTreeMap<&str, Vec<KeyToPath>> = BTreeMap::new();
-            for (file, (secret, key)) in &config.secret_files {
-                by_secret.entry(secret).or_default().push(KeyToPath {
-                    key: key.clone(),
-                    path: file.clone(),
-                    ..KeyToPath::default()
-                });
-            }
-            let sources = by_secret
-                .into_iter()
-                .map(|(secret, items)| VolumeProjection {
-                    secret: Some(SecretProjection {
-                        name: secret.to_owned(),
-                        items: Some(items),
-                        ..SecretProjection::default()
-                    }),
-                    ..VolumeProjection::default()
-                })
-                .collect();
-            volumes.push(Volume {
-                name: meta::CONFIG_SECRETS_VOLUME.into(),
-                projected: Some(ProjectedVolumeSource { sources: Some(sources), ..ProjectedVolumeSource::default() }),
-                ..Volume::default()
-            });
+            volumes.push(config_secrets_volume(config));
         }
-        // One subPath mount per file, so the rest of the directory stays the image's.
-        let inline = config.files.keys().map(|f| (f, meta::CONFIG_VOLUME));
-        let secret = config.secret_files.keys().map(|f| (f, meta::CONFIG_SECRETS_VOLUME));
-        let mut all: Vec<(&String, &str)> = inline.chain(secret).collect();
-        all.sort();
-        for (file, volume) in all {
-            mounts.push(VolumeMount {
-                name: volume.into(),
-                mount_path: meta::config_file_path(&config.mount_path, file),
-                sub_path: Some(file.clone()),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            });
-        }
+        mounts.extend(config_mounts(config));
     }
     for v in &app.volumes {
         volumes.push(Volume {
@@ -233,8 +228,58 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
             ..VolumeMount::default()
         });
     }
+    (volumes, mounts)
+}
 
-    let windows_options = match (&app.gmsa, &app.host_process_user) {
+/// The config files from Secrets: one projected volume with a source per Secret, each key at the
+/// file's name.
+fn config_secrets_volume(config: &ConfigSettings) -> Volume {
+    let mut by_secret: BTreeMap<&str, Vec<KeyToPath>> = BTreeMap::new();
+    for (file, (secret, key)) in &config.secret_files {
+        by_secret.entry(secret).or_default().push(KeyToPath {
+            key: key.clone(),
+            path: file.clone(),
+            ..KeyToPath::default()
+        });
+    }
+    let sources = by_secret
+        .into_iter()
+        .map(|(secret, items)| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: secret.to_owned(),
+                items: Some(items),
+                ..SecretProjection::default()
+            }),
+            ..VolumeProjection::default()
+        })
+        .collect();
+    Volume {
+        name: meta::CONFIG_SECRETS_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource { sources: Some(sources), ..ProjectedVolumeSource::default() }),
+        ..Volume::default()
+    }
+}
+
+/// One subPath mount per config file, by file name, so the rest of the directory stays the image's.
+fn config_mounts(config: &ConfigSettings) -> Vec<VolumeMount> {
+    let inline = config.files.keys().map(|f| (f, meta::CONFIG_VOLUME));
+    let secret = config.secret_files.keys().map(|f| (f, meta::CONFIG_SECRETS_VOLUME));
+    let mut all: Vec<(&String, &str)> = inline.chain(secret).collect();
+    all.sort();
+    all.into_iter()
+        .map(|(file, volume)| VolumeMount {
+            name: volume.into(),
+            mount_path: meta::config_file_path(&config.mount_path, file),
+            sub_path: Some(file.clone()),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        })
+        .collect()
+}
+
+/// The pod's Windows security options: the gMSA credential spec, or the HostProcess account.
+fn windows_options(app: &ValidatedApp) -> Option<WindowsSecurityContextOptions> {
+    match (&app.gmsa, &app.host_process_user) {
         (None, None) => None,
         (gmsa, host) => Some(WindowsSecurityContextOptions {
             gmsa_credential_spec_name: gmsa.as_ref().map(|g| g.credential_spec_name.clone()),
@@ -242,9 +287,12 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
             run_as_user_name: host.clone(),
             ..WindowsSecurityContextOptions::default()
         }),
-    };
+    }
+}
 
-    let container = Container {
+/// The app's one container, with its mounts.
+fn container(app: &ValidatedApp, mounts: &[VolumeMount]) -> Container {
+    Container {
         name: meta::CONTAINER_NAME.into(),
         image: Some(app.image.clone()),
         image_pull_policy: app.image_pull_policy.map(|p| {
@@ -274,26 +322,8 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
         liveness_probe: app.probes.liveness.clone(),
         readiness_probe: app.probes.readiness.clone(),
         startup_probe: app.probes.startup.clone(),
-        volume_mounts: non_empty(&mounts),
+        volume_mounts: non_empty(mounts),
         ..Container::default()
-    };
-
-    PodSpec {
-        os: Some(PodOS { name: "windows".into() }),
-        node_selector: Some(node_selector),
-        tolerations: non_empty(&tolerations),
-        // Its scheduling (node selector, tolerations) is added at admission.
-        runtime_class_name: placement.runtime_class_name.clone(),
-        service_account_name: Some(app.service_account.name().to_owned()),
-        // The pod's setting wins over the ServiceAccount's: no API token unless asked for.
-        automount_service_account_token: Some(app.api_access),
-        image_pull_secrets: non_empty(&app.image_pull_secrets),
-        host_network: app.host_process_user.as_ref().map(|_| true),
-        security_context: windows_options
-            .map(|w| PodSecurityContext { windows_options: Some(w), ..PodSecurityContext::default() }),
-        containers: vec![container],
-        volumes: non_empty(&volumes),
-        ..PodSpec::default()
     }
 }
 

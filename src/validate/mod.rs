@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::api::{
     AccessMode, AppPort, CredentialSpec, ImagePullPolicy, PoolTaint, Protocol, RetentionPolicy, ServiceType,
-    TrafficPolicy, WindowsApp, WindowsVersion,
+    TrafficPolicy, WindowsApp, WindowsAppSpec, WindowsVersion,
 };
 use crate::policy::Policy;
 
@@ -26,6 +26,7 @@ mod identity;
 pub mod image;
 mod overrides;
 mod placement;
+mod resolve;
 mod service;
 mod storage;
 mod workload;
@@ -363,7 +364,70 @@ pub fn validate_with(
     policy: &Policy,
 ) -> Result<ValidatedApp, ValidationErrors> {
     let mut errors = Vec::new();
+    let checked = check_all(app, default_namespace, policy, &mut errors);
+    if !errors.is_empty() {
+        return Err(ValidationErrors(errors));
+    }
+    Ok(resolve::validated(app, checked))
+}
+
+/// Every check, in spec order (the order the errors are reported in), with what each resolves.
+fn check_all(
+    app: &WindowsApp,
+    default_namespace: Option<&str>,
+    policy: &Policy,
+    errors: &mut Vec<ValidationError>,
+) -> resolve::Checked {
     let spec = &app.spec;
+    let (name, namespace) = name_and_namespace(app, default_namespace, errors);
+    check_image(&spec.image, errors);
+
+    service::check_ports(&spec.ports, errors);
+
+    let service_account = identity::service_account(spec.service_account_name.as_ref(), &name, errors);
+    let placement = placement::placement(&spec.windows, errors);
+    let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, errors));
+
+    let mut mounts = storage::Mounts::default();
+    let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
+
+    check_exclusive(spec, errors);
+
+    let gmsa =
+        spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, errors));
+    let volumes = storage::volumes(&spec.volumes, &mut mounts, errors);
+
+    let host_process_user = spec
+        .host_process
+        .as_ref()
+        .map(|h| h.run_as_user_name.clone().unwrap_or_else(|| defaults::HOST_PROCESS_USER.into()));
+
+    let (pod_labels, pod_annotations, pod_spec_overrides) =
+        overrides::pod_template(spec.pod_template.as_ref(), host_process_user.is_some(), policy, errors);
+    errors.extend(crate::policy::app::check(spec, policy).into_iter().map(ValidationError::NotAllowed));
+
+    resolve::Checked {
+        name,
+        namespace,
+        service_account,
+        placement,
+        service,
+        config,
+        gmsa,
+        volumes,
+        host_process_user,
+        pod_labels,
+        pod_annotations,
+        pod_spec_overrides,
+    }
+}
+
+/// `metadata.name` (a DNS-1035 label) and `metadata.namespace` (or `default_namespace`).
+fn name_and_namespace(
+    app: &WindowsApp,
+    default_namespace: Option<&str>,
+    errors: &mut Vec<ValidationError>,
+) -> (String, String) {
     let name = app.name_any();
     if !is_dns1035_label(&name) {
         errors.push(ValidationError::InvalidName(name.clone()));
@@ -375,21 +439,21 @@ pub fn validate_with(
             String::new()
         }
     };
-    if spec.image.trim().is_empty() {
+    (name, namespace)
+}
+
+/// `spec.image`: set, and an image reference the container runtime can parse.
+fn check_image(reference: &str, errors: &mut Vec<ValidationError>) {
+    if reference.trim().is_empty() {
         errors.push(ValidationError::EmptyImage);
-    } else if let Err(problem) = image::check(&spec.image) {
-        errors.push(ValidationError::InvalidImage(spec.image.clone(), problem));
+    } else if let Err(problem) = image::check(reference) {
+        errors.push(ValidationError::InvalidImage(reference.to_owned(), problem));
     }
+}
 
-    service::check_ports(&spec.ports, &mut errors);
-
-    let service_account = identity::service_account(spec.service_account_name.as_ref(), &name, &mut errors);
-    let placement = placement::placement(&spec.windows, &mut errors);
-    let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, &mut errors));
-
-    let mut mounts = storage::Mounts::default();
-    let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, &mut errors));
-
+/// Fields that exclude each other: a node agent with `replicas` or `autoscaled`, a NetworkPolicy
+/// with `hostProcess`.
+fn check_exclusive(spec: &WindowsAppSpec, errors: &mut Vec<ValidationError>) {
     let node_agent = spec.node_agent.unwrap_or(false);
     if node_agent && spec.replicas.is_some() {
         errors.push(ValidationError::NodeAgentWith("replicas"));
@@ -400,94 +464,6 @@ pub fn validate_with(
     if spec.network_policy.is_some() && spec.host_process.is_some() {
         errors.push(ValidationError::NetworkPolicyWithHostProcess);
     }
-
-    let gmsa =
-        spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, &mut errors));
-    let volumes = storage::volumes(&spec.volumes, &mut mounts, &mut errors);
-
-    let host_process_user = spec
-        .host_process
-        .as_ref()
-        .map(|h| h.run_as_user_name.clone().unwrap_or_else(|| defaults::HOST_PROCESS_USER.into()));
-
-    let (pod_labels, pod_annotations, pod_spec_overrides) =
-        overrides::pod_template(spec.pod_template.as_ref(), host_process_user.is_some(), policy, &mut errors);
-    errors.extend(crate::policy::app::check(spec, policy).into_iter().map(ValidationError::NotAllowed));
-
-    let probes = workload::resolve_probes(spec.probes.as_deref(), &spec.ports);
-    let rollout = spec.rollout.clone().unwrap_or_default();
-
-    if !errors.is_empty() {
-        return Err(ValidationErrors(errors));
-    }
-    Ok(ValidatedApp {
-        uid: app.metadata.uid.clone(),
-        suspend: spec.suspend.unwrap_or(false),
-        image: spec.image.clone(),
-        image_pull_policy: spec.image_pull_policy,
-        image_pull_secrets: spec.image_pull_secrets.clone(),
-        command: spec.command.clone(),
-        args: spec.args.clone(),
-        env: spec.env.clone(),
-        env_from: spec.env_from.clone(),
-        node_agent,
-        replicas: if spec.autoscaled.unwrap_or(false) || node_agent {
-            None
-        } else {
-            Some(spec.replicas.unwrap_or(defaults::REPLICAS))
-        },
-        replicas_explicit: spec.replicas.is_some(),
-        resources: spec.resources.clone(),
-        ports: spec.ports.clone(),
-        probes,
-        max_surge: rollout.max_surge.unwrap_or_else(|| {
-            if node_agent { IntOrString::Int(0) } else { IntOrString::String(defaults::MAX_SURGE.into()) }
-        }),
-        max_unavailable: rollout.max_unavailable.unwrap_or(IntOrString::Int(if node_agent {
-            defaults::NODE_AGENT_MAX_UNAVAILABLE
-        } else {
-            defaults::MAX_UNAVAILABLE
-        })),
-        progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
-        service_account,
-        api_access: spec.api_access.unwrap_or(false),
-        placement,
-        service,
-        network_policy: spec.network_policy.clone(),
-        config,
-        gmsa,
-        host_process_user,
-        volumes,
-        prometheus: spec.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()).map(|p| {
-            (
-                p.port.unwrap_or(defaults::PROMETHEUS_PORT),
-                p.path.clone().unwrap_or_else(|| defaults::PROMETHEUS_PATH.into()),
-            )
-        }),
-        pod_labels,
-        propagated_labels: app
-            .labels()
-            .iter()
-            .filter(|(k, _)| propagates(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        propagated_annotations: {
-            let wanted: Vec<&str> = app
-                .annotations()
-                .get(PROPAGATE_ANNOTATIONS)
-                .map(|list| list.split(',').map(str::trim).filter(|k| !k.is_empty()).collect())
-                .unwrap_or_default();
-            app.annotations()
-                .iter()
-                .filter(|(k, _)| wanted.contains(&k.as_str()) && propagates(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        },
-        pod_annotations,
-        pod_spec_overrides,
-        name,
-        namespace,
-    })
 }
 
 /// SHA-256 over the file names and contents, as lower-case hex.
