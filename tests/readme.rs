@@ -74,14 +74,19 @@ fn every_policy_rule_is_in_the_readme_policy_table() {
     assert!(missing.is_empty(), "policy rules the README's policy table does not list: {missing:?}");
 }
 
-/// The rows of the README's "Security model" table, each with the tests named in its last column.
+/// The rows of the README's "Security model" tables (what an app may ask for, what the operator
+/// itself may do), each with the tests named in its last column.
 fn security_rows(readme: &str) -> Vec<(String, Vec<String>)> {
     let section = readme.split("## Security model").nth(1).unwrap_or_default();
     let section = section.split("\n## ").next().unwrap_or_default();
-    section
-        .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---") && !l.starts_with("| a WindowsApp asks for"))
-        .map(|l| {
+    let lines: Vec<&str> = section.lines().collect();
+    // Rows of its tables: not the header (the line before `| ---`), not the separator.
+    let header = |i: usize| lines.get(i + 1).is_some_and(|next| next.starts_with("| ---"));
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| l.starts_with("| ") && !l.starts_with("| ---") && !header(*i))
+        .map(|(_, l)| {
             let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
             let tests = cells.last().copied().unwrap_or_default();
             let names = tests.split(',').map(|t| t.trim().trim_matches('`').to_owned()).filter(|t| !t.is_empty());
