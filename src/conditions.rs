@@ -17,6 +17,9 @@ pub const GMSA_READY: &str = "GMSAReady";
 pub const STORAGE_READY: &str = "StorageReady";
 /// Present (False) only when the API server stores a child with other values than applied.
 pub const SPEC_APPLIED: &str = "SpecApplied";
+/// Present only while the operator's own change to the pod template is paced (see
+/// `controller::pace`): False with WaitingForRolloutTurn or RollingOut.
+pub const POD_TEMPLATE_CURRENT: &str = "PodTemplateCurrent";
 
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
@@ -24,6 +27,7 @@ pub mod reason {
     pub const RECONCILED: &str = "Reconciled";
     pub const PROGRESSING: &str = "Progressing";
     pub const ROLLING_OUT: &str = "RollingOut";
+    pub const WAITING_FOR_ROLLOUT_TURN: &str = "WaitingForRolloutTurn";
     pub const NEW_GENERATION: &str = "NewGeneration";
     pub const SUSPENDED: &str = "Suspended";
     pub const INVALID_SPEC: &str = "InvalidSpec";

@@ -129,6 +129,17 @@ struct RunArgs {
     /// annotation winapp.dev/allowed-taints grants taints to its apps.
     #[arg(long = "allow-taint", value_name = "KEY[=VALUE]", value_delimiter = ',')]
     allow_taint: Vec<TaintGrant>,
+    /// Apps that may roll out at once a change of their pods that comes from the operator (a new
+    /// default after an upgrade, a change of --pod-annotation) and not from the app; the others
+    /// keep their running pods and wait for a turn (condition PodTemplateCurrent). The apps' own
+    /// changes are never delayed. 0: no limit.
+    #[arg(long, env = "WINAPP_MAX_OPERATOR_ROLLOUTS", default_value_t = 10)]
+    max_operator_rollouts: usize,
+    /// An annotation the platform team puts on every app's pods, KEY=VALUE (repeatable, or
+    /// comma-separated; also WINAPP_POD_ANNOTATIONS). It wins over an app's own. A change rolls
+    /// every app's pods, paced by --max-operator-rollouts.
+    #[arg(long = "pod-annotation", env = "WINAPP_POD_ANNOTATIONS", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pod_annotation)]
+    pod_annotation: Vec<(String, String)>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -281,6 +292,29 @@ fn operator_policy(rules: Vec<Rule>, taints: Vec<TaintGrant>) -> Result<Policy, 
     Ok(Policy::allowing(all_rules).with_taints(all_taints))
 }
 
+/// Parses `KEY=VALUE` of `--pod-annotation`: a Kubernetes annotation key (optional DNS prefix
+/// and `/`, a name of letters, digits, `-`, `_` and `.`), not under the operator's own prefix.
+fn pod_annotation(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg.split_once('=').ok_or_else(|| format!("{arg:?}: write KEY=VALUE"))?;
+    let (prefix, name) = key.rsplit_once('/').map_or(("", key), |(p, n)| (p, n));
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let prefix_ok =
+        prefix.len() <= 253 && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c));
+    if !name_ok || !prefix_ok || (key.contains('/') && prefix.is_empty()) {
+        return Err(format!(
+            "{key:?} is not an annotation key: [prefix/]name, the name up to 63 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    if prefix == "winapp.dev" || prefix.ends_with(".winapp.dev") {
+        return Err(format!("{key:?}: the prefix winapp.dev is the operator's own; choose another"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 fn run_cmd(args: RunArgs) -> ExitCode {
     let pod_policy = match operator_policy(args.allow, args.allow_taint) {
         Ok(p) => p,
@@ -315,6 +349,8 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         diagnose_after: std::time::Duration::from_secs(args.diagnose_after_seconds),
         debounce: std::time::Duration::from_millis(args.debounce_ms),
         pod_policy,
+        max_operator_rollouts: args.max_operator_rollouts,
+        pod_annotations: args.pod_annotation.into_iter().collect(),
     };
     // One thread for the operator's runtime. The controller's stream, and with it every watch and
     // reconcile, is polled by `block_on` on this thread anyway; only the HTTP server, the signal

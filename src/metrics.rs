@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::api::WindowsApp;
 
@@ -62,9 +62,24 @@ pub struct Metrics {
     cache_objects: Family<KindLabel, Gauge>,
     cache_body_bytes: Family<KindLabel, Gauge>,
     remembered_apps: Gauge,
+    stalled: Family<ReasonLabel, Gauge>,
+    leader: Gauge,
+    rollouts: Family<StateLabel, Gauge>,
     /// Reads the caches' sizes when the metrics are scraped (set once the caches exist).
     cache_sampler: Mutex<Option<CacheSampler>>,
-    ready_by_app: Mutex<HashMap<ObjectRef<WindowsApp>, String>>,
+    by_app: Mutex<HashMap<ObjectRef<WindowsApp>, AppGauges>>,
+}
+
+/// What the app gauges count of one app: its Ready status, and its Stalled reason if Stalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppGauges {
+    pub ready: String,
+    pub stalled: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
 }
 
 /// What one child cache holds: its kind, the objects, and the bytes of their bodies.
@@ -75,84 +90,85 @@ pub struct Sample {
     pub caches: Vec<CacheSample>,
     /// Apps with an entry in the controller's per-app memory (failures, signatures, progress).
     pub remembered_apps: usize,
+    /// Paced rollouts of the operator's changes: (rolling now, waiting for a turn).
+    pub rollouts: (usize, usize),
 }
 /// Samples the caches and the per-app memory.
 pub type CacheSampler = Box<dyn Fn() -> Sample + Send + Sync>;
 
+/// The help text of the metric `name`.
+fn help(name: &str) -> &'static str {
+    match name {
+        "reconciles" => "Reconciles run",
+        "reconcile_failures" => "Failed reconciles by error category",
+        "reconcile_duration_seconds" => "Duration of one reconcile",
+        "child_writes" => "Writes (apply or delete) to child objects, by kind",
+        "status_writes" => "Status patches of WindowsApps",
+        "apps" => "WindowsApps by the status of their Ready condition",
+        "pod_problems" => "Apps whose pods turned unavailable for a diagnosed reason (counted when the reason appears)",
+        "api_requests" => {
+            "Requests sent to the API server, by verb (watch, list, get, create, patch, update, delete) and resource"
+        }
+        "fenced_writes" => {
+            "Writes refused before they were sent because this replica no longer led (or did not yet lead), by verb and resource"
+        }
+        "triggers" => {
+            "Changes that may queue reconciles, by the watch they came from (changes that alter no status are filtered out before)"
+        }
+        "cache_objects" => "Objects in the operator's child caches, by kind",
+        "cache_body_bytes" => {
+            "Bytes of the bodies kept in the child caches (compressed), by kind: only the children of WindowsApps keep a body"
+        }
+        "remembered_apps" => {
+            "Apps the controller keeps an entry for between reconciles (retry counts, applied signatures, rollout progress); it follows the number of WindowsApps and drops when an app is deleted"
+        }
+        "apps_stalled" => "WindowsApps whose Stalled condition is True, by its reason",
+        "leader" => "1 when this replica leads and its caches are synced (it reconciles), 0 otherwise",
+        "operator_rollouts" => {
+            "Apps rolling out a change of their pods that came from the operator (state=rolling), and apps waiting for a turn to (state=waiting); see --max-operator-rollouts"
+        }
+        _ => "",
+    }
+}
+
+/// `metric`, registered in `registry` as `name` (prefixed `winapp_`) with its [`help`].
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, metric: M) -> M {
+    registry.register(name, help(name), metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("winapp");
-        let reconciles = Counter::default();
-        let failures = Family::<CategoryLabel, Counter>::default();
-        let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
-        let child_writes = Family::<KindLabel, Counter>::default();
-        let status_writes = Counter::default();
-        let apps = Family::<ReadyLabel, Gauge>::default();
-        let pod_problems = Family::<ReasonLabel, Counter>::default();
-        let api_requests = Family::<RequestLabel, Counter>::default();
-        let triggers = Family::<SourceLabel, Counter>::default();
-        let fenced_writes = Family::<RequestLabel, Counter>::default();
-        registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_failures", "Failed reconciles by error category", failures.clone());
-        registry.register("reconcile_duration_seconds", "Duration of one reconcile", duration.clone());
-        registry.register("child_writes", "Writes (apply or delete) to child objects, by kind", child_writes.clone());
-        registry.register("status_writes", "Status patches of WindowsApps", status_writes.clone());
-        registry.register("apps", "WindowsApps by the status of their Ready condition", apps.clone());
-        registry.register(
-            "pod_problems",
-            "Apps whose pods turned unavailable for a diagnosed reason (counted when the reason appears)",
-            pod_problems.clone(),
-        );
-        registry.register(
-            "api_requests",
-            "Requests sent to the API server, by verb (watch, list, get, create, patch, update, delete) and resource",
-            api_requests.clone(),
-        );
-        registry.register(
-            "fenced_writes",
-            "Writes refused before they were sent because this replica no longer led (or did not yet lead), by verb and resource",
-            fenced_writes.clone(),
-        );
-        registry.register(
-            "triggers",
-            "Changes that may queue reconciles, by the watch they came from (changes that alter no status are filtered out before)",
-            triggers.clone(),
-        );
-        let cache_objects = Family::<KindLabel, Gauge>::default();
-        let cache_body_bytes = Family::<KindLabel, Gauge>::default();
-        registry.register("cache_objects", "Objects in the operator's child caches, by kind", cache_objects.clone());
-        registry.register(
-            "cache_body_bytes",
-            "Bytes of the bodies kept in the child caches (compressed), by kind: only the children of WindowsApps keep a body",
-            cache_body_bytes.clone(),
-        );
-        let remembered_apps = Gauge::default();
-        registry.register(
-            "remembered_apps",
-            "Apps the controller keeps an entry for between reconciles (retry counts, applied signatures, rollout progress); it follows the number of WindowsApps and drops when an app is deleted",
-            remembered_apps.clone(),
-        );
-        for ready in ["True", "False", "Unknown"] {
-            apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
-        }
-        Metrics {
-            registry,
-            reconciles,
-            failures,
-            duration,
-            child_writes,
-            status_writes,
-            apps,
-            pod_problems,
-            api_requests,
-            fenced_writes,
-            triggers,
-            cache_objects,
-            cache_body_bytes,
-            remembered_apps,
+        let mut r = Registry::with_prefix("winapp");
+        let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let m = Metrics {
+            reconciles: registered(&mut r, "reconciles", Counter::default()),
+            failures: registered(&mut r, "reconcile_failures", Family::default()),
+            duration: registered(&mut r, "reconcile_duration_seconds", Histogram::new(buckets)),
+            child_writes: registered(&mut r, "child_writes", Family::default()),
+            status_writes: registered(&mut r, "status_writes", Counter::default()),
+            apps: registered(&mut r, "apps", Family::default()),
+            pod_problems: registered(&mut r, "pod_problems", Family::default()),
+            api_requests: registered(&mut r, "api_requests", Family::default()),
+            fenced_writes: registered(&mut r, "fenced_writes", Family::default()),
+            triggers: registered(&mut r, "triggers", Family::default()),
+            cache_objects: registered(&mut r, "cache_objects", Family::default()),
+            cache_body_bytes: registered(&mut r, "cache_body_bytes", Family::default()),
+            remembered_apps: registered(&mut r, "remembered_apps", Gauge::default()),
+            stalled: registered(&mut r, "apps_stalled", Family::default()),
+            leader: registered(&mut r, "leader", Gauge::default()),
+            rollouts: registered(&mut r, "operator_rollouts", Family::default()),
             cache_sampler: Mutex::new(None),
-            ready_by_app: Mutex::new(HashMap::new()),
+            by_app: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        for state in ["rolling", "waiting"] {
+            m.rollouts.get_or_create(&StateLabel { state }).set(0);
         }
+        for ready in ["True", "False", "Unknown"] {
+            m.apps.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
+        }
+        Metrics { registry: r, ..m }
     }
 }
 
@@ -195,32 +211,43 @@ impl Metrics {
         self.status_writes.inc();
     }
 
-    /// Records the Ready status of one app (None when the app is gone) and updates the gauge.
-    pub fn set_ready(&self, app: ObjectRef<WindowsApp>, ready: Option<String>) {
-        let Ok(mut by_app) = self.ready_by_app.lock() else { return };
-        let before = match ready {
-            Some(r) => {
-                if by_app.get(&app) == Some(&r) {
-                    return;
+    /// Records what the app gauges count of one app (None when the app is gone).
+    pub fn set_app(&self, app: ObjectRef<WindowsApp>, now: Option<AppGauges>) {
+        let Ok(mut by_app) = self.by_app.lock() else { return };
+        if by_app.get(&app) == now.as_ref() {
+            return;
+        }
+        let before = match now {
+            Some(n) => {
+                self.apps.get_or_create(&ReadyLabel { ready: n.ready.clone() }).inc();
+                if let Some(reason) = &n.stalled {
+                    self.stalled.get_or_create(&ReasonLabel { reason: reason.clone() }).inc();
                 }
-                self.apps.get_or_create(&ReadyLabel { ready: r.clone() }).inc();
-                by_app.insert(app, r)
+                by_app.insert(app, n)
             }
             None => by_app.remove(&app),
         };
         if let Some(b) = before {
-            self.apps.get_or_create(&ReadyLabel { ready: b }).dec();
+            self.apps.get_or_create(&ReadyLabel { ready: b.ready }).dec();
+            if let Some(reason) = b.stalled {
+                self.stalled.get_or_create(&ReasonLabel { reason }).dec();
+            }
         }
     }
 
     /// Forgets the apps that `keep` says no longer exist (deleted without a finalizer).
     pub fn retain_apps(&self, keep: impl Fn(&ObjectRef<WindowsApp>) -> bool) {
-        let Ok(by_app) = self.ready_by_app.lock() else { return };
+        let Ok(by_app) = self.by_app.lock() else { return };
         let gone: Vec<ObjectRef<WindowsApp>> = by_app.keys().filter(|k| !keep(k)).cloned().collect();
         drop(by_app);
         for app in gone {
-            self.set_ready(app, None);
+            self.set_app(app, None);
         }
+    }
+
+    /// Whether this replica reconciles (leads, caches synced).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Sets what reads the caches' sizes at each scrape.
@@ -237,6 +264,13 @@ impl Metrics {
         {
             let sample = sample();
             self.remembered_apps.set(i64::try_from(sample.remembered_apps).unwrap_or(i64::MAX));
+            let (rolling, waiting) = sample.rollouts;
+            self.rollouts
+                .get_or_create(&StateLabel { state: "rolling" })
+                .set(i64::try_from(rolling).unwrap_or(i64::MAX));
+            self.rollouts
+                .get_or_create(&StateLabel { state: "waiting" })
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
             for (kind, objects, bytes) in sample.caches {
                 let label = KindLabel { kind: kind.to_owned() };
                 self.cache_objects.get_or_create(&label).set(i64::try_from(objects).unwrap_or(i64::MAX));
@@ -291,6 +325,28 @@ pub fn request_labels(method: &http::Method, path: &str, query: Option<&str>) ->
 mod tests {
     use super::*;
     use http::Method;
+
+    #[test]
+    fn every_metric_has_its_help_and_the_app_gauges_follow_each_app() {
+        let m = Metrics::default();
+        let app = |n: &str| ObjectRef::new(n).within("shop");
+        let stalled = |r: &str| Some(AppGauges { ready: "False".into(), stalled: Some(r.into()) });
+        m.set_app(app("a"), stalled("SecretMissing"));
+        m.set_app(app("b"), stalled("SecretMissing"));
+        m.set_app(app("b"), Some(AppGauges { ready: "True".into(), stalled: None }));
+        m.set_leader(true);
+        let text = m.encode().expect("encode");
+        for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            let words = line.split_whitespace().count();
+            assert!(words > 3, "a metric without help: {line}");
+        }
+        assert!(text.contains("winapp_apps_stalled{reason=\"SecretMissing\"} 1"), "{text}");
+        assert!(text.contains("winapp_apps{ready=\"True\"} 1") && text.contains("winapp_apps{ready=\"False\"} 1"));
+        assert!(text.contains("winapp_leader 1"), "{text}");
+        m.set_app(app("a"), None);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("winapp_apps_stalled{reason=\"SecretMissing\"} 0"), "{text}");
+    }
 
     #[test]
     fn requests_are_named_like_the_api_server_names_them() {

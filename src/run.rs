@@ -12,11 +12,14 @@ const SWEEP: Duration = Duration::from_secs(60);
 use futures::StreamExt;
 use kube::Client;
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::build::meta::AppKey;
 use crate::client::ClientError;
+use crate::controller::pace::Pacer;
 use crate::controller::{self, Context, watch::Scope};
 use crate::election::{Election, ElectionConfig, ElectionError};
 use crate::fence::Fence;
@@ -46,6 +49,10 @@ pub struct RunConfig {
     pub debounce: Duration,
     /// What `spec.podTemplate` may override: the rules the platform team allows.
     pub pod_policy: crate::policy::Policy,
+    /// Paced rollouts of the operator's own changes at once (0: no limit).
+    pub max_operator_rollouts: usize,
+    /// Annotations on every app's pods.
+    pub pod_annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// Why the operator stopped.
@@ -173,14 +180,25 @@ async fn controller(
 ) -> impl std::future::Future<Output = ()> + use<> {
     let watch_secrets = may_watch_secrets(client, config.scope.namespace.as_deref()).await;
     log_settings(config, watch_secrets);
-    let memory = Arc::new(controller::memory::AppMemory::default());
+    // An app whose turn of a paced rollout comes is reconciled at once.
+    let (wake, woken) = futures::channel::mpsc::unbounded::<AppKey>();
+    let pacer = Pacer::new(config.max_operator_rollouts, Some(wake));
+    let memory = Arc::new(controller::memory::AppMemory::with_pacer(pacer));
     let (ctrl, stores) = controller::watch::controller(client, &config.scope, watch_secrets, metrics, &memory);
+    let ctrl = ctrl.reconcile_on(woken.map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)));
     let sampled = (stores.clone(), memory.clone());
-    metrics
-        .sample_caches_with(Box::new(move || Sample { caches: sampled.0.sizes(), remembered_apps: sampled.1.len() }));
+    metrics.sample_caches_with(Box::new(move || Sample {
+        caches: sampled.0.sizes(),
+        remembered_apps: sampled.1.len(),
+        rollouts: sampled.1.pacer.counts(),
+    }));
     let reporter = Reporter { controller: "winapp-operator".into(), instance: Some(config.identity.clone()) };
     let (caches_tx, caches_ready) = watch::channel(false);
-    let settings = controller::Settings { diagnose_after: config.diagnose_after, policy: config.pod_policy.clone() };
+    let settings = controller::Settings {
+        diagnose_after: config.diagnose_after,
+        policy: config.pod_policy.clone(),
+        pod_annotations: config.pod_annotations.clone(),
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         stores.clone(),

@@ -87,6 +87,7 @@ impl Health {
     }
 
     pub fn set(&self, role: Role) {
+        self.metrics.set_leader(role == Role::Leading);
         if self.role.swap(role as u8, Ordering::SeqCst) != role as u8
             && let Ok(mut s) = self.since.lock()
         {

@@ -9,6 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use winapp_operator::api::WindowsAppStatus;
 use winapp_operator::conditions::{self as c, Cond};
 use winapp_operator::controller::backoff;
+use winapp_operator::controller::pace::Turn;
 use winapp_operator::controller::status::{
     ClaimCheck, GmsaCheck, NodeCheck, Observations, Outcome, WorkloadCheck, WorkloadKind, compute, same_ignoring_time,
 };
@@ -45,6 +46,7 @@ fn healthy() -> Observations {
         missing_config_secrets: vec![],
         released_claims: vec![],
         adopted_claims: vec![],
+        turn: None,
     }
 }
 
@@ -319,6 +321,23 @@ fn outcomes_other_than_applied_map_to_their_reasons() {
     }
     let failed = run(&Outcome::Failed { reason: "ApplyFailed", message: "spec: Forbidden".into(), permanent: true });
     assert!(c::find(&failed.conditions, c::STALLED).is_some_and(|x| x.message.contains("Forbidden")));
+}
+
+#[test]
+fn a_paced_change_of_the_operators_leaves_ready_and_reconciling_alone_and_says_so_apart() {
+    let mut waiting = healthy();
+    waiting.turn = Some(Turn::Waiting { rolling: 10, limit: 10 });
+    let s = run(&Outcome::Applied(waiting));
+    // GitOps tools read Ready/Reconciling: the app's own spec is in force, so they are not held up.
+    assert_eq!(summary(&s), [p("True", "Available"), p("False", "Reconciled"), p("False", "Reconciled")]);
+    assert_eq!(domain(&s, c::POD_TEMPLATE_CURRENT), Some(p("False", "WaitingForRolloutTurn")));
+    let msg = &c::find(&s.conditions, c::POD_TEMPLATE_CURRENT).expect("condition").message;
+    assert!(msg.contains("--max-operator-rollouts") && msg.contains("at most 10"), "{msg}");
+
+    let mut rolling = healthy();
+    rolling.turn = Some(Turn::Rolling);
+    assert_eq!(domain(&run(&Outcome::Applied(rolling)), c::POD_TEMPLATE_CURRENT), Some(p("False", "RollingOut")));
+    assert_eq!(domain(&run(&Outcome::Applied(healthy())), c::POD_TEMPLATE_CURRENT), None, "absent otherwise");
 }
 
 #[test]

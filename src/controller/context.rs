@@ -105,6 +105,8 @@ pub struct Settings {
     pub diagnose_after: Duration,
     /// What the platform team grants every app (Namespaces may grant more).
     pub policy: crate::policy::Policy,
+    /// Annotations the platform team puts on every app's pods (`--pod-annotation`).
+    pub pod_annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// Shared state of the reconciles.
@@ -149,7 +151,7 @@ impl Context {
     /// Forgets everything kept of the app: its memory and its Ready gauge.
     pub fn forget(&self, app: &AppKey) {
         self.memory.forget(app);
-        self.metrics.set_ready(ObjectRef::new(&app.1).within(&app.0), None);
+        self.metrics.set_app(ObjectRef::new(&app.1).within(&app.0), None);
     }
 
     /// Forgets what is kept of the apps no longer in `apps` (a safety net: an app's deletion

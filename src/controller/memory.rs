@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::pace::Pacer;
 use crate::build::meta::AppKey;
 
 /// Which child of an app: kind and name.
@@ -52,39 +53,49 @@ pub struct AppState {
     pub stalled: Option<StalledLooks>,
 }
 
-/// Every app's [`AppState`].
+/// Every app's [`AppState`], and the turns of paced rollouts ([`Pacer`]).
 #[derive(Debug, Default)]
-pub struct AppMemory(Mutex<HashMap<AppKey, AppState>>);
+pub struct AppMemory {
+    apps: Mutex<HashMap<AppKey, AppState>>,
+    pub pacer: Pacer,
+}
 
 impl AppMemory {
+    /// A memory whose rollouts of the operator's own changes are paced by `pacer`.
+    pub fn with_pacer(pacer: Pacer) -> Self {
+        AppMemory { apps: Mutex::default(), pacer }
+    }
+
     /// Runs `f` on the app's state (created when there is none).
     pub fn with<R>(&self, app: &AppKey, f: impl FnOnce(&mut AppState) -> R) -> Option<R> {
-        let mut apps = self.0.lock().ok()?;
+        let mut apps = self.apps.lock().ok()?;
         Some(f(apps.entry(app.clone()).or_default()))
     }
 
     /// Reads the app's state, if there is one.
     pub fn read<R>(&self, app: &AppKey, f: impl FnOnce(&AppState) -> R) -> Option<R> {
-        self.0.lock().ok()?.get(app).map(f)
+        self.apps.lock().ok()?.get(app).map(f)
     }
 
-    /// Forgets everything of the app.
+    /// Forgets everything of the app, its turn of a paced rollout included.
     pub fn forget(&self, app: &AppKey) {
-        if let Ok(mut apps) = self.0.lock() {
+        if let Ok(mut apps) = self.apps.lock() {
             apps.remove(app);
         }
+        self.pacer.done(app);
     }
 
     /// Forgets the apps for which `keep` is false.
     pub fn retain(&self, keep: impl Fn(&AppKey) -> bool) {
-        if let Ok(mut apps) = self.0.lock() {
+        if let Ok(mut apps) = self.apps.lock() {
             apps.retain(|k, _| keep(k));
         }
+        self.pacer.retain(keep);
     }
 
     /// Apps remembered (the gauge `winapp_remembered_apps`).
     pub fn len(&self) -> usize {
-        self.0.lock().map(|a| a.len()).unwrap_or_default()
+        self.apps.lock().map(|a| a.len()).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {

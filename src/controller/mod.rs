@@ -1,4 +1,4 @@
-//! The reconcile of one WindowsApp, step by step: admit, resolve, build, apply, prune, observe,
+//! The reconcile of one WindowsApp, step by step: admit, resolve, build, pace, apply, prune, observe,
 //! report. Each step lives in a module of its own; this one reads like their table of contents.
 //! Deletion goes through the finalizer ([`finalizer`]); failures back off ([`error_policy`]).
 
@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod lean;
 pub mod memory;
 pub mod observe;
+pub mod pace;
 pub mod placement;
 pub mod pods;
 pub mod prune;
@@ -30,6 +31,7 @@ pub mod signatures;
 pub mod status;
 pub mod strays;
 pub mod timing;
+pub mod turns;
 pub mod watch;
 pub mod wiring;
 pub mod withdraw;
@@ -102,7 +104,7 @@ async fn reconcile_app(app: &WindowsApp, ctx: &Context, key: &AppKey) -> Result<
         return Ok(Action::await_change());
     }
 
-    // 3-8. Resolve, build, apply, prune, observe, report.
+    // 3-9. Resolve, build, pace, apply, prune, observe, report.
     match converge(app, ctx, key, &valid, &report).await {
         Err(error) => {
             let outcome = Outcome::Failed {
@@ -119,7 +121,7 @@ async fn reconcile_app(app: &WindowsApp, ctx: &Context, key: &AppKey) -> Result<
     }
 }
 
-/// Steps 3 to 8 for an admitted app.
+/// Steps 3 to 9 for an admitted app.
 async fn converge(
     app: &WindowsApp,
     ctx: &Context,
@@ -139,7 +141,10 @@ async fn converge(
     finalizer::ensure(ctx, &app.metadata, &children).await?;
     resolve::replicas(ctx, &resolved.app, &mut children).await?;
 
-    // 6. Apply in rounds; a child owned by someone else stops here.
+    // 6. A change of the pod template that only the operator made waits for its turn.
+    let paced = turns::take(ctx, app, key, &resolved, &mut children);
+
+    // 7. Apply in rounds; a child owned by someone else stops here.
     let target = apply::Target {
         client: &ctx.client,
         stores: &ctx.stores,
@@ -153,12 +158,15 @@ async fn converge(
     };
     events::applied(ctx, app, &applied).await;
 
-    // 7. Prune what the spec no longer asks for (claims to retain are released).
+    // 8. Prune what the spec no longer asks for (claims to retain are released).
     keep.extend(resolved.held());
+    if let Some((kind, name)) = paced.held {
+        keep.insert(kind, name);
+    }
     let pruned = prune::prune(ctx, &resolved.app, &keep).await?;
     events::pruned(ctx, app, &pruned).await;
 
-    // 8. Observe, report, and say when to look again.
+    // 9. Observe, report, and say when to look again.
     let workload_written = applied.workload_written;
     let seen = observe::Seen {
         resolved: &resolved,
@@ -166,8 +174,10 @@ async fn converge(
         applied,
         pruned,
         stalled_since: status::stalled_since(app),
+        turn: paced.turn,
     };
-    let observations = observe::observe(ctx, seen).await?;
+    let mut observations = observe::observe(ctx, seen).await?;
+    observations.turn = turns::settle(ctx, key, observations.turn, observations.workload.as_ref());
     look_again(ctx, app, key, report, observations, workload_written).await
 }
 
@@ -182,6 +192,7 @@ async fn look_again(
 ) -> Result<Action> {
     let rollout =
         observations.workload.as_ref().map(|w| Rollout { observed: w.up_to_date, idle: w.idle, deadline: w.deadline });
+    let waiting = matches!(observations.turn, Some(pace::Turn::Waiting { .. }));
     // A new app whose workload was created just now and is not observed yet: the controller's
     // first status update of the workload triggers the next reconcile, which reports the rollout.
     // Until then, and at most `diagnose_after`, the app has no status, which every tool reads as
@@ -205,7 +216,9 @@ async fn look_again(
         controllers_active: ctx.stores.workload_activity.within(ctx.settings.diagnose_after),
         rollout,
     };
-    Ok(Action::requeue(next_look(&looked, ctx.settings.diagnose_after)))
+    let next = next_look(&looked, ctx.settings.diagnose_after);
+    // A waiting app is woken when its turn comes; looking again now and then is the safety net.
+    Ok(Action::requeue(if waiting { next.min(pace::WAITING_LOOK) } else { next }))
 }
 
 /// A child's name is taken by an object that is not the app's: Stalled, looked at again ever

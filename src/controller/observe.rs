@@ -15,6 +15,7 @@ use super::Context;
 use super::applier::ApplyReport;
 use super::error::{Error, Result};
 use super::kinds::{ChildKind, Claims, DaemonSets, Deployments};
+use super::pace::Turn;
 use super::prune::Pruned;
 use super::resolve::Resolved;
 use super::status::{ClaimCheck, GmsaCheck, Observations, WorkloadCheck, WorkloadKind};
@@ -33,13 +34,15 @@ pub struct Seen<'a> {
     /// When the app was last reported Stalled at this generation (it keeps a node agent Stalled
     /// across a restart of the operator).
     pub stalled_since: Option<Timestamp>,
+    /// The workload's turn, when an operator's change to its pod template is paced.
+    pub turn: Option<Turn>,
 }
 
 /// Gathers everything the status is computed from, in one place: the caches (nodes, claims, the
 /// workload), what resolving, applying and pruning found, and, for a rollout stuck past
 /// `diagnose_after`, the pods.
 pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
-    let Seen { resolved, pod, applied, pruned, stalled_since } = seen;
+    let Seen { resolved, pod, applied, pruned, stalled_since, turn } = seen;
     let app = &resolved.app;
     // The cached workload may predate this reconcile's write of it.
     let (workload, stuck) = workload_check(ctx, app, !applied.workload_written, stalled_since)?;
@@ -71,6 +74,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         missing_config_secrets: resolved.missing_config_secrets.clone(),
         released_claims: pruned.released,
         adopted_claims: applied.adopted,
+        turn,
     })
 }
 

@@ -14,6 +14,7 @@ use super::events;
 use super::status::{self, Outcome};
 use crate::api::{GROUP, VERSION, WindowsApp, WindowsAppStatus};
 use crate::conditions as c;
+use crate::metrics::AppGauges;
 
 /// The status of one app, as this reconcile reports it.
 pub struct Report<'a> {
@@ -43,7 +44,11 @@ impl<'a> Report<'a> {
         let previous = app.status.as_ref();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let new = status::compute(app.metadata.generation, self.windows_build.clone(), outcome, previous, &now);
-        ctx.metrics.set_ready(ObjectRef::from_obj(app), c::find(&new.conditions, c::READY).map(|r| r.status.clone()));
+        let gauges = c::find(&new.conditions, c::READY).map(|r| AppGauges {
+            ready: r.status.clone(),
+            stalled: c::find(&new.conditions, c::STALLED).filter(|s| s.status == "True").map(|s| s.reason.clone()),
+        });
+        ctx.metrics.set_app(ObjectRef::from_obj(app), gauges);
         if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) || skip(&new) {
             return Ok(new);
         }

@@ -67,7 +67,9 @@ impl Resolved {
 
 /// Resolves what the build of `valid` needs, from the caches.
 pub fn resolve(ctx: &Context, valid: &ValidatedApp) -> Resolved {
-    let (app, missing_config_secrets) = config_secret_versions(ctx, valid);
+    let (mut app, missing_config_secrets) = config_secret_versions(ctx, valid);
+    // The platform team's annotations on every app's pods win over the app's own.
+    app.pod_annotations.extend(ctx.settings.pod_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     let gmsa = observe::gmsa(ctx, &app);
     Resolved { app, missing_config_secrets, gmsa }
 }

@@ -191,7 +191,7 @@ fn app_controller(
             if let watcher::Event::Delete(app) = e {
                 let key = (app.namespace().unwrap_or_default(), app.name_any());
                 memory.forget(&key);
-                gauge.set_ready(ObjectRef::new(&key.1).within(&key.0), None);
+                gauge.set_app(ObjectRef::new(&key.1).within(&key.0), None);
             }
         })
         .applied_objects()

@@ -18,6 +18,7 @@ use winapp_operator::api::WindowsApp;
 use winapp_operator::build::meta;
 use winapp_operator::controller::detached::{self, Feeds};
 use winapp_operator::controller::memory::AppMemory;
+use winapp_operator::controller::pace::Pacer;
 use winapp_operator::controller::{self, Context, Settings};
 use winapp_operator::metrics::Metrics;
 use winapp_operator::policy::Policy;
@@ -48,6 +49,10 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with_memory(AppMemory::default())
+    }
+
+    fn with_memory(memory: AppMemory) -> Setup {
         let api = FakeApi::default();
         let client = api.client();
         let metrics = Arc::new(Metrics::default());
@@ -61,10 +66,41 @@ impl Setup {
         feeds.apply("Node", node).expect("feed the node");
         let (_ready, caches_ready) = tokio::sync::watch::channel(true);
         let reporter = Reporter { controller: "winapp-operator".into(), instance: Some("test".into()) };
-        let settings = Settings { diagnose_after: Duration::from_secs(60), policy: Policy::default() };
-        let memory = Arc::new(AppMemory::default());
-        let ctx = Arc::new(Context::new(client, stores, reporter, metrics, caches_ready, memory, settings));
+        let settings = Settings {
+            diagnose_after: Duration::from_secs(60),
+            policy: Policy::default(),
+            pod_annotations: Default::default(),
+        };
+        let ctx = Arc::new(Context::new(client, stores, reporter, metrics, caches_ready, Arc::new(memory), settings));
         Setup { api, feeds, ctx }
+    }
+
+    /// The same caches and memory with the platform's pod annotations set to `annotations` (as
+    /// an operator restarted with other `--pod-annotation` flags, or a new default, has).
+    fn with_pod_annotations(&mut self, annotations: &[(&str, &str)]) {
+        let c = &self.ctx;
+        let mut settings = c.settings.clone();
+        settings.pod_annotations = annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let ctx = Context::new(
+            c.client.clone(),
+            c.stores.clone(),
+            c.reporter.clone(),
+            c.metrics.clone(),
+            c.caches_ready.clone(),
+            c.memory.clone(),
+            settings,
+        );
+        self.ctx = Arc::new(ctx);
+    }
+
+    /// An app reconciled until Ready, its children in the caches.
+    async fn converged(&mut self, name: &str, spec: Value) {
+        self.create_app(name, spec);
+        self.reconcile(name).await.0.expect("first reconcile");
+        self.sync_caches();
+        self.deployment_available(name);
+        self.reconcile(name).await.0.expect("second reconcile");
+        assert_eq!(self.condition(name, "Ready").0, "True");
     }
 
     /// Stores a WindowsApp as `kubectl apply` would.
@@ -294,4 +330,57 @@ async fn deleting_an_app_releases_its_retained_claim_and_deletes_its_cluster_sco
     assert_eq!(claim["metadata"]["annotations"]["winapp.dev/released-from"], json!("shop/web/cache"), "{claim}");
     let app = s.api.get(&app_path("web")).expect("app");
     assert!(app["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty()), "the finalizer is removed: {app}");
+}
+
+#[tokio::test]
+async fn an_operator_change_to_the_pod_template_rolls_one_app_at_a_time_and_the_apps_own_changes_do_not_wait() {
+    let (wake, mut woken) = futures::channel::mpsc::unbounded();
+    let mut s = Setup::with_memory(AppMemory::with_pacer(Pacer::new(1, Some(wake))));
+    for name in ["one", "two", "three"] {
+        s.converged(name, web_spec()).await;
+    }
+    let deployment = |name: &str| path_of("Deployment", name);
+    let pod_annotation = |s: &Setup, name: &str| {
+        s.api.get(&deployment(name)).expect("deployment")["spec"]["template"]["metadata"]["annotations"]
+            ["platform.example.com/log-tier"]
+            .clone()
+    };
+
+    // The platform team adds an annotation to every app's pods: the operator's change, not the apps'.
+    s.with_pod_annotations(&[("platform.example.com/log-tier", "gold")]);
+    let (_, sent) = s.reconcile("one").await;
+    assert_eq!(child_writes(&sent), vec![format!("PATCH {}", deployment("one"))], "the first app takes the turn");
+    assert_eq!(pod_annotation(&s, "one"), json!("gold"));
+    for name in ["two", "three"] {
+        let (result, sent) = s.reconcile(name).await;
+        result.expect("a waiting app reconciles fine");
+        assert_eq!(child_writes(&sent), Vec::<String>::new(), "{name} keeps its pods while one rolls");
+        assert_eq!(s.condition(name, "Ready").0, "True", "{name} is still Ready: its own spec is in force");
+        assert_eq!(s.condition(name, "Reconciling").0, "False", "GitOps tools are not held up");
+        let (status, reason, message) = s.condition(name, "PodTemplateCurrent");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", "WaitingForRolloutTurn"), "{message}");
+    }
+    assert_eq!(s.ctx.memory.pacer.counts(), (1, 2));
+
+    // An app's own change does not wait for a turn.
+    let mut three = s.api.get(&app_path("three")).expect("app");
+    three["spec"]["image"] = json!("registry.example.com/shop/web:2.0");
+    s.api.put(&app_path("three"), three);
+    let (_, sent) = s.reconcile("three").await;
+    assert_eq!(child_writes(&sent), vec![format!("PATCH {}", deployment("three"))], "its own change goes at once");
+    assert_eq!(pod_annotation(&s, "three"), json!("gold"), "and carries the operator's change with it");
+
+    // The first app's rollout completes: the turn goes to the next one waiting, which is woken.
+    s.deployment_available("one");
+    s.reconcile("one").await.0.expect("the first app settles");
+    assert_eq!(woken.try_recv().ok(), Some(("shop".to_owned(), "two".to_owned())), "the next app is woken");
+    let (_, sent) = s.reconcile("two").await;
+    assert_eq!(child_writes(&sent), vec![format!("PATCH {}", deployment("two"))], "its turn came");
+    assert_eq!(s.condition("two", "PodTemplateCurrent").1, "RollingOut");
+    s.sync_caches();
+    s.deployment_available("two");
+    s.reconcile("two").await.0.expect("settles");
+    let status = s.api.get(&app_path("two")).expect("app")["status"]["conditions"].clone();
+    assert!(!status.to_string().contains("PodTemplateCurrent"), "the condition goes once it is done: {status}");
+    assert_eq!(s.ctx.memory.pacer.counts(), (0, 0));
 }

@@ -2,6 +2,7 @@
 //! what it blocks (a problem only a person can fix) or what it waits for; [`applied`] combines
 //! them into Ready, Reconciling and Stalled.
 
+use super::super::pace::Turn;
 use super::{GmsaCheck, Observations, WorkloadCheck, WorkloadKind, stalled};
 use crate::conditions::{self as c, Cond, reason};
 
@@ -50,7 +51,29 @@ pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32
         },
     };
     conds.extend(judged.into_iter().filter_map(|j| j.condition));
+    conds.extend(pod_template(obs));
     (conds, d.map(|d| d.replicas), d.map(|d| d.available))
+}
+
+/// PodTemplateCurrent, only while the operator's change to the pod template (an upgrade's new
+/// default, a platform-wide pod annotation) is paced: it waits for its turn, the running pods
+/// untouched (Ready and Reconciling say what they said, so that GitOps tools do not wait on it),
+/// or rolls out now.
+fn pod_template(obs: &Observations) -> Option<Cond> {
+    let msg = match obs.turn? {
+        Turn::Waiting { rolling, limit } => (
+            reason::WAITING_FOR_ROLLOUT_TURN,
+            format!(
+                "the operator changed the pod template (its upgrade or a platform-wide setting, not this app's spec); {rolling} app(s) roll out such a change now, at most {limit} at once (--max-operator-rollouts): the running pods stay until this app's turn"
+            ),
+        ),
+        Turn::Rolling => (
+            reason::ROLLING_OUT,
+            "the operator's change to the pod template rolls out now, paced with other apps' (--max-operator-rollouts)"
+                .to_owned(),
+        ),
+    };
+    Some(Cond::new(c::POD_TEMPLATE_CURRENT, false, msg.0, msg.1))
 }
 
 /// WindowsNodesAvailable: Ready Windows nodes of the build that the pods can run on. No node yet

@@ -111,6 +111,9 @@ pub struct Observations {
     pub released_claims: Vec<ReleasedClaim>,
     /// Claims this reconcile adopted again (a released claim's volume came back).
     pub adopted_claims: Vec<String>,
+    /// The operator's change to the pod template, while it waits for its turn or rolls out
+    /// (see [`super::pace`]).
+    pub turn: Option<super::pace::Turn>,
 }
 
 /// Most released claims the status lists (the newest).
