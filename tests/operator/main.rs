@@ -9,6 +9,7 @@ mod fence;
 mod gmsa_policy;
 mod harness;
 mod node_agents;
+mod pacing;
 mod pod_policy;
 mod scope;
 #[path = "../support/mod.rs"]
