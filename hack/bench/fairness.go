@@ -361,6 +361,10 @@ func reportFairness(w io.Writer, r runDir) error {
 	p("|---|---|---|")
 	p("| all %s apps Stalled/SecretMissing at their generation, from operator start (the healthy app Ready) | %s (%s) | — |",
 		r.str("n"), fmtText(r, "stalled_s", " s"), fmtText(r, "healthy_ready_s", " s"))
+	if claims := r.str("claims_total"); claims != "" {
+		p("| the %s claims Bound (kube-controller-manager binds each to the PersistentVolume the operator made), from operator start | %s | — |",
+			claims, fmtText(r, "claims_bound_s", " s"))
+	}
 
 	m0, m1 := r.metrics("metrics-rest-0.txt"), r.metrics("metrics-rest-1.txt")
 	if m0 != nil && m1 != nil && window > 0 {
@@ -380,7 +384,13 @@ func reportFairness(w io.Writer, r runDir) error {
 		p("| … by resource | %s | — |", describeFloats(byRes))
 		p("| at rest: reconciles per Stalled app per minute (`winapp_reconciles_total`, the healthy app's included) | %.2f (%.0f reconciles) | — |",
 			perAppMinute(reconciles, n, window), reconciles)
-		if t := promDiff(m0, m1, "winapp_triggers_total", "source"); len(t) > 0 {
+		if b0, ok0 := r.num("claims_bound_rest_0"); ok0 {
+			if b1, ok1 := r.num("claims_bound_rest_1"); ok1 {
+				p("| claims bound during the window (each a watch event that queues its app: 0 when at rest) | %.0f | — |", b1-b0)
+			}
+		}
+		if _, ok := m1["winapp_triggers_total"]; ok {
+			t := promDiff(m0, m1, "winapp_triggers_total", "source")
 			p("| at rest: changes that may queue reconciles, by watch (`winapp_triggers_total`; the requeue timers not included) | %s | — |", describeFloats(t))
 		}
 		if cpu, ok := r.num("rest_cpu_s"); ok {
