@@ -1,6 +1,6 @@
 # The fair-queueing scenario of scripts/bench (--fairness [N] --volumes V --changes C): sourced by
 # scripts/bench, which defines log, die, record, now, elapsed, start_operator, stop_operator,
-# op_cpu, op_scrape, api_snapshot, remove_leftovers, n, per_ns, volumes, changes, rest_window,
+# op_cpu, api_snapshot, remove_leftovers, n, per_ns, volumes, changes, rest_window,
 # timeout_s, quiet_s, out, repo, label_key, selector, ns_prefix, lease, build_label and
 # operator_args.
 #
@@ -89,7 +89,8 @@ run_fairness() {
   healthy_yaml >"$out/healthy.yaml"
   local stalled_namespaces
   stalled_namespaces=$("$bench" gen -n "$n" -per-namespace "$per_ns" -namespace-prefix "$stalled_prefix" -what namespace-names)
-  # What the operator would make of one app (a check that the apps are valid, before the cluster).
+  # The apps must pass render (the operator's own checks, with the namespaces' grant), so that a
+  # mistake here shows at once rather than as apps that never turn Stalled/SecretMissing.
   "$opbin" render --allow smb-volumes -f "$out/apps.yaml" >/dev/null 2>"$out/render.log" ||
     die "winapp-operator render refuses the generated apps ($out/apps.yaml): $(head -n 3 "$out/render.log")"
   "$opbin" render -f "$out/healthy.yaml" >/dev/null 2>"$out/render.log" ||
