@@ -91,10 +91,15 @@ func cmdGen(args []string) error {
 	perNS := fs.Int("per-namespace", 100, "apps in one namespace")
 	prefix := fs.String("namespace-prefix", "winapp-bench", "namespaces are PREFIX-0, PREFIX-1, ...")
 	label := fs.String("label", "winapp.dev/bench=true", "label (key=value) of the namespaces and the apps")
-	what := fs.String("what", "apps", "apps | namespaces | namespace-names")
+	what := fs.String("what", "apps", "apps | stalled-apps | namespaces | namespace-names")
+	volumes := fs.Int("volumes", 16, "stalled-apps: SMB volumes per app, each naming a Secret that does not exist")
+	allow := fs.String("allow", "", "namespaces: the annotation winapp.dev/allow (the platform's grants), none when empty")
 	_ = fs.Parse(args)
 	if *n < 1 || *perNS < 1 {
 		return fmt.Errorf("-n and -per-namespace must be at least 1")
+	}
+	if *volumes < 1 || *volumes > 16 {
+		return fmt.Errorf("-volumes must be 1 to 16 (the CRD allows 16 volumes)")
 	}
 	key, value, ok := strings.Cut(*label, "=")
 	if !ok {
@@ -106,16 +111,24 @@ func cmdGen(args []string) error {
 	case "namespaces":
 		for _, ns := range nss {
 			fmt.Fprintf(w, namespaceTemplate, ns, key, value)
+			if *allow != "" {
+				fmt.Fprintf(w, "  annotations:\n    winapp.dev/allow: %q\n", *allow)
+			}
 		}
 	case "namespace-names":
 		fmt.Fprintln(w, strings.Join(nss, ","))
-	case "apps":
+	case "apps", "stalled-apps":
 		width := max(4, len(fmt.Sprint(*n-1)))
 		for i := 0; i < *n; i++ {
-			fmt.Fprintf(w, appTemplate, fmt.Sprintf("app-%0*d", width, i), nss[i / *perNS], key, value)
+			name := fmt.Sprintf("app-%0*d", width, i)
+			if *what == "apps" {
+				fmt.Fprintf(w, appTemplate, name, nss[i / *perNS], key, value)
+			} else {
+				stalledApp(w, name, nss[i / *perNS], key, value, *volumes)
+			}
 		}
 	default:
-		return fmt.Errorf("-what must be apps, namespaces or namespace-names")
+		return fmt.Errorf("-what must be apps, stalled-apps, namespaces or namespace-names")
 	}
 	return nil
 }

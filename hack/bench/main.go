@@ -7,12 +7,19 @@
 //	              16 workers, then waits until every Deployment is available (the reference)
 //	delete        deletes those children again and waits until they and their pods are gone
 //	wait-ready    waits until N WindowsApps are Ready=True at their current generation
+//	wait-condition  waits until N WindowsApps have a condition (Stalled=True/SecretMissing) at
+//	              their current generation
 //	wait-gone     waits until the benchmark's WindowsApps and every child and pod are gone
 //	wait-metric   waits until a counter of the operator's /metrics reaches a value
 //	wait-quiet    waits until a counter of the operator's /metrics stops moving
 //	api-snapshot  the API server's apiserver_request_total, as TSV
 //	events        the Events one operator instance reported (events.k8s.io), as TSV
-//	report        the markdown report of a run directory
+//	latency       changes one WindowsApp C times and measures each change until its generation is
+//	              observed in its status (the fairness scenario's healthy app)
+//	report        the markdown report of a run directory (either mode: results.env says which)
+//
+// gen -what stalled-apps writes the fairness scenario's Stalled apps (SMB volumes whose Secrets
+// are missing).
 //
 // Waits print the seconds since -since (a Unix time with fractions) on stdout and exit 3 on a
 // timeout, with a message on stderr that says what was still missing.
@@ -29,7 +36,7 @@ var errTimeout = errors.New("timed out")
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: winapp-bench COMMAND [flags]   (COMMAND -h lists its flags)
-commands: gen, ceiling, delete, wait-ready, wait-gone, wait-metric, wait-quiet, api-snapshot, events, report
+commands: gen, ceiling, delete, wait-ready, wait-condition, wait-gone, wait-metric, wait-quiet, api-snapshot, events, latency, report
 `)
 }
 
@@ -40,16 +47,18 @@ func main() {
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	commands := map[string]func([]string) error{
-		"gen":          cmdGen,
-		"ceiling":      cmdCeiling,
-		"delete":       cmdDelete,
-		"wait-ready":   cmdWaitReady,
-		"wait-gone":    cmdWaitGone,
-		"wait-metric":  cmdWaitMetric,
-		"wait-quiet":   cmdWaitQuiet,
-		"api-snapshot": cmdAPISnapshot,
-		"events":       cmdEvents,
-		"report":       cmdReport,
+		"gen":            cmdGen,
+		"ceiling":        cmdCeiling,
+		"delete":         cmdDelete,
+		"wait-ready":     cmdWaitReady,
+		"wait-condition": cmdWaitCondition,
+		"wait-gone":      cmdWaitGone,
+		"wait-metric":    cmdWaitMetric,
+		"wait-quiet":     cmdWaitQuiet,
+		"api-snapshot":   cmdAPISnapshot,
+		"events":         cmdEvents,
+		"latency":        cmdLatency,
+		"report":         cmdReport,
 	}
 	if cmd == "-h" || cmd == "--help" || cmd == "help" {
 		usage()

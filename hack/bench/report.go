@@ -236,6 +236,9 @@ func cmdReport(args []string) error {
 		return err
 	}
 	r := runDir{dir: *dir, env: env}
+	if r.str("mode") == "fairness" {
+		return reportFairness(os.Stdout, r)
+	}
 	n, _ := r.num("n")
 	children, _ := r.num("ceiling_children")
 	w := os.Stdout

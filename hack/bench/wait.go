@@ -46,11 +46,18 @@ func cmdWaitReady(args []string) error {
 	since := fs.String("since", "", "Unix time the clock starts at (default: now)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "how long to wait")
 	_ = fs.Parse(args)
-	start, err := sinceEpoch(*since)
+	return waitApps(*kubeconfig, *selector, *n, *since, *timeout, "Ready", appReady)
+}
+
+// waitApps waits until at least n WindowsApps that match selector pass done (whose second value
+// says why not, for the progress messages), and prints the seconds since `since`.
+func waitApps(kubeconfig, selector string, n int, since string, timeout time.Duration, what string,
+	done func(*unstructured.Unstructured) (bool, string)) error {
+	start, err := sinceEpoch(since)
 	if err != nil {
 		return err
 	}
-	cfg, err := restConfig(*kubeconfig)
+	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -61,9 +68,9 @@ func cmdWaitReady(args []string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	informer := dynamicinformer.NewFilteredDynamicInformer(dyn, windowsApps, metav1.NamespaceAll, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.LabelSelector = *selector })
+		func(o *metav1.ListOptions) { o.LabelSelector = selector })
 	go informer.Informer().Run(ctx.Done())
-	deadline := start.Add(*timeout)
+	deadline := start.Add(timeout)
 	lastReport := time.Now()
 	for {
 		ready, seen := 0, 0
@@ -72,7 +79,7 @@ func cmdWaitReady(args []string) error {
 		for _, item := range informer.Informer().GetStore().List() {
 			u := item.(*unstructured.Unstructured)
 			seen++
-			ok, why := appReady(u)
+			ok, why := done(u)
 			if ok {
 				ready++
 			} else {
@@ -82,16 +89,16 @@ func cmdWaitReady(args []string) error {
 				}
 			}
 		}
-		if ready >= *n && informer.Informer().HasSynced() {
+		if ready >= n && informer.Informer().HasSynced() {
 			fmt.Println(seconds(time.Since(start)))
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d WindowsApps Ready after %s (%d seen; not ready by Ready status/reason: %s; for example %s)",
-				errTimeout, ready, *n, *timeout, seen, describeCounts(reasons), example)
+			return fmt.Errorf("%w: %d of %d WindowsApps %s after %s (%d seen; the others by status/reason: %s; for example %s)",
+				errTimeout, ready, n, what, timeout, seen, describeCounts(reasons), example)
 		}
 		if time.Since(lastReport) >= 30*time.Second {
-			fmt.Fprintf(os.Stderr, "[wait-ready] %d of %d Ready after %.0fs; not ready: %s\n", ready, *n, time.Since(start).Seconds(), describeCounts(reasons))
+			fmt.Fprintf(os.Stderr, "[wait] %d of %d %s after %.0fs; the others: %s\n", ready, n, what, time.Since(start).Seconds(), describeCounts(reasons))
 			lastReport = time.Now()
 		}
 		time.Sleep(100 * time.Millisecond)
