@@ -375,3 +375,18 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pod_annotation;
+
+    #[test]
+    fn pod_annotations_are_keys_of_kubernetes_and_not_the_operators_own() {
+        assert_eq!(pod_annotation("logs.example.com/tier=gold"), Ok(("logs.example.com/tier".into(), "gold".into())));
+        assert_eq!(pod_annotation("team=a=b"), Ok(("team".into(), "a=b".into())), "the value may hold =");
+        assert_eq!(pod_annotation("empty="), Ok(("empty".into(), String::new())));
+        for bad in ["no-value", "=x", "/x=1", "Bad.Prefix/x=1", "a/-x=1", "winapp.dev/x=1", "sub.winapp.dev/x=1"] {
+            assert!(pod_annotation(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -172,6 +172,8 @@ fn the_values_schema_refuses_bad_values() {
         "policy.allowTaints[0]=dedicated=gpu",
         "policy.allowTaints[0]=example.com/spot",
         "admissionPolicy.enabled=false",
+        "maxOperatorRollouts=0",
+        "appPodAnnotations.logs\\.example\\.com/tier=gold",
     ];
     for set in good {
         template("t", "ns", &["--set", set]).unwrap_or_else(|e| panic!("--set {set} refused: {e}"));
@@ -199,6 +201,9 @@ fn the_values_schema_refuses_bad_values() {
         ("policy.allowTaints[0]=a b", "/policy/allowTaints/0"),
         ("policy.allowed[0]=gmsa", "allowed"),
         ("admissionPolicy.enabled=maybe", "/admissionPolicy/enabled"),
+        ("maxOperatorRollouts=-1", "/maxOperatorRollouts"),
+        ("appPodAnnotations.winapp\\.dev/x=y", "winapp.dev/x"),
+        ("appPodAnnotations.a=b\\,c", "/appPodAnnotations/a"),
     ];
     for (set, field) in bad {
         let err = template("t", "ns", &["--set", set]).expect_err(&format!("--set {set} was accepted"));
@@ -286,6 +291,15 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     // policy.allow and its former name podOverrides.allow, merged once each, in the environment.
     assert_eq!(env_value(&t, "WINAPP_ALLOW").as_deref(), Some("gmsa,node-agent,host-path"));
     assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS").as_deref(), Some("dedicated=gpu,spot"));
+    assert_eq!(env_value(&t, "WINAPP_MAX_OPERATOR_ROLLOUTS"), None, "the operator's default unless set");
+    let paced = pod_spec(&[
+        "--set",
+        "maxOperatorRollouts=3",
+        "--set-string",
+        "appPodAnnotations.b\\.example\\.com/x=2,appPodAnnotations.a\\.example\\.com/y=1",
+    ]);
+    assert_eq!(env_value(&paced, "WINAPP_MAX_OPERATOR_ROLLOUTS").as_deref(), Some("3"));
+    assert_eq!(env_value(&paced, "WINAPP_POD_ANNOTATIONS").as_deref(), Some("a.example.com/y=1,b.example.com/x=2"));
     let former = pod_spec(&["--set", "podOverrides.allow[0]=host-path"]);
     assert_eq!(env_value(&former, "WINAPP_ALLOW").as_deref(), Some("host-path"), "the former name alone still works");
     assert_eq!(t["metadata"]["labels"]["team"], "web");

@@ -14,6 +14,8 @@
 //	wait-quiet    waits until a counter of the operator's /metrics stops moving
 //	api-snapshot  the API server's apiserver_request_total, as TSV
 //	events        the Events one operator instance reported (events.k8s.io), as TSV
+//	rollouts      samples the Deployments while a change of every pod template rolls out: how
+//	              many roll it at once (the paced scenario, --paced)
 //	latency       changes one WindowsApp C times and measures each change until its generation is
 //	              observed in its status (the fairness scenario's healthy app)
 //	report        the markdown report of a run directory (either mode: results.env says which)
@@ -36,7 +38,7 @@ var errTimeout = errors.New("timed out")
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: winapp-bench COMMAND [flags]   (COMMAND -h lists its flags)
-commands: gen, ceiling, delete, wait-ready, wait-condition, wait-gone, wait-metric, wait-quiet, api-snapshot, events, latency, report
+commands: gen, ceiling, delete, wait-ready, wait-condition, wait-gone, wait-metric, wait-quiet, api-snapshot, events, latency, rollouts, report
 `)
 }
 
@@ -58,6 +60,7 @@ func main() {
 		"api-snapshot":   cmdAPISnapshot,
 		"events":         cmdEvents,
 		"latency":        cmdLatency,
+		"rollouts":       cmdRollouts,
 		"report":         cmdReport,
 	}
 	if cmd == "-h" || cmd == "--help" || cmd == "help" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -224,5 +225,28 @@ func TestStalledApp(t *testing.T) {
 	}
 	if r, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); r != 0 {
 		t.Errorf("replicas %d", r)
+	}
+}
+
+func TestSampleRollouts(t *testing.T) {
+	two := int32(2)
+	d := func(annotated bool, generation, observed int64, updated, available, replicas int32) *appsv1.Deployment {
+		x := &appsv1.Deployment{}
+		x.Generation = generation
+		x.Spec.Replicas = &two
+		if annotated {
+			x.Spec.Template.Annotations = map[string]string{"k": "v"}
+		}
+		x.Status = appsv1.DeploymentStatus{ObservedGeneration: observed, UpdatedReplicas: updated, AvailableReplicas: available, Replicas: replicas}
+		return x
+	}
+	s := sampleRollouts([]*appsv1.Deployment{
+		d(false, 1, 1, 2, 2, 2), // not changed yet
+		d(true, 2, 1, 2, 2, 2),  // changed, not observed
+		d(true, 2, 2, 1, 2, 3),  // half rolled
+		d(true, 2, 2, 2, 2, 2),  // done
+	}, "k", "v")
+	if s != (rolloutSample{total: 4, changed: 3, inFlight: 2, done: 1}) {
+		t.Fatalf("got %+v", s)
 	}
 }

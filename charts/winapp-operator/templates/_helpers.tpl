@@ -135,3 +135,12 @@ when it watches every namespace, in a Role of watchNamespace when it watches one
   resourceNames: [gmsacredentialspecs.windows.k8s.io]
   verbs: [get]
 {{- end }}
+
+{{/* A map as KEY=VALUE,KEY=VALUE, sorted by key. */}}
+{{- define "winapp-operator.keyValues" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
