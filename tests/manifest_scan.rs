@@ -238,7 +238,8 @@ fn manifests() -> &'static Manifests {
             args.extend_from_slice(extra);
             run(&helm, &args, None).unwrap_or_else(|e| panic!("helm template failed: {e}"))
         };
-        let options = "networkPolicy.enabled=true,secretCheck.enabled=true,serviceMonitor.enabled=true";
+        let options = "networkPolicy.enabled=true,secretCheck.enabled=true,serviceMonitor.enabled=true,\
+                       prometheusRule.enabled=true,grafanaDashboard.enabled=true";
         let operator = vec![
             write(
                 "config-default.yaml",
