@@ -9,7 +9,7 @@
 # Deployments roll the change at once (sampled every 500 ms: changed and not yet rolled out), how
 # long until every app has it, and whether every app is Ready at the end.
 
-paced_annotation=bench.winapp.dev/rollout-wave=2
+paced_annotation=bench.example.com/rollout-wave=2
 
 run_paced() {
   log "paced: N=$n converged apps, then an operator with --pod-annotation $paced_annotation --max-operator-rollouts $rollout_limit; run directory $out"
@@ -63,6 +63,8 @@ run_paced() {
   op_log=$out/operator-2.log
   start_operator "paced-$$-2" "$op_log"
   operator_args=("${saved_args[@]}")
+  sleep 2
+  kill -0 "$op_pid" 2>/dev/null || die "the operator exited at once: $(tail -n 3 "$op_log")"
   "$bench" rollouts -kubeconfig "$KUBECONFIG" -namespaces "$namespaces" -annotation "$paced_annotation" -n "$n" \
     -since "$t1" -timeout "${timeout_s}s" -raw "$out/rollouts.tsv" >>"$results" ||
     die "not every app rolled the change out within ${timeout_s}s; operator log: $op_log"

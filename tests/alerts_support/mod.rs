@@ -149,7 +149,15 @@ pub fn exported() -> &'static BTreeMap<String, Option<BTreeSet<String>>> {
         m.api_request(&http::Method::GET, &uri);
         m.fenced_write(&http::Method::PATCH, &uri);
         m.triggered("windowsapps");
-        m.sample_caches_with(Box::new(|| Sample { caches: vec![("Deployment", 1, 100)], remembered_apps: 1 }));
+        m.sample_caches_with(Box::new(|| Sample {
+            caches: vec![("Deployment", 1, 100)],
+            remembered_apps: 1,
+            rollouts: (1, 2),
+        }));
+        let stalled =
+            winapp_operator::metrics::AppGauges { ready: "False".into(), stalled: Some("SecretMissing".into()) };
+        m.set_app(kube::runtime::reflector::ObjectRef::new("web").within("shop"), Some(stalled));
+        m.set_leader(true);
         parse_exposition(&m.encode().expect("encode the metrics"))
     })
 }
