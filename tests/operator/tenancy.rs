@@ -312,7 +312,15 @@ async fn an_app_relabelled_out_of_the_selector_is_still_cleaned_up_when_deleted(
     let uid = app.uid().expect("uid");
     apps.delete("files", &DeleteParams::background()).await.expect("delete the app");
     wait_for(&apps, "files", "deleted", SLOW, kube::runtime::wait::conditions::is_deleted(&uid)).await;
-    assert!(crate::support::list_all(&pvs, &selector).await.is_empty(), "its PersistentVolume is gone");
+    // The operator deleted the PersistentVolume before it let the app go; the volume itself waits
+    // for its claim (garbage-collected after the app) to leave, under `pv-protection`.
+    let left = crate::support::list_all(&pvs, &selector).await;
+    assert!(
+        left.iter().all(|pv| pv.metadata.deletion_timestamp.is_some()),
+        "its PersistentVolume is being deleted: {:?}",
+        left.iter().map(|pv| (pv.name_any(), pv.finalizers().to_vec())).collect::<Vec<_>>()
+    );
+    super::wait_gone(&pvs, &selector, 120).await;
     // (It logs once the finalizer is gone, which may be just after the app is.)
     for _ in 0..50 {
         if op.log_text().contains("outside the selector") {
