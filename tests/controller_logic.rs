@@ -43,6 +43,7 @@ fn healthy() -> Observations {
         }),
         rewrites: vec![],
         diagnosis: None,
+        advice: Vec::new(),
         missing_config_secrets: vec![],
         released_claims: vec![],
         adopted_claims: vec![],

@@ -75,6 +75,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         released_claims: pruned.released,
         adopted_claims: applied.adopted,
         turn,
+        advice: crate::advice::resources(pod),
     })
 }
 
