@@ -449,7 +449,8 @@ fn render_one(
 /// The advice on the app container's memory and CPU settings (see [`crate::advice`]), as
 /// warnings at `spec.resources`: the operator applies the app all the same.
 fn advice(doc: &DocRef, spans: &yaml::Spans, pod: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<Warning> {
-    let pos = spans.locate(&[Step::Key("spec".into()), Step::Key("resources".into())], false);
+    // The `resources:` key, or where the spec starts when there is none.
+    let pos = spans.locate(&[Step::Key("spec".into()), Step::Key("resources".into())], true);
     let app = doc.name.as_deref().map(|n| format!(" (WindowsApp {n})")).unwrap_or_default();
     crate::advice::resources(pod)
         .into_iter()
@@ -599,7 +600,7 @@ mod tests {
         assert!(
             shown.len() == 1
                 && shown[0].starts_with(
-                    "6:5: document 0 (WindowsApp default/a): requests.memory (1Gi) is below limits.memory (2Gi)"
+                    "6:3: document 0 (WindowsApp default/a): requests.memory (1Gi) is below limits.memory (2Gi)"
                 ),
             "{shown:#?}"
         );
