@@ -21,6 +21,10 @@ pub const SPEC_APPLIED: &str = "SpecApplied";
 /// `controller::pace`): False with WaitingForRolloutTurn or RollingOut.
 pub const POD_TEMPLATE_CURRENT: &str = "PodTemplateCurrent";
 
+/// Present (True) only when the app container's memory or CPU settings are advised against (see
+/// `advice`): never a refusal, and Ready does not depend on it.
+pub const RESOURCES_ADVISED: &str = "ResourcesAdvised";
+
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
     pub const AVAILABLE: &str = "Available";
@@ -65,6 +69,10 @@ pub mod reason {
     pub const CRASH_LOOP: &str = "CrashLoopBackOff";
     pub const PROBE_FAILING: &str = "ProbeFailing";
     pub const PULLING_IMAGE: &str = "PullingImage";
+    // Advice on the container's resources (see crate::advice).
+    pub const NO_MEMORY_LIMIT: &str = "NoMemoryLimit";
+    pub const MEMORY_REQUEST_BELOW_LIMIT: &str = "MemoryRequestBelowLimit";
+    pub const CPU_REQUEST_BELOW_LIMIT: &str = "CpuRequestBelowLimit";
 
     /// Every reason, for the test that keeps the README's table complete.
     pub const ALL: &[&str] = &[
@@ -104,6 +112,9 @@ pub mod reason {
         CRASH_LOOP,
         PROBE_FAILING,
         PULLING_IMAGE,
+        NO_MEMORY_LIMIT,
+        MEMORY_REQUEST_BELOW_LIMIT,
+        CPU_REQUEST_BELOW_LIMIT,
     ];
 }
 

@@ -1,6 +1,7 @@
 //! winapp-operator: runs Windows workloads described by `WindowsApp` resources on hybrid clusters.
 
 pub mod admission;
+pub mod advice;
 pub mod api;
 pub mod build;
 pub mod client;

@@ -237,7 +237,7 @@ fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
     let options = render::Options { policy: policy.clone(), ..render::Options::default() };
     match render::render_with(&input, namespace, &options) {
         Ok(rendered) => {
-            for w in &rendered.warnings {
+            for w in rendered.warnings.iter().chain(&rendered.advice) {
                 eprintln!("warning: {source}:{}: {}", w.pos, w.message);
             }
             for s in &rendered.skipped {

@@ -125,6 +125,9 @@ pub struct Rendered {
     pub skipped: Vec<String>,
     /// Keys given twice in a WindowsApp (the last one wins, as with kubectl).
     pub warnings: Vec<Warning>,
+    /// Advice on the apps' memory and CPU settings (see [`crate::advice`]), at `spec.resources`:
+    /// the operator applies them all the same, and says so in the status.
+    pub advice: Vec<Warning>,
 }
 
 /// Renders every `WindowsApp` in a multi-document YAML stream. Objects without a namespace get
@@ -157,6 +160,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
     let mut out = String::new();
     let mut skipped = Vec::new();
     let mut warnings = Vec::new();
+    let mut advice = Vec::new();
     let mut errors = Vec::new();
     let mut apps = 0;
     let mut seen = SeenApps::default();
@@ -216,7 +220,10 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
         warnings.extend(duplicates(&doc));
         warnings.extend(ignored_overrides(&doc));
         match render_one(doc, default_namespace, options) {
-            Ok(yaml) => out.push_str(&yaml),
+            Ok((yaml, more)) => {
+                out.push_str(&yaml);
+                advice.extend(more);
+            }
             Err(mut e) => {
                 e.sort_by_key(|e| e.pos().map(|p| (p.line, p.column)));
                 errors.append(&mut e);
@@ -226,7 +233,7 @@ pub fn render_with(input: &str, default_namespace: &str, options: &Options) -> R
     if apps == 0 && errors.is_empty() {
         errors.push(RenderError::NoWindowsApp);
     }
-    if errors.is_empty() { Ok(Rendered { yaml: out, skipped, warnings }) } else { Err(errors) }
+    if errors.is_empty() { Ok(Rendered { yaml: out, skipped, warnings, advice }) } else { Err(errors) }
 }
 
 /// Keys given twice in the document.
@@ -381,7 +388,11 @@ fn dropped_fields(
     }
 }
 
-fn render_one(doc: Document, default_namespace: &str, options: &Options) -> Result<String, Vec<RenderError>> {
+fn render_one(
+    doc: Document,
+    default_namespace: &str,
+    options: &Options,
+) -> Result<(String, Vec<Warning>), Vec<RenderError>> {
     let Document { index, mut value, spans } = doc;
     let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).map(|n| {
         let ns = value.pointer("/metadata/namespace").and_then(|n| n.as_str()).unwrap_or(default_namespace);
@@ -431,7 +442,26 @@ fn render_one(doc: Document, default_namespace: &str, options: &Options) -> Resu
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(&o).map_err(|e| vec![RenderError::Serialize(e)])?);
     }
-    Ok(out)
+    let pod = children.workload.as_ref().and_then(|w| w.template().spec.as_ref());
+    Ok((out, advice(&doc, &spans, pod)))
+}
+
+/// The advice on the app container's memory and CPU settings (see [`crate::advice`]), as
+/// warnings at `spec.resources`: the operator applies the app all the same.
+fn advice(doc: &DocRef, spans: &yaml::Spans, pod: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<Warning> {
+    // The `resources:` key, or where the spec starts when there is none.
+    let pos = spans.locate(&[Step::Key("spec".into()), Step::Key("resources".into())], true);
+    let app = doc.name.as_deref().map(|n| format!(" (WindowsApp {n})")).unwrap_or_default();
+    crate::advice::resources(pod)
+        .into_iter()
+        .map(|a| Warning {
+            pos,
+            message: format!(
+                "document {}{app}: {} (status condition ResourcesAdvised, reason {})",
+                doc.index, a.message, a.reason
+            ),
+        })
+        .collect()
 }
 
 /// The path that starts a validation message (`spec.volumes[data].mountPath: ...`), with list
@@ -543,6 +573,39 @@ mod tests {
         let failing = format!("{input}---\n{}", app("broken", "").replace("image: x", "image: ''"));
         assert!(render(&failing, "default").is_err());
         assert_eq!(warnings(&failing, "default"), rendered.warnings);
+    }
+
+    #[test]
+    fn memory_and_cpu_settings_are_advised_on_at_spec_resources() {
+        let app = |resources: &str| {
+            format!(
+                "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: a}}\nspec:\n  image: x\n{resources}"
+            )
+        };
+        let rendered = render(&app(""), "default").expect("renders");
+        let shown: Vec<String> = rendered.advice.iter().map(|w| format!("{}: {}", w.pos, w.message)).collect();
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("5:3: document 0 (WindowsApp default/a): the container has no memory limit"),
+            "{shown:#?}"
+        );
+        assert!(shown[0].ends_with("(status condition ResourcesAdvised, reason NoMemoryLimit)"), "{shown:#?}");
+        let low = app("  resources:\n    requests: {memory: 1Gi}\n    limits: {memory: 2Gi}\n");
+        let shown: Vec<String> = render(&low, "default")
+            .expect("renders")
+            .advice
+            .iter()
+            .map(|w| format!("{}: {}", w.pos, w.message))
+            .collect();
+        assert!(
+            shown.len() == 1
+                && shown[0].starts_with(
+                    "6:3: document 0 (WindowsApp default/a): requests.memory (1Gi) is below limits.memory (2Gi)"
+                ),
+            "{shown:#?}"
+        );
+        let equal = app("  resources:\n    requests: {memory: 2Gi, cpu: 500m}\n    limits: {memory: 2Gi, cpu: 500m}\n");
+        assert_eq!(render(&equal, "default").expect("renders").advice, Vec::new());
     }
 
     #[test]

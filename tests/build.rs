@@ -1678,3 +1678,29 @@ fn a_runtime_class_places_the_pods_instead_of_the_pool_tolerations() {
     let plain = pod_spec("image: x\nwindows: {runtimeClassName: windows-2022}\n");
     assert_eq!(plain.tolerations, None);
 }
+
+#[test]
+fn shutdown_renders_the_grace_period_and_the_pre_stop_hook() {
+    let pod = pod_spec("image: x\n");
+    assert_eq!(pod.termination_grace_period_seconds, Some(60), "Windows' default, not Kubernetes' 30");
+    assert_eq!(app_container(&pod).lifecycle, None, "no preStop unless asked");
+
+    let pod = pod_spec(
+        "image: x\nshutdown:\n  gracePeriodSeconds: 90\n  preStop: {iis: {site: Default Web Site, drainSeconds: 40}}\n",
+    );
+    assert_eq!(pod.termination_grace_period_seconds, Some(90));
+    let hook = app_container(&pod).lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("a preStop hook");
+    let command = hook.exec.as_ref().and_then(|e| e.command.clone()).expect("an exec hook");
+    assert_eq!(command[0], "powershell.exe");
+    assert!(command.last().is_some_and(|s| s.contains("stop site 'Default Web Site'")), "{command:?}");
+
+    // podTemplate's grace period, with no shutdown.gracePeriodSeconds, wins over the default.
+    let pod = pod_spec("image: x\npodTemplate: {spec: {terminationGracePeriodSeconds: 300}}\n");
+    assert_eq!(pod.termination_grace_period_seconds, Some(300));
+    // ...and its preStop for the app container, with no shutdown.preStop.
+    let pod = pod_spec(
+        "image: x\npodTemplate: {spec: {containers: [{name: app, lifecycle: {preStop: {exec: {command: [b]}}}}]}}\n",
+    );
+    let hook = app_container(&pod).lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("podTemplate's hook");
+    assert_eq!(hook.exec.as_ref().and_then(|e| e.command.clone()), Some(vec!["b".to_owned()]));
+}

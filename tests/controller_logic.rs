@@ -43,6 +43,7 @@ fn healthy() -> Observations {
         }),
         rewrites: vec![],
         diagnosis: None,
+        advice: Vec::new(),
         missing_config_secrets: vec![],
         released_claims: vec![],
         adopted_claims: vec![],
@@ -321,6 +322,21 @@ fn outcomes_other_than_applied_map_to_their_reasons() {
     }
     let failed = run(&Outcome::Failed { reason: "ApplyFailed", message: "spec: Forbidden".into(), permanent: true });
     assert!(c::find(&failed.conditions, c::STALLED).is_some_and(|x| x.message.contains("Forbidden")));
+}
+
+#[test]
+fn resource_advice_is_a_condition_of_its_own_and_leaves_ready_alone() {
+    let advice = winapp_operator::advice::of(None);
+    assert_eq!(advice.len(), 1, "no memory limit: {advice:?}");
+    let mut obs = healthy();
+    obs.advice = advice;
+    let s = run(&Outcome::Applied(obs));
+    assert_eq!(summary(&s), summary(&run(&Outcome::Applied(healthy()))), "Ready, Reconciling, Stalled unchanged");
+    let advised = c::find(&s.conditions, c::RESOURCES_ADVISED).expect("ResourcesAdvised");
+    assert_eq!((advised.status.as_str(), advised.reason.as_str()), ("True", "NoMemoryLimit"));
+    assert!(advised.message.contains("set limits.memory"), "says what to set: {}", advised.message);
+    let plain = run(&Outcome::Applied(healthy()));
+    assert!(c::find(&plain.conditions, c::RESOURCES_ADVISED).is_none(), "no advice, no condition");
 }
 
 #[test]
@@ -645,6 +661,70 @@ mod diagnosis {
             want("False", "ImagePullFailed", "False", "ImagePullFailed", "True", "ImagePullFailed")
         );
     }
+}
+
+/// After a drain: the Deployment had rolled out, its pods were evicted and recreated on another
+/// node, where they cannot start. The operator keeps the deadline the Deployment does not keep
+/// then (`observe::rescheduled`), and the status says what the pods say: progress until the
+/// deadline, Stalled with the pod's reason after it.
+#[test]
+fn pods_rescheduled_after_a_drain_stall_past_the_deadline_with_the_pods_reason() {
+    use winapp_operator::controller::diagnose::{ContainerFacts, EventFacts, PodFacts, WorkloadFacts, diagnose};
+    use winapp_operator::controller::observe::rescheduled;
+
+    let on_new_node = |name: &str, waiting: Option<(&str, &str)>, unschedulable: Option<&str>, events| PodFacts {
+        name: name.into(),
+        node: unschedulable.is_none().then(|| "win-2".into()),
+        node_build: unschedulable.is_none().then(|| "10.0.20348".into()),
+        unschedulable: unschedulable.map(Into::into),
+        containers: vec![ContainerFacts {
+            name: "app".into(),
+            image: "registry.example.com/web:1-ltsc2022".into(),
+            waiting: waiting.map(|(r, m): (&str, &str)| (r.into(), m.into())),
+            ..ContainerFacts::default()
+        }],
+        events,
+    };
+    let pulling = on_new_node(
+        "web-7d9-x1",
+        Some(("ContainerCreating", "")),
+        None,
+        vec![EventFacts {
+            reason: "Pulling".into(),
+            message: "Pulling image \"registry.example.com/web:1-ltsc2022\"".into(),
+            age: Duration::from_secs(1200),
+        }],
+    );
+    let pending = on_new_node(
+        "web-7d9-x2",
+        None,
+        Some("0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient memory."),
+        vec![],
+    );
+    let judge = |pods: Vec<PodFacts>, idle_s: u64| {
+        let facts = WorkloadFacts { replica_failure: None, not_ready: pods.len(), pods };
+        let mut obs = healthy();
+        let drained = WorkloadCheck { available: 0, ..obs.workload.clone().expect("workload") };
+        obs.workload = Some(rescheduled(drained, Some(Duration::from_secs(idle_s)), Duration::from_secs(900)));
+        obs.diagnosis = diagnose(&facts, "shop");
+        summary(&run(&Outcome::Applied(obs)))
+    };
+    let p = |s: &str, r: &str| (s.to_owned(), r.to_owned());
+    // Within the deadline: progress, with the pods' reason.
+    assert_eq!(
+        judge(vec![pulling.clone(), pending.clone()], 300),
+        [p("False", "Unschedulable"), p("True", "Unschedulable"), p("False", "Progressing")]
+    );
+    // Past it: Stalled with the same reason.
+    assert_eq!(
+        judge(vec![pulling.clone(), pending], 900),
+        [p("False", "Unschedulable"), p("False", "Unschedulable"), p("True", "Unschedulable")]
+    );
+    // A pull that never ends on the new node.
+    assert_eq!(
+        judge(vec![pulling], 1000),
+        [p("False", "PullingImage"), p("False", "PullingImage"), p("True", "PullingImage")]
+    );
 }
 
 #[test]

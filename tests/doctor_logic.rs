@@ -7,8 +7,8 @@ use serde_json::Value;
 use winapp_operator::api::WindowsVersion;
 use winapp_operator::doctor::facts::{
     AdmissionBindingFacts, AdmissionPolicyFacts, AppFacts, ClusterRoleFacts, DaemonSetFacts, DeploymentFacts, EnvFacts,
-    Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, RoleFacts, TaintFacts, WebhookConfigFacts,
-    WebhookFacts,
+    Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, PodRequestFacts, RoleFacts, TaintFacts,
+    WebhookConfigFacts, WebhookFacts,
 };
 use winapp_operator::doctor::{self, Check, CheckOptions, Expected, Finding, Level, Summary};
 
@@ -31,6 +31,8 @@ fn windows_node(name: &str, build: &str) -> NodeFacts {
         container_runtime: "containerd://1.7.20".into(),
         kubelet_version: "v1.37.2".into(),
         os_image: "Windows Server 2022 Datacenter".into(),
+        allocatable_cpu_millis: Some(4000),
+        allocatable_memory_bytes: Some(16 << 30),
     }
 }
 
@@ -142,6 +144,7 @@ fn healthy() -> Facts {
             allow: Some("host-process,node-agent".into()),
             allowed_taints: None,
         }]),
+        pods: Lookup::Found(vec![]),
     }
 }
 
@@ -192,6 +195,7 @@ fn a_healthy_cluster_has_only_ok_findings() {
         Check::WindowsVersion,
         Check::Taints,
         Check::Runtime,
+        Check::Capacity,
         Check::GmsaCrd,
         Check::GmsaWebhook,
         Check::SmbCsiDriver,
@@ -311,6 +315,49 @@ fn the_default_pool_taint_is_tolerated_and_others_are_named() {
     let no_execute = taints.iter().find(|f| f.title.contains("os=windows:NoExecute")).expect("NoExecute named");
     assert_eq!(no_execute.level, Level::Warning);
     assert!(no_execute.message.contains("spec.windows.tolerations") && no_execute.message.contains("evicted"));
+}
+
+#[test]
+fn capacity_per_build_counts_pods_on_cordoned_nodes_against_usable_allocatable() {
+    let pod = |node: &str, cpu_millis: u64, gib: u64| PodRequestFacts {
+        node: node.into(),
+        cpu_millis,
+        memory_bytes: gib << 30,
+    };
+    let cordoned = NodeFacts { unschedulable: true, ..windows_node("win2022-3", "10.0.20348") };
+    let mut facts = Facts {
+        nodes: vec![
+            linux_node("linux-1"),
+            windows_node("win2022-1", "10.0.20348"),
+            windows_node("win2022-2", "10.0.20348"),
+            cordoned,
+            windows_node("win2025-1", "10.0.26100"),
+        ],
+        // 2 usable ltsc2022 nodes: 8 cores, 32 GiB. The Linux node's pod does not count.
+        pods: Lookup::Found(vec![
+            pod("win2022-1", 2000, 12),
+            pod("win2022-2", 2000, 12),
+            pod("win2022-3", 1000, 6),
+            pod("linux-1", 64000, 512),
+            pod("win2025-1", 500, 1),
+        ]),
+        ..healthy()
+    };
+    let findings = run(&facts, &[]);
+    let found = of(&findings, Check::Capacity);
+    assert_eq!(found.len(), 2, "one per build: {found:#?}");
+    let ltsc2022 = found.iter().find(|f| f.title.contains("10.0.20348")).expect("ltsc2022");
+    assert_eq!(ltsc2022.level, Level::Warning, "30 of 32 GiB is above 90 %: {ltsc2022:#?}");
+    assert!(ltsc2022.message.contains("memory 30.0 GiB of 32.0 GiB (93 %)"), "{}", ltsc2022.message);
+    assert!(ltsc2022.message.contains("CPU 5.0 of 8.0 cores requested (62 %)"), "{}", ltsc2022.message);
+    assert!(ltsc2022.message.contains("add nodes"), "says what to do: {}", ltsc2022.message);
+    let ltsc2025 = found.iter().find(|f| f.title.contains("10.0.26100")).expect("ltsc2025");
+    assert_eq!(ltsc2025.level, Level::Ok);
+
+    facts.pods = Lookup::Forbidden("pods is forbidden".into());
+    let forbidden = only(&run(&facts, &[]), Check::Capacity).clone();
+    assert_eq!(forbidden.level, Level::Warning);
+    assert!(forbidden.title.contains("cannot check"), "{forbidden:#?}");
 }
 
 #[test]

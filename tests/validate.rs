@@ -73,6 +73,9 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::NodeAgentWith(_) => "NodeAgentWith",
         ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
         ValidationError::NotAllowed(_) => "NotAllowed",
+        ValidationError::ShutdownSetTwice { .. } => "ShutdownSetTwice",
+        ValidationError::PreStopOneOf => "PreStopOneOf",
+        ValidationError::DrainPastGracePeriod { .. } => "DrainPastGracePeriod",
     }
 }
 
@@ -1254,4 +1257,120 @@ fn powers_beyond_the_namespace_are_not_allowed_by_default_and_name_their_field()
     let override_only =
         validate::validate(&app("image: x\npodTemplate: {spec: {hostPID: true}}\n"), None).expect_err("refused");
     assert!(override_only.only_policy_refusals() && !override_only.refuses_spec_fields());
+}
+
+#[test]
+fn shutdown_defaults_to_sixty_seconds_and_resolves_the_iis_drain() {
+    let v = valid("image: x\n");
+    assert_eq!(v.shutdown.grace_period_seconds, defaults::GRACE_PERIOD_SECONDS);
+    assert_eq!(defaults::GRACE_PERIOD_SECONDS, 60, "longer than Kubernetes' 30");
+    assert_eq!(v.shutdown.pre_stop, None);
+    let v = valid(
+        "image: x\nshutdown:\n  gracePeriodSeconds: 120\n  preStop: {iis: {site: Default Web Site, drainSeconds: 60}}\n",
+    );
+    assert_eq!(v.shutdown.grace_period_seconds, 120);
+    assert_eq!(
+        v.shutdown.pre_stop,
+        Some(validate::PreStopAction::Iis {
+            site: Some("Default Web Site".into()),
+            delay_seconds: defaults::IIS_DELAY_SECONDS,
+            drain_seconds: 60
+        })
+    );
+    let v = valid("image: x\nshutdown: {preStop: {command: [cmd, /c, exit]}}\n");
+    assert_eq!(
+        v.shutdown.pre_stop,
+        Some(validate::PreStopAction::Command(vec!["cmd".into(), "/c".into(), "exit".into()]))
+    );
+    // podTemplate's grace period, alone, wins over the default (merged last).
+    let v = valid("image: x\npodTemplate: {spec: {terminationGracePeriodSeconds: 300}}\n");
+    assert_eq!(v.shutdown.grace_period_seconds, 60, "resolved, then overridden by the merge");
+}
+
+#[test]
+fn shutdown_set_twice() {
+    let e = only_error(
+        "image: x\nshutdown: {gracePeriodSeconds: 90}\npodTemplate: {spec: {terminationGracePeriodSeconds: 300}}\n",
+        "ShutdownSetTwice",
+        "spec.podTemplate.spec.terminationGracePeriodSeconds",
+    );
+    assert!(e.to_string().contains("keep spec.shutdown.gracePeriodSeconds"), "{e}");
+    only_error(
+        "image: x\nshutdown: {preStop: {command: [a]}}\npodTemplate: {spec: {containers: [{name: app, lifecycle: {preStop: {exec: {command: [b]}}}}]}}\n",
+        "ShutdownSetTwice",
+        "spec.podTemplate.spec.containers[app].lifecycle.preStop",
+    );
+    // A sidecar's preStop, or the app container's without shutdown.preStop, is no conflict.
+    valid(
+        "image: x\nshutdown: {preStop: {command: [a]}}\npodTemplate: {spec: {containers: [{name: side, image: 'side:1', lifecycle: {preStop: {exec: {command: [b]}}}}]}}\n",
+    );
+    valid(
+        "image: x\nshutdown: {gracePeriodSeconds: 90}\npodTemplate: {spec: {containers: [{name: app, lifecycle: {preStop: {exec: {command: [b]}}}}]}}\n",
+    );
+}
+
+#[test]
+fn pre_stop_one_of() {
+    for pre_stop in ["{}", "{command: [a], iis: {drainSeconds: 5}}"] {
+        let e = only_error(
+            &format!("image: x\nshutdown: {{preStop: {pre_stop}}}\n"),
+            "PreStopOneOf",
+            "spec.shutdown.preStop",
+        );
+        assert_eq!(e, ValidationError::PreStopOneOf);
+    }
+}
+
+#[test]
+fn drain_past_grace_period() {
+    let e = only_error(
+        "image: x\nshutdown: {preStop: {iis: {drainSeconds: 55}}}\n",
+        "DrainPastGracePeriod",
+        "spec.shutdown.preStop.iis.drainSeconds",
+    );
+    assert_eq!(e, ValidationError::DrainPastGracePeriod { delay: 5, drain: 55, grace: 60 });
+    valid("image: x\nshutdown: {preStop: {iis: {drainSeconds: 54}}}\n");
+    valid("image: x\nshutdown: {gracePeriodSeconds: 90, preStop: {iis: {drainSeconds: 80, delaySeconds: 0}}}\n");
+    // The grace period the pods get is podTemplate's when it sets one.
+    let e = only_error(
+        "image: x\nshutdown: {preStop: {iis: {drainSeconds: 30}}}\npodTemplate: {spec: {terminationGracePeriodSeconds: 20}}\n",
+        "DrainPastGracePeriod",
+        "spec.shutdown.preStop.iis.drainSeconds",
+    );
+    assert_eq!(e, ValidationError::DrainPastGracePeriod { delay: 5, drain: 30, grace: 20 });
+}
+
+#[test]
+fn the_crd_refuses_what_validate_refuses_of_shutdown() {
+    let doc = |spec: &str| -> serde_json::Value {
+        let spec: serde_json::Value = serde_saphyr::from_str(spec).expect("spec YAML");
+        serde_json::json!({"apiVersion": "winapp.dev/v1alpha1", "kind": "WindowsApp",
+            "metadata": {"name": "web", "namespace": "shop"}, "spec": spec})
+    };
+    let refused = |spec: &str| -> String {
+        let errors = winapp_operator::schema::check(&doc(spec)).expect_err(spec);
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    };
+    let m = refused("image: x\nshutdown: {preStop: {iis: {drainSeconds: 55}}}\n");
+    assert!(m.contains("must be less than gracePeriodSeconds (default 60)"), "{m}");
+    let m = refused(
+        "image: x\nshutdown: {preStop: {iis: {drainSeconds: 100, delaySeconds: 0}}, gracePeriodSeconds: 100}\n",
+    );
+    assert!(m.contains("drainSeconds"), "{m}");
+    let m = refused("image: x\nshutdown: {preStop: {command: [a], iis: {drainSeconds: 5}}}\n");
+    assert!(m.contains("exactly one of command and iis"), "{m}");
+    let m = refused(
+        "image: x\nshutdown: {gracePeriodSeconds: 90}\npodTemplate: {spec: {terminationGracePeriodSeconds: 300}}\n",
+    );
+    assert!(m.contains("the grace period is set twice"), "{m}");
+    let m = refused("image: x\nshutdown: {gracePeriodSeconds: 0}\n");
+    assert!(m.contains("gracePeriodSeconds"), "{m}");
+    let m = refused("image: x\nshutdown: {preStop: {iis: {site: \"it's\", drainSeconds: 5}}}\n");
+    assert!(m.contains("site"), "a quote in the site name: {m}");
+    winapp_operator::schema::check(&doc(
+        "image: x\nshutdown: {gracePeriodSeconds: 90, preStop: {iis: {site: Default Web Site, drainSeconds: 80}}}\n",
+    ))
+    .expect("the example's shape passes");
+    // The CEL rule's defaults are validate's.
+    assert_eq!((defaults::GRACE_PERIOD_SECONDS, defaults::IIS_DELAY_SECONDS), (60, 5));
 }

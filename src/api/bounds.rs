@@ -85,6 +85,7 @@ pub const ALL: &[(&str, usize)] = &[
     ("spec.probes.readiness.httpGet.httpHeaders", PROBE_HEADERS),
     ("spec.probes.startup.exec.command", PROBE_COMMAND),
     ("spec.probes.startup.httpGet.httpHeaders", PROBE_HEADERS),
+    ("spec.shutdown.preStop.command", COMMAND),
     ("spec.windows.nodeSelector", NODE_SELECTOR),
     ("spec.windows.tolerations", TOLERATIONS),
     ("spec.service.ports", SERVICE_PORTS),

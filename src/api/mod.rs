@@ -14,6 +14,7 @@ mod overrides;
 mod placement;
 pub mod reference;
 mod service;
+mod shutdown;
 mod status;
 mod volumes;
 
@@ -31,6 +32,7 @@ pub use overrides::{PodMetadata, PodTemplateOverrides};
 pub use placement::{PoolTaint, WindowsPlacement, WindowsVersion};
 pub use reference::{IMAGE_EXAMPLE, IMAGE_MAX_LENGTH, IMAGE_PATTERN};
 pub use service::{AppService, AppServicePort, ServiceType, TrafficPolicy};
+pub use shutdown::{IIS_SITE_PATTERN, IisDrain, PreStop, Shutdown};
 pub use status::{ReleasedClaim, WindowsAppStatus};
 pub use volumes::{AccessMode, AppVolume, ClaimVolume, RetentionPolicy, SmbVolume};
 
@@ -71,6 +73,9 @@ pub const VERSION: &str = "v1alpha1";
 #[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.autoscaled) || !self.autoscaled")
     .message("nodeAgent runs one pod on every matching Windows node and cannot be autoscaled: remove autoscaled")
     .field_path(".autoscaled"))]
+#[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.gracePeriodSeconds) || !has(self.podTemplate) || !has(self.podTemplate.spec) || !has(self.podTemplate.spec.terminationGracePeriodSeconds)")
+    .message("the grace period is set twice: remove podTemplate.spec.terminationGracePeriodSeconds and keep shutdown.gracePeriodSeconds")
+    .field_path(".podTemplate.spec.terminationGracePeriodSeconds"))]
 pub struct WindowsAppSpec {
     /// Pause reconciliation: while true the operator applies and deletes nothing and reports
     /// `Reconciling=False` with reason `Suspended`. Default false.
@@ -154,6 +159,12 @@ pub struct WindowsAppSpec {
     /// maxUnavailable 1 (one node at a time, as host-network agents cannot run twice on a node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+
+    /// How the pods stop: the grace period (default 60 seconds) and a pre-stop action (a
+    /// command, or the IIS drain). `podTemplate` may set `terminationGracePeriodSeconds` or the
+    /// app container's `lifecycle.preStop` instead, but not the same one as `shutdown` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
 
     /// An existing ServiceAccount for the pods. Default: the operator creates one named
     /// after the app.

@@ -34,13 +34,15 @@ pub struct PodMetadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// An open object whose `hostNetwork` is typed, so that CEL rules can read it.
+/// An open object whose `hostNetwork` and `terminationGracePeriodSeconds` are typed, so that CEL
+/// rules can read them.
 fn pod_spec_overrides_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
         "description": "Pod spec fields merged over the generated spec.",
         "properties": {
-            "hostNetwork": {"type": "boolean"}
+            "hostNetwork": {"type": "boolean"},
+            "terminationGracePeriodSeconds": {"type": "integer", "format": "int64"}
         },
         "x-kubernetes-preserve-unknown-fields": true
     })

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod meta;
 pub mod network;
 pub mod service;
+pub mod shutdown;
 pub mod storage;
 pub mod workload;
 

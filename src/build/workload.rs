@@ -161,6 +161,7 @@ fn pod_spec(app: &ValidatedApp) -> PodSpec {
             .map(|w| PodSecurityContext { windows_options: Some(w), ..PodSecurityContext::default() }),
         containers: vec![container(app, &mounts)],
         volumes: non_empty(&volumes),
+        termination_grace_period_seconds: Some(app.shutdown.grace_period_seconds),
         ..PodSpec::default()
     }
 }
@@ -323,6 +324,7 @@ fn container(app: &ValidatedApp, mounts: &[VolumeMount]) -> Container {
         readiness_probe: app.probes.readiness.clone(),
         startup_probe: app.probes.startup.clone(),
         volume_mounts: non_empty(mounts),
+        lifecycle: super::shutdown::lifecycle(app.shutdown.pre_stop.as_ref()),
         ..Container::default()
     }
 }

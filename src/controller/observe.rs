@@ -75,6 +75,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         released_claims: pruned.released,
         adopted_claims: applied.adopted,
         turn,
+        advice: crate::advice::resources(pod),
     })
 }
 
@@ -102,9 +103,24 @@ fn workload_check(
         let key = ObjectRef::new(&name).within(&app.namespace);
         let Some(cached) = Deployments::store(&ctx.stores).and_then(|s| s.get(&key)) else { return Ok((None, None)) };
         let d = cached.typed().map_err(|e| Error::Cached(Deployments::KIND, e))?;
-        let stuck = Stuck::of_deployment(&d, now);
+        let mut stuck = Stuck::of_deployment(&d, now);
         let mut check = deployment(&d, current);
         check.idle = stuck.idle;
+        if rolled_out(&d) {
+            // Pods lost after the rollout (a drain, a node gone): the Deployment keeps no deadline
+            // for them, so the operator does, as for a DaemonSet.
+            let app_key = (app.namespace.clone(), app.name.clone());
+            let generation = d.meta().generation.unwrap_or(0);
+            let deadline = Duration::from_secs(u64::try_from(app.progress_deadline_seconds).unwrap_or(0));
+            let idle = (check.available < check.desired).then(|| {
+                ctx.memory.progress(&app_key, (generation, check.updated, check.available), stalled_since, now)
+            });
+            if idle.is_none() {
+                ctx.memory.with(&app_key, |s| s.progress = None);
+            }
+            check = rescheduled(check, idle, deadline);
+            stuck.idle = check.idle;
+        }
         Ok((Some(check), Some(stuck)))
     }
 }
@@ -231,6 +247,27 @@ fn daemon_set(
     }
 }
 
+/// Whether the Deployment's last rollout completed (Progressing with NewReplicaSetAvailable): its
+/// controller then checks no progress deadline, whatever becomes of the pods.
+fn rolled_out(d: &Deployment) -> bool {
+    d.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_.as_deref() == Some("Progressing") && c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+    })
+}
+
+/// Pure: a rolled-out Deployment short of available pods since `idle` (None: not short), as the
+/// status judges it: the operator keeps the deadline, so that pods rescheduled after a drain that
+/// cannot start (no room, a pull that never ends) end Stalled with their reason, as a rollout does.
+pub fn rescheduled(mut check: WorkloadCheck, idle: Option<Duration>, deadline: Duration) -> WorkloadCheck {
+    if let Some(idle) = idle {
+        check.idle = idle;
+        check.deadline = Some(deadline);
+        check.progress_deadline_exceeded = check.progress_deadline_exceeded || idle >= deadline;
+    }
+    check
+}
+
 /// A Deployment, as its controller reports it.
 fn deployment(d: &Deployment, current: bool) -> WorkloadCheck {
     let status = d.status.clone().unwrap_or_default();
@@ -264,6 +301,36 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn pods_lost_after_a_rollout_get_the_operators_deadline() {
+        let check = WorkloadCheck {
+            up_to_date: true,
+            desired: 2,
+            updated: 2,
+            available: 0,
+            replicas: 2,
+            ..WorkloadCheck::default()
+        };
+        let deadline = Duration::from_secs(900);
+        let waiting = rescheduled(check.clone(), Some(Duration::from_secs(60)), deadline);
+        assert!(!waiting.progress_deadline_exceeded);
+        assert_eq!((waiting.idle, waiting.deadline), (Duration::from_secs(60), Some(deadline)));
+        assert!(rescheduled(check.clone(), Some(deadline), deadline).progress_deadline_exceeded);
+        assert_eq!(rescheduled(check.clone(), None, deadline), check, "not short of pods: as the Deployment says");
+        let mut d = Deployment::default();
+        assert!(!rolled_out(&d));
+        d.status = Some(DeploymentStatus {
+            conditions: Some(vec![DeploymentCondition {
+                type_: Some("Progressing".into()),
+                status: Some("True".into()),
+                reason: Some("NewReplicaSetAvailable".into()),
+                ..DeploymentCondition::default()
+            }]),
+            ..DeploymentStatus::default()
+        });
+        assert!(rolled_out(&d));
     }
 
     #[test]

@@ -59,6 +59,16 @@ pub struct Facts {
     pub admission_bindings: Lookup<Option<Vec<AdmissionBindingFacts>>>,
     /// Namespaces that grant their apps powers of the operator's policy by annotation.
     pub namespace_grants: Lookup<Vec<NamespaceGrantFacts>>,
+    /// The requests of the pods on Windows nodes that are not done (Succeeded or Failed).
+    pub pods: Lookup<Vec<PodRequestFacts>>,
+}
+
+/// What the scheduler counts of one pod on a Windows node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PodRequestFacts {
+    pub node: String,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
 }
 
 /// One node.
@@ -78,6 +88,10 @@ pub struct NodeFacts {
     pub container_runtime: String,
     pub kubelet_version: String,
     pub os_image: String,
+    /// `status.allocatable.cpu`, in millicores.
+    pub allocatable_cpu_millis: Option<u64>,
+    /// `status.allocatable.memory`, in bytes.
+    pub allocatable_memory_bytes: Option<u64>,
 }
 
 impl NodeFacts {

@@ -11,7 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::api::storage::v1::CSIDriver;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -21,10 +21,11 @@ use kube::{Client, Config, ResourceExt};
 
 use super::DoctorError;
 use super::addons::{GMSA_CRD, SMB_DRIVER};
+use super::capacity;
 use super::facts::{
     AdmissionBindingFacts, AdmissionPolicyFacts, AppFacts, ClusterRoleFacts, CrdFacts, CrdVersionFacts, DaemonSetFacts,
-    DeploymentFacts, EnvFacts, Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, RoleFacts, TaintFacts,
-    WebhookConfigFacts, WebhookFacts,
+    DeploymentFacts, EnvFacts, Facts, GmsaCrdFacts, Lookup, NamespaceGrantFacts, NodeFacts, PodRequestFacts, RoleFacts,
+    TaintFacts, WebhookConfigFacts, WebhookFacts,
 };
 use super::grants::{ALLOW_ANNOTATION, ALLOWED_TAINTS_ANNOTATION};
 use super::operator::{NAME_LABEL, OPERATOR_NAME, WINDOWSAPP_CRD};
@@ -103,8 +104,12 @@ pub async fn gather(cluster: &Cluster, operator_namespace: Option<&str>) -> Resu
         operator_deployments(cluster, operator_namespace),
         operator_cluster_roles(cluster),
     );
-    let (operator_roles, admission_policies, admission_bindings) =
-        tokio::join!(operator_roles(cluster), admission_policies(cluster), admission_bindings(cluster));
+    let (operator_roles, admission_policies, admission_bindings, pods) = tokio::join!(
+        operator_roles(cluster),
+        admission_policies(cluster),
+        admission_bindings(cluster),
+        windows_pods(cluster, &nodes)
+    );
     let (namespaces, namespace_grants) = namespaces?;
     Ok(Facts {
         nodes,
@@ -122,6 +127,7 @@ pub async fn gather(cluster: &Cluster, operator_namespace: Option<&str>) -> Resu
         operator_roles: operator_roles?,
         admission_policies: admission_policies?,
         admission_bindings: admission_bindings?,
+        pods: pods?,
     })
 }
 
@@ -157,7 +163,41 @@ fn node_facts(node: Node) -> NodeFacts {
         container_runtime: info.container_runtime_version,
         kubelet_version: info.kubelet_version,
         os_image: info.os_image,
+        allocatable_cpu_millis: status
+            .allocatable
+            .as_ref()
+            .and_then(|a| a.get("cpu"))
+            .and_then(|q| capacity::millis(&q.0)),
+        allocatable_memory_bytes: status
+            .allocatable
+            .as_ref()
+            .and_then(|a| a.get("memory"))
+            .and_then(|q| capacity::units(&q.0)),
     }
+}
+
+/// The requests of the pods on Windows nodes that are not done: one list of every namespace's
+/// pods (their specs are dropped as they are read).
+async fn windows_pods(cluster: &Cluster, nodes: &[NodeFacts]) -> Result<Lookup<Vec<PodRequestFacts>>, DoctorError> {
+    let windows: std::collections::BTreeSet<&str> =
+        nodes.iter().filter(|n| n.is_windows()).map(|n| n.name.as_str()).collect();
+    if windows.is_empty() {
+        return Ok(Lookup::Found(Vec::new()));
+    }
+    let api: Api<Pod> = Api::all(cluster.client.clone());
+    let params = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let list = lookup(&cluster.url, api.list(&params).await)?;
+    Ok(map(list, |list| {
+        list.items
+            .into_iter()
+            .filter_map(|p| {
+                let spec = p.spec?;
+                let node = spec.node_name.clone().filter(|n| windows.contains(n.as_str()))?;
+                let (cpu_millis, memory_bytes) = capacity::pod_requests(&spec);
+                Some(PodRequestFacts { node, cpu_millis, memory_bytes })
+            })
+            .collect()
+    }))
 }
 
 async fn gmsa_crd(cluster: &Cluster) -> Result<Lookup<Option<GmsaCrdFacts>>, DoctorError> {

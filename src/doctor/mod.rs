@@ -4,6 +4,7 @@
 //! functions from facts to [`Finding`]s; [`output`] prints them for people or as JSON.
 
 pub mod addons;
+pub mod capacity;
 pub mod facts;
 pub mod fence;
 pub mod gather;
@@ -37,7 +38,9 @@ Checks, each reported as ok, warning or error with what to do:
   Windows nodes  count by Windows build and readiness (error: none usable); each --windows-version
                  (error: no Ready, schedulable node of that build); NoSchedule/NoExecute taints
                  that the default placement does not tolerate (warning, naming the WindowsApp
-                 field to set); container runtime, kubelet and OS image (warning: not containerd)
+                 field to set); container runtime, kubelet and OS image (warning: not containerd);
+                 per build, the usable nodes' allocatable CPU and memory against the requests of
+                 the pods on them (warning: above 90 %)
   gMSA           the GMSACredentialSpec CRD and the gMSA admission webhooks (warning: missing)
   SMB storage    the CSIDriver smb.csi.k8s.io and its Windows node DaemonSet, ready on the
                  Windows nodes (warning: missing or not ready)
@@ -108,6 +111,7 @@ pub enum Check {
     WindowsVersion,
     Taints,
     Runtime,
+    Capacity,
     GmsaCrd,
     GmsaWebhook,
     SmbCsiDriver,
@@ -129,6 +133,7 @@ impl Check {
             Check::WindowsVersion => "windows-version",
             Check::Taints => "taints",
             Check::Runtime => "runtime",
+            Check::Capacity => "capacity",
             Check::GmsaCrd => "gmsa-crd",
             Check::GmsaWebhook => "gmsa-webhook",
             Check::SmbCsiDriver => "smb-csi-driver",
@@ -146,7 +151,9 @@ impl Check {
     /// The heading the finding is printed under.
     pub fn section(self) -> &'static str {
         match self {
-            Check::WindowsNodes | Check::WindowsVersion | Check::Taints | Check::Runtime => "Windows nodes",
+            Check::WindowsNodes | Check::WindowsVersion | Check::Taints | Check::Runtime | Check::Capacity => {
+                "Windows nodes"
+            }
             Check::GmsaCrd | Check::GmsaWebhook => "gMSA",
             Check::SmbCsiDriver | Check::SmbNodeDaemonset => "SMB storage",
             Check::NetworkPolicy => "NetworkPolicy",
@@ -310,6 +317,7 @@ pub fn check(facts: &Facts, expected: &Expected, opts: &CheckOptions) -> Vec<Fin
     findings.extend(nodes::windows_versions(&facts.nodes, &opts.windows_versions));
     findings.extend(nodes::taints(&facts.nodes, &expected.default_tolerations));
     findings.extend(nodes::runtimes(&facts.nodes));
+    findings.extend(capacity::capacity(&facts.nodes, &facts.pods));
     findings.extend(addons::gmsa_crd(&facts.gmsa_crd));
     findings.extend(addons::gmsa_webhook(&facts.mutating_webhooks, &facts.validating_webhooks));
     findings.extend(addons::smb_csi_driver(&facts.smb_csi_driver));

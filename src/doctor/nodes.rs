@@ -35,7 +35,7 @@ fn windows(nodes: &[NodeFacts]) -> Vec<&NodeFacts> {
 }
 
 /// `ltsc2022 (10.0.20348)`, or what is known of an unknown build.
-fn describe_build(build: Option<&str>) -> String {
+pub(crate) fn describe_build(build: Option<&str>) -> String {
     match build {
         Some(b) => match WindowsVersion::from_build(b) {
             Some(v) => format!("{} ({b})", v.as_str()),

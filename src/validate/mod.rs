@@ -21,6 +21,7 @@ use crate::api::{
     TrafficPolicy, WindowsApp, WindowsAppSpec, WindowsVersion,
 };
 use crate::policy::Policy;
+pub use shutdown::{PreStopAction, ShutdownSettings};
 
 mod identity;
 pub mod image;
@@ -28,6 +29,7 @@ mod overrides;
 mod placement;
 mod resolve;
 mod service;
+mod shutdown;
 mod storage;
 mod workload;
 
@@ -39,6 +41,11 @@ pub mod defaults {
     /// Node agents roll one node at a time: a host-network agent cannot run twice on a node.
     pub const NODE_AGENT_MAX_UNAVAILABLE: i32 = 1;
     pub const PROGRESS_DEADLINE_SECONDS: i32 = 900;
+    /// Longer than Kubernetes' 30: IIS and ASP.NET finish their requests, and a Windows
+    /// container is slow to stop. `spec.shutdown`'s CEL rule repeats it.
+    pub const GRACE_PERIOD_SECONDS: i64 = 60;
+    /// The IIS drain's wait for the endpoints to go before the site stops (the CEL rule repeats it).
+    pub const IIS_DELAY_SECONDS: i64 = 5;
     pub const POOL_TAINT_KEY: &str = "os";
     pub const POOL_TAINT_VALUE: &str = "windows";
     /// The Windows pool taints tolerated when `spec.windows.toleration` is unset, one per
@@ -124,6 +131,16 @@ pub enum ValidationError {
         "spec.service.externalTrafficPolicy: applies only to type LoadBalancer or NodePort; remove it or change spec.service.type"
     )]
     TrafficPolicyOnClusterIp,
+    #[error(
+        "spec.podTemplate.spec.{template}: set twice, here and in spec.shutdown.{shutdown}; keep spec.shutdown.{shutdown} and remove this one"
+    )]
+    ShutdownSetTwice { template: &'static str, shutdown: &'static str },
+    #[error("spec.shutdown.preStop: set exactly one of command and iis")]
+    PreStopOneOf,
+    #[error(
+        "spec.shutdown.preStop.iis.drainSeconds: delaySeconds ({delay}) plus drainSeconds ({drain}) must be less than the grace period ({grace} s), since the kubelet kills the container when it ends; lower drainSeconds or raise spec.shutdown.gracePeriodSeconds"
+    )]
+    DrainPastGracePeriod { delay: i64, drain: i64, grace: i64 },
     #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
     ForbiddenOverride(String),
     #[error(
@@ -327,6 +344,7 @@ pub struct ValidatedApp {
     pub max_surge: IntOrString,
     pub max_unavailable: IntOrString,
     pub progress_deadline_seconds: i32,
+    pub shutdown: ShutdownSettings,
     pub service_account: ServiceAccountChoice,
     /// Whether the pods get a Kubernetes API token.
     pub api_access: bool,
@@ -392,6 +410,7 @@ fn check_all(
     let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
 
     check_exclusive(spec, errors);
+    let shutdown = shutdown::shutdown(spec, errors);
 
     let gmsa =
         spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, errors));
@@ -409,6 +428,7 @@ fn check_all(
     resolve::Checked {
         name,
         namespace,
+        shutdown,
         service_account,
         placement,
         service,

@@ -12,6 +12,7 @@ mod node_agents;
 mod pacing;
 mod pod_policy;
 mod scope;
+mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;

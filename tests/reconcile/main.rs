@@ -384,3 +384,36 @@ async fn an_operator_change_to_the_pod_template_rolls_one_app_at_a_time_and_the_
     assert!(!status.to_string().contains("PodTemplateCurrent"), "the condition goes once it is done: {status}");
     assert_eq!(s.ctx.memory.pacer.counts(), (0, 0));
 }
+
+#[tokio::test]
+async fn the_new_default_grace_period_is_the_operators_change_and_is_paced() {
+    let mut s = Setup::with_memory(AppMemory::with_pacer(Pacer::new(1, None)));
+    for name in ["one", "two"] {
+        s.converged(name, web_spec()).await;
+    }
+    let deployment = |name: &str| path_of("Deployment", name);
+    // The Deployments as the previous version of the operator left them: no grace period in the
+    // pod template (Kubernetes' 30 s), marked with that template's hash and the same inputs.
+    for name in ["one", "two"] {
+        let mut d = s.api.get(&deployment(name)).expect("deployment");
+        assert_eq!(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], json!(60), "the default: {d}");
+        d["spec"]["template"]["spec"].as_object_mut().expect("pod spec").remove("terminationGracePeriodSeconds");
+        let old = winapp_operator::controller::pace::hash(&d["spec"]["template"]);
+        d["metadata"]["annotations"][winapp_operator::controller::pace::TEMPLATE_HASH] = json!(old);
+        s.api.put(&deployment(name), d);
+    }
+    s.sync_caches();
+    s.deployment_available("one");
+    s.deployment_available("two");
+
+    let (_, sent) = s.reconcile("one").await;
+    assert_eq!(child_writes(&sent), vec![format!("PATCH {}", deployment("one"))], "the first app takes the turn");
+    let one = s.api.get(&deployment("one")).expect("deployment");
+    assert_eq!(one["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], json!(60));
+    let (result, sent) = s.reconcile("two").await;
+    result.expect("a waiting app reconciles fine");
+    assert_eq!(child_writes(&sent), Vec::<String>::new(), "the second keeps its pods while the first rolls");
+    let (status, reason, message) = s.condition("two", "PodTemplateCurrent");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "WaitingForRolloutTurn"), "{message}");
+    assert_eq!(s.condition("two", "Ready").0, "True", "still Ready");
+}

@@ -52,6 +52,7 @@ pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32
     };
     conds.extend(judged.into_iter().filter_map(|j| j.condition));
     conds.extend(pod_template(obs));
+    conds.extend(resources(obs));
     (conds, d.map(|d| d.replicas), d.map(|d| d.available))
 }
 
@@ -74,6 +75,13 @@ fn pod_template(obs: &Observations) -> Option<Cond> {
         ),
     };
     Some(Cond::new(c::POD_TEMPLATE_CURRENT, false, msg.0, msg.1))
+}
+
+/// ResourcesAdvised, only when there is advice on the container's memory or CPU settings: the
+/// first piece's reason, every piece in the message. Advice, not a blocker: Ready is unchanged.
+fn resources(obs: &Observations) -> Option<Cond> {
+    let first = obs.advice.first()?;
+    Some(Cond::new(c::RESOURCES_ADVISED, true, first.reason, crate::advice::message(&obs.advice)))
 }
 
 /// WindowsNodesAvailable: Ready Windows nodes of the build that the pods can run on. No node yet

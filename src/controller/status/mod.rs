@@ -114,6 +114,8 @@ pub struct Observations {
     /// The operator's change to the pod template, while it waits for its turn or rolls out
     /// (see [`super::pace`]).
     pub turn: Option<super::pace::Turn>,
+    /// Advice on the app container's memory and CPU settings (see [`crate::advice`]).
+    pub advice: Vec<crate::advice::Advice>,
 }
 
 /// Most released claims the status lists (the newest).
