@@ -7,6 +7,7 @@
 
 pub mod bounds;
 mod config;
+mod disruption;
 mod identity;
 mod monitoring;
 mod network;
@@ -24,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigFile, ConfigFiles, ConfigSecretRef, WINDOWS_PATH_MESSAGE, WINDOWS_PATH_RULE};
+pub use disruption::Disruption;
 pub use identity::{CredentialSpec, Gmsa, GmsaDomain, HostAccount, HostProcess};
 pub use monitoring::{Monitoring, PrometheusScrape};
 pub use network::{AppNetworkPolicy, NetworkSource};
@@ -71,6 +73,9 @@ pub const VERSION: &str = "v1alpha1";
 #[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.autoscaled) || !self.autoscaled")
     .message("nodeAgent runs one pod on every matching Windows node and cannot be autoscaled: remove autoscaled")
     .field_path(".autoscaled"))]
+#[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.disruption) || (!has(self.disruption.maxUnavailable) && !has(self.disruption.minAvailable))")
+    .message("a nodeAgent gets no PodDisruptionBudget: kubectl drain --ignore-daemonsets never evicts DaemonSet pods, so a budget would not hold; remove disruption.maxUnavailable and disruption.minAvailable")
+    .field_path(".disruption"))]
 pub struct WindowsAppSpec {
     /// Pause reconciliation: while true the operator applies and deletes nothing and reports
     /// `Reconciling=False` with reason `Suspended`. Default false.
@@ -154,6 +159,12 @@ pub struct WindowsAppSpec {
     /// maxUnavailable 1 (one node at a time, as host-network agents cannot run twice on a node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+
+    /// The app's PodDisruptionBudget: how many pods a node drain may evict at once. Default
+    /// `maxUnavailable: 1` with more than one replica or `autoscaled`; none with one replica or
+    /// for a `nodeAgent`. README: Node drains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<Disruption>,
 
     /// An existing ServiceAccount for the pods. Default: the operator creates one named
     /// after the app.

@@ -22,6 +22,7 @@ use crate::api::{
 };
 use crate::policy::Policy;
 
+mod disruption;
 mod identity;
 pub mod image;
 mod overrides;
@@ -30,6 +31,8 @@ mod resolve;
 mod service;
 mod storage;
 mod workload;
+
+pub use disruption::DisruptionPolicy;
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -124,6 +127,8 @@ pub enum ValidationError {
         "spec.service.externalTrafficPolicy: applies only to type LoadBalancer or NodePort; remove it or change spec.service.type"
     )]
     TrafficPolicyOnClusterIp,
+    #[error("spec.disruption.{field}: {message}")]
+    InvalidDisruption { field: &'static str, message: String },
     #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
     ForbiddenOverride(String),
     #[error(
@@ -327,6 +332,8 @@ pub struct ValidatedApp {
     pub max_surge: IntOrString,
     pub max_unavailable: IntOrString,
     pub progress_deadline_seconds: i32,
+    /// The PodDisruptionBudget to build (see `build::disruption`).
+    pub disruption: DisruptionPolicy,
     pub service_account: ServiceAccountChoice,
     /// Whether the pods get a Kubernetes API token.
     pub api_access: bool,
@@ -392,6 +399,7 @@ fn check_all(
     let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
 
     check_exclusive(spec, errors);
+    let disruption = disruption::disruption(spec, errors);
 
     let gmsa =
         spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, errors));
@@ -409,6 +417,7 @@ fn check_all(
     resolve::Checked {
         name,
         namespace,
+        disruption,
         service_account,
         placement,
         service,

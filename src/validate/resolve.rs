@@ -16,6 +16,7 @@ use crate::api::{WindowsApp, WindowsAppSpec};
 pub struct Checked {
     pub name: String,
     pub namespace: String,
+    pub disruption: super::DisruptionPolicy,
     pub service_account: ServiceAccountChoice,
     pub placement: Placement,
     pub service: Option<ServiceSettings>,
@@ -59,6 +60,7 @@ pub fn validated(app: &WindowsApp, checked: Checked) -> ValidatedApp {
             defaults::MAX_UNAVAILABLE
         })),
         progress_deadline_seconds: rollout.progress_deadline_seconds.unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
+        disruption: checked.disruption,
         service_account: checked.service_account,
         api_access: spec.api_access.unwrap_or(false),
         placement: checked.placement,
