@@ -21,6 +21,10 @@ pub const SPEC_APPLIED: &str = "SpecApplied";
 /// `controller::pace`): False with WaitingForRolloutTurn or RollingOut.
 pub const POD_TEMPLATE_CURRENT: &str = "PodTemplateCurrent";
 
+/// Present (False) only while a node drain waits on the app: its PodDisruptionBudget allows no
+/// eviction and pods of the app run on a cordoned node.
+pub const NODE_DRAIN_ALLOWED: &str = "NodeDrainAllowed";
+
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
     pub const AVAILABLE: &str = "Available";
@@ -52,6 +56,8 @@ pub mod reason {
     pub const CHILD_CONFLICT: &str = "ChildConflict";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const REWRITTEN_BY_ADMISSION: &str = "RewrittenByAdmission";
+    /// A node drain waits: the app's PodDisruptionBudget allows no eviction of its pods there.
+    pub const DRAIN_BLOCKED: &str = "DrainBlocked";
     // Why the pods are not available (see controller::diagnose).
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     pub const GMSA_REFUSED: &str = "GMSAWebhookRefused";
@@ -92,6 +98,7 @@ pub mod reason {
         CHILD_CONFLICT,
         APPLY_FAILED,
         REWRITTEN_BY_ADMISSION,
+        DRAIN_BLOCKED,
         QUOTA_EXCEEDED,
         GMSA_REFUSED,
         PODS_REFUSED,

@@ -33,7 +33,7 @@ pub use overrides::{PodMetadata, PodTemplateOverrides};
 pub use placement::{PoolTaint, WindowsPlacement, WindowsVersion};
 pub use reference::{IMAGE_EXAMPLE, IMAGE_MAX_LENGTH, IMAGE_PATTERN};
 pub use service::{AppService, AppServicePort, ServiceType, TrafficPolicy};
-pub use status::{ReleasedClaim, WindowsAppStatus};
+pub use status::{DisruptionStatus, ReleasedClaim, WindowsAppStatus};
 pub use volumes::{AccessMode, AppVolume, ClaimVolume, RetentionPolicy, SmbVolume};
 
 /// The API group owned by this project.
