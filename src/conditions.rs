@@ -24,6 +24,9 @@ pub const POD_TEMPLATE_CURRENT: &str = "PodTemplateCurrent";
 /// Present (True) only when the app container's memory or CPU settings are advised against (see
 /// `advice`): never a refusal, and Ready does not depend on it.
 pub const RESOURCES_ADVISED: &str = "ResourcesAdvised";
+/// Present (False) only while a node drain waits on the app: its PodDisruptionBudget allows no
+/// eviction and pods of the app run on a cordoned node.
+pub const NODE_DRAIN_ALLOWED: &str = "NodeDrainAllowed";
 
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
@@ -56,6 +59,8 @@ pub mod reason {
     pub const CHILD_CONFLICT: &str = "ChildConflict";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const REWRITTEN_BY_ADMISSION: &str = "RewrittenByAdmission";
+    /// A node drain waits: the app's PodDisruptionBudget allows no eviction of its pods there.
+    pub const DRAIN_BLOCKED: &str = "DrainBlocked";
     // Why the pods are not available (see controller::diagnose).
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     pub const GMSA_REFUSED: &str = "GMSAWebhookRefused";
@@ -100,6 +105,7 @@ pub mod reason {
         CHILD_CONFLICT,
         APPLY_FAILED,
         REWRITTEN_BY_ADMISSION,
+        DRAIN_BLOCKED,
         QUOTA_EXCEEDED,
         GMSA_REFUSED,
         PODS_REFUSED,

@@ -63,6 +63,7 @@ pub struct Metrics {
     cache_body_bytes: Family<KindLabel, Gauge>,
     remembered_apps: Gauge,
     stalled: Family<ReasonLabel, Gauge>,
+    drain_blocked: Gauge,
     leader: Gauge,
     rollouts: Family<StateLabel, Gauge>,
     /// Reads the caches' sizes when the metrics are scraped (set once the caches exist).
@@ -70,11 +71,14 @@ pub struct Metrics {
     by_app: Mutex<HashMap<ObjectRef<WindowsApp>, AppGauges>>,
 }
 
-/// What the app gauges count of one app: its Ready status, and its Stalled reason if Stalled.
+/// What the app gauges count of one app: its Ready status, its Stalled reason if Stalled, and
+/// whether a drain waits on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppGauges {
     pub ready: String,
     pub stalled: Option<String>,
+    /// A node drain waits on the app's PodDisruptionBudget (its NodeDrainAllowed condition).
+    pub drain_blocked: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +127,9 @@ fn help(name: &str) -> &'static str {
             "Apps the controller keeps an entry for between reconciles (retry counts, applied signatures, rollout progress); it follows the number of WindowsApps and drops when an app is deleted"
         }
         "apps_stalled" => "WindowsApps whose Stalled condition is True, by its reason",
+        "apps_drain_blocked" => {
+            "WindowsApps whose PodDisruptionBudget holds up a node drain now: it allows no eviction and pods of the app run on a cordoned node (condition NodeDrainAllowed=False)"
+        }
         "leader" => "1 when this replica leads and its caches are synced (it reconciles), 0 otherwise",
         "operator_rollouts" => {
             "Apps rolling out a change of their pods that came from the operator (state=rolling), and apps waiting for a turn to (state=waiting); see --max-operator-rollouts"
@@ -156,6 +163,7 @@ impl Default for Metrics {
             cache_body_bytes: registered(&mut r, "cache_body_bytes", Family::default()),
             remembered_apps: registered(&mut r, "remembered_apps", Gauge::default()),
             stalled: registered(&mut r, "apps_stalled", Family::default()),
+            drain_blocked: registered(&mut r, "apps_drain_blocked", Gauge::default()),
             leader: registered(&mut r, "leader", Gauge::default()),
             rollouts: registered(&mut r, "operator_rollouts", Family::default()),
             cache_sampler: Mutex::new(None),
@@ -223,6 +231,9 @@ impl Metrics {
                 if let Some(reason) = &n.stalled {
                     self.stalled.get_or_create(&ReasonLabel { reason: reason.clone() }).inc();
                 }
+                if n.drain_blocked {
+                    self.drain_blocked.inc();
+                }
                 by_app.insert(app, n)
             }
             None => by_app.remove(&app),
@@ -231,6 +242,9 @@ impl Metrics {
             self.apps.get_or_create(&ReadyLabel { ready: b.ready }).dec();
             if let Some(reason) = b.stalled {
                 self.stalled.get_or_create(&ReasonLabel { reason }).dec();
+            }
+            if b.drain_blocked {
+                self.drain_blocked.dec();
             }
         }
     }
@@ -330,10 +344,12 @@ mod tests {
     fn every_metric_has_its_help_and_the_app_gauges_follow_each_app() {
         let m = Metrics::default();
         let app = |n: &str| ObjectRef::new(n).within("shop");
-        let stalled = |r: &str| Some(AppGauges { ready: "False".into(), stalled: Some(r.into()) });
+        let stalled =
+            |r: &str| Some(AppGauges { ready: "False".into(), stalled: Some(r.into()), drain_blocked: false });
         m.set_app(app("a"), stalled("SecretMissing"));
         m.set_app(app("b"), stalled("SecretMissing"));
-        m.set_app(app("b"), Some(AppGauges { ready: "True".into(), stalled: None }));
+        m.set_app(app("b"), Some(AppGauges { ready: "True".into(), stalled: None, drain_blocked: true }));
+        m.set_app(app("c"), Some(AppGauges { ready: "True".into(), stalled: None, drain_blocked: true }));
         m.set_leader(true);
         let text = m.encode().expect("encode");
         for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
@@ -341,11 +357,14 @@ mod tests {
             assert!(words > 3, "a metric without help: {line}");
         }
         assert!(text.contains("winapp_apps_stalled{reason=\"SecretMissing\"} 1"), "{text}");
-        assert!(text.contains("winapp_apps{ready=\"True\"} 1") && text.contains("winapp_apps{ready=\"False\"} 1"));
+        assert!(text.contains("winapp_apps{ready=\"True\"} 2") && text.contains("winapp_apps{ready=\"False\"} 1"));
         assert!(text.contains("winapp_leader 1"), "{text}");
+        assert!(text.contains("winapp_apps_drain_blocked 2"), "{text}");
+        m.set_app(app("c"), Some(AppGauges { ready: "True".into(), stalled: None, drain_blocked: false }));
         m.set_app(app("a"), None);
         let text = m.encode().expect("encode");
         assert!(text.contains("winapp_apps_stalled{reason=\"SecretMissing\"} 0"), "{text}");
+        assert!(text.contains("winapp_apps_drain_blocked 1"), "{text}");
     }
 
     #[test]

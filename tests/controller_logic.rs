@@ -48,6 +48,7 @@ fn healthy() -> Observations {
         released_claims: vec![],
         adopted_claims: vec![],
         turn: None,
+        budget: None,
     }
 }
 
@@ -842,4 +843,33 @@ fn a_stalled_app_is_looked_at_ever_more_rarely_up_to_five_minutes() {
     // 300 Stalled apps at rest: at most one look per app every 5 minutes once backed off.
     let looks_per_hour: u64 = 3600 / MAX_STALLED_WAIT.as_secs();
     assert!(looks_per_hour <= 12);
+}
+
+#[test]
+fn a_drain_held_up_by_the_budget_shows_in_status_and_a_condition_and_ready_stays() {
+    use winapp_operator::controller::status::BudgetCheck;
+    let budget = |allowed: i32, cordoned: Vec<(String, usize)>| BudgetCheck {
+        name: "web".into(),
+        allowed: Some(allowed),
+        current_healthy: 2,
+        desired_healthy: 2,
+        expected_pods: 3,
+        cordoned,
+    };
+    let mut obs = healthy();
+    obs.budget = Some(budget(0, vec![("win-1".into(), 1)]));
+    let s = run(&Outcome::Applied(obs.clone()));
+    assert_eq!(summary(&s)[0], p("True", c::reason::AVAILABLE), "the app still serves");
+    assert_eq!(domain(&s, c::NODE_DRAIN_ALLOWED), Some(p("False", c::reason::DRAIN_BLOCKED)));
+    let d = s.disruption.as_ref().expect("status.disruption");
+    assert_eq!((d.budget.as_str(), d.allowed, d.blocking_drain_of.clone()), ("web", 0, vec!["win-1".to_owned()]));
+
+    // The drain moves on: the budget allows an eviction again, the condition goes.
+    obs.budget = Some(budget(1, Vec::new()));
+    let later = compute(Some(3), Some("10.0.20348".into()), &Outcome::Applied(obs), Some(&s), &at(1100));
+    assert_eq!(domain(&later, c::NODE_DRAIN_ALLOWED), None);
+    assert!(later.disruption.as_ref().is_some_and(|d| d.allowed == 1 && d.blocking_drain_of.is_empty()));
+    assert!(!same_ignoring_time(&s, &later));
+    // An app without a budget reports none.
+    assert_eq!(run(&Outcome::Applied(healthy())).disruption, None);
 }

@@ -71,6 +71,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
         ValidationError::NodeAgentWith(_) => "NodeAgentWith",
+        ValidationError::InvalidDisruption { .. } => "InvalidDisruption",
         ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
         ValidationError::NotAllowed(_) => "NotAllowed",
         ValidationError::ShutdownSetTwice { .. } => "ShutdownSetTwice",
@@ -98,6 +99,35 @@ fn only_error(yaml_spec: &str, expected_variant: &str, field: &str) -> Validatio
 // ---------------------------------------------------------------------------------------------
 // One test per ValidationError variant.
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn invalid_disruption_budgets_name_their_field() {
+    let e = only_error(
+        "image: x\nreplicas: 3\ndisruption: {maxUnavailable: 0}\n",
+        "InvalidDisruption",
+        "spec.disruption.maxUnavailable: must be",
+    );
+    assert!(e.to_string().contains("wait forever"), "{e}");
+    only_error(
+        "image: x\nreplicas: 3\ndisruption: {minAvailable: 3}\n",
+        "InvalidDisruption",
+        "spec.disruption.minAvailable: 3 of 3 replica(s) allows no eviction",
+    );
+    only_error(
+        "image: x\nnodeAgent: true\ndisruption: {maxUnavailable: 1}\n",
+        "InvalidDisruption",
+        "spec.disruption.maxUnavailable: a nodeAgent gets no PodDisruptionBudget",
+    );
+    only_error(
+        "image: x\nreplicas: 3\ndisruption: {enabled: false, maxUnavailable: 2}\n",
+        "InvalidDisruption",
+        "spec.disruption.enabled",
+    );
+    // Autoscaled, the count is the autoscaler's: minAvailable is not held to spec.replicas.
+    let v = valid("image: x\nautoscaled: true\nreplicas: 2\ndisruption: {minAvailable: 2}\n");
+    assert_eq!(v.disruption, validate::DisruptionPolicy::MinAvailable(IntOrString::Int(2)));
+    assert_eq!(valid("image: x\n").disruption, validate::DisruptionPolicy::Default);
+}
 
 #[test]
 fn node_agent_with_replicas_or_autoscaled() {

@@ -7,6 +7,7 @@
 
 pub mod bounds;
 mod config;
+mod disruption;
 mod identity;
 mod monitoring;
 mod network;
@@ -25,6 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigFile, ConfigFiles, ConfigSecretRef, WINDOWS_PATH_MESSAGE, WINDOWS_PATH_RULE};
+pub use disruption::Disruption;
 pub use identity::{CredentialSpec, Gmsa, GmsaDomain, HostAccount, HostProcess};
 pub use monitoring::{Monitoring, PrometheusScrape};
 pub use network::{AppNetworkPolicy, NetworkSource};
@@ -33,7 +35,7 @@ pub use placement::{PoolTaint, WindowsPlacement, WindowsVersion};
 pub use reference::{IMAGE_EXAMPLE, IMAGE_MAX_LENGTH, IMAGE_PATTERN};
 pub use service::{AppService, AppServicePort, ServiceType, TrafficPolicy};
 pub use shutdown::{IIS_SITE_PATTERN, IisDrain, PreStop, Shutdown};
-pub use status::{ReleasedClaim, WindowsAppStatus};
+pub use status::{DisruptionStatus, ReleasedClaim, WindowsAppStatus};
 pub use volumes::{AccessMode, AppVolume, ClaimVolume, RetentionPolicy, SmbVolume};
 
 /// The API group owned by this project.
@@ -76,6 +78,9 @@ pub const VERSION: &str = "v1alpha1";
 #[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.gracePeriodSeconds) || !has(self.podTemplate) || !has(self.podTemplate.spec) || !has(self.podTemplate.spec.terminationGracePeriodSeconds)")
     .message("the grace period is set twice: remove podTemplate.spec.terminationGracePeriodSeconds and keep shutdown.gracePeriodSeconds")
     .field_path(".podTemplate.spec.terminationGracePeriodSeconds"))]
+#[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.disruption) || (!has(self.disruption.maxUnavailable) && !has(self.disruption.minAvailable))")
+    .message("a nodeAgent gets no PodDisruptionBudget: kubectl drain --ignore-daemonsets never evicts DaemonSet pods, so a budget would not hold; remove disruption.maxUnavailable and disruption.minAvailable")
+    .field_path(".disruption"))]
 pub struct WindowsAppSpec {
     /// Pause reconciliation: while true the operator applies and deletes nothing and reports
     /// `Reconciling=False` with reason `Suspended`. Default false.
@@ -165,6 +170,11 @@ pub struct WindowsAppSpec {
     /// app container's `lifecycle.preStop` instead, but not the same one as `shutdown` too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown: Option<Shutdown>,
+    /// The app's PodDisruptionBudget: how many pods a node drain may evict at once. Default
+    /// `maxUnavailable: 1` with more than one replica or `autoscaled`; none with one replica or
+    /// for a `nodeAgent`. README: Node drains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<Disruption>,
 
     /// An existing ServiceAccount for the pods. Default: the operator creates one named
     /// after the app.

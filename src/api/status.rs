@@ -32,6 +32,26 @@ pub struct WindowsAppStatus {
     #[schemars(length(max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["claim"]))]
     pub released_claims: Vec<ReleasedClaim>,
+    /// The app's PodDisruptionBudget as its controller reports it, while the app has one: what a
+    /// node drain may evict now, and the drains it holds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionStatus>,
+}
+
+/// What the app's PodDisruptionBudget allows now.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionStatus {
+    /// The PodDisruptionBudget, in the app's namespace.
+    pub budget: String,
+    /// Pods that may be evicted now (its `disruptionsAllowed`).
+    pub allowed: i32,
+    /// Cordoned nodes (a drain under way) that run pods of the app which the budget does not let
+    /// go now: the drain of each waits until another pod of the app is available. At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub blocking_drain_of: Vec<String>,
 }
 
 /// A claim the operator released instead of deleting it.

@@ -2,6 +2,7 @@
 //! No client, no I/O: `render` prints exactly what the controller would apply.
 
 pub mod config;
+pub mod disruption;
 pub mod identity;
 pub mod meta;
 pub mod network;
@@ -12,6 +13,7 @@ pub mod workload;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::DynamicObject;
 use thiserror::Error;
@@ -46,6 +48,8 @@ pub struct Children {
     /// Ingress to the pods only from the sources the spec names.
     pub network_policy: Option<NetworkPolicy>,
     pub service: Option<Service>,
+    /// How many pods a node drain may evict at once (see [`disruption`]).
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
     /// The pods: a Deployment, or a DaemonSet for a node agent. None while the app's gMSA is
     /// withheld ([`GmsaGrant::Withheld`]): nothing runs as an account the platform has not allowed.
     pub workload: Option<workload::Workload>,
@@ -81,6 +85,7 @@ pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, Build
         persistent_volume_claims: storage::persistent_volume_claims(app),
         network_policy: network::network_policy(app),
         service: service::service(app),
+        pod_disruption_budget: disruption::pod_disruption_budget(app, app.replicas),
         workload: if withheld { None } else { Some(workload::Workload::of(app)?) },
     })
 }
@@ -114,6 +119,7 @@ impl Children {
             persistent_volume_claims,
             network_policy,
             service,
+            pod_disruption_budget,
             workload,
         } = self;
         service_account.is_none()
@@ -125,12 +131,14 @@ impl Children {
             && persistent_volume_claims.is_empty()
             && network_policy.is_none()
             && service.is_none()
+            && pod_disruption_budget.is_none()
             && workload.is_none()
     }
 
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
-    /// checks them when pods are created), then config and storage, the Service, and the
-    /// workload last so that its pods find everything they reference.
+    /// checks them when pods are created), then config and storage, the Service, the
+    /// PodDisruptionBudget (in place before the pods it protects), and the workload last so that
+    /// its pods find everything they reference.
     pub fn to_ordered_json(&self) -> Result<Vec<serde_json::Value>, BuildError> {
         let Children {
             service_account,
@@ -142,6 +150,7 @@ impl Children {
             persistent_volume_claims,
             network_policy,
             service,
+            pod_disruption_budget,
             workload,
         } = self;
         let mut out = Vec::new();
@@ -154,6 +163,7 @@ impl Children {
         push(&mut out, "PersistentVolumeClaim", persistent_volume_claims.iter())?;
         push(&mut out, "NetworkPolicy", network_policy.iter())?;
         push(&mut out, "Service", service.iter())?;
+        push(&mut out, "PodDisruptionBudget", pod_disruption_budget.iter())?;
         match workload {
             Some(workload::Workload::Deployment(d)) => push(&mut out, "Deployment", std::iter::once(d))?,
             Some(workload::Workload::DaemonSet(d)) => push(&mut out, "DaemonSet", std::iter::once(d))?,

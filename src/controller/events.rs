@@ -82,7 +82,8 @@ pub fn released_note(released: &[ReleasedClaim]) -> String {
     )
 }
 
-/// The events of a status's transitions: Ready, Stalled, a pod problem, a failure retried.
+/// The events of a status's transitions: Ready, Stalled, a pod problem, a failure retried, a
+/// drain blocked.
 pub async fn transitions(ctx: &Context, app: &WindowsApp, previous: Option<&WindowsAppStatus>, new: &WindowsAppStatus) {
     let was = |t: &str| previous.and_then(|p| c::find(&p.conditions, t)).map(|x| (x.status.clone(), x.reason.clone()));
     for cond in &new.conditions {
@@ -92,6 +93,8 @@ pub async fn transitions(ctx: &Context, app: &WindowsApp, previous: Option<&Wind
         let (type_, reason) = match (cond.type_.as_str(), cond.status.as_str()) {
             (c::READY, "True") => (EventType::Normal, "RolloutComplete"),
             (c::STALLED, "True") => (EventType::Warning, cond.reason.as_str()),
+            // A node drain waits on the app's PodDisruptionBudget.
+            (c::NODE_DRAIN_ALLOWED, "False") => (EventType::Warning, cond.reason.as_str()),
             // A problem of the pods: progress until the rollout's deadline, but worth a Warning.
             (c::RECONCILING, "True") if diagnose::is_problem(&cond.reason) => {
                 ctx.metrics.pod_problem(&cond.reason);

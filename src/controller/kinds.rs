@@ -13,6 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject};
@@ -122,6 +123,7 @@ pub fn each(v: &mut impl Visitor) {
     v.visit::<Claims>();
     v.visit::<NetworkPolicies>();
     v.visit::<Services>();
+    v.visit::<DisruptionBudgets>();
     v.visit::<Deployments>();
     v.visit::<DaemonSets>();
 }
@@ -207,6 +209,16 @@ lean_kind!(NetworkPolicies, NetworkPolicy, namespaced, First, "networking.k8s.io
     .into_iter()
     .collect());
 lean_kind!(Services, Service, namespaced, First, "", "services", |c| c.service.take().into_iter().collect());
+lean_kind!(
+    DisruptionBudgets,
+    PodDisruptionBudget,
+    namespaced,
+    First,
+    "policy",
+    "poddisruptionbudgets",
+    Some(signatures::cached_disruption_budget as fn(&_) -> u64),
+    |c| c.pod_disruption_budget.take().into_iter().collect()
+);
 lean_kind!(
     Deployments,
     Deployment,

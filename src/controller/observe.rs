@@ -14,11 +14,11 @@ use tracing::warn;
 use super::Context;
 use super::applier::ApplyReport;
 use super::error::{Error, Result};
-use super::kinds::{ChildKind, Claims, DaemonSets, Deployments};
+use super::kinds::{ChildKind, Claims, DaemonSets, Deployments, DisruptionBudgets};
 use super::pace::Turn;
 use super::prune::Pruned;
 use super::resolve::Resolved;
-use super::status::{ClaimCheck, GmsaCheck, Observations, WorkloadCheck, WorkloadKind};
+use super::status::{BudgetCheck, ClaimCheck, GmsaCheck, Observations, WorkloadCheck, WorkloadKind, drain};
 use super::{placement, pods};
 use crate::build::meta;
 use crate::gmsa_policy::{self, Decision};
@@ -64,6 +64,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         }
         _ => None,
     };
+    let budget = budget(ctx, app).await?;
     Ok(Observations {
         nodes,
         gmsa: resolved.gmsa.clone(),
@@ -76,7 +77,35 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         adopted_claims: applied.adopted,
         turn,
         advice: crate::advice::resources(pod),
+        budget,
     })
+}
+
+/// The app's PodDisruptionBudget from the cache and, only while it allows no eviction and a
+/// Windows node is cordoned, which of those nodes run pods of the app (one pod list).
+async fn budget(ctx: &Context, app: &ValidatedApp) -> Result<Option<BudgetCheck>> {
+    let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
+    let Some(cached) = DisruptionBudgets::store(&ctx.stores).and_then(|s| s.get(&key)) else { return Ok(None) };
+    let b = cached.typed().map_err(|e| Error::Cached(DisruptionBudgets::KIND, e))?;
+    let s = b.status.unwrap_or_default();
+    let observed = s.observed_generation.unwrap_or(0) >= b.metadata.generation.unwrap_or(0);
+    let mut check = BudgetCheck {
+        name: b.metadata.name.unwrap_or_default(),
+        allowed: s.disruptions_allowed.filter(|_| observed),
+        current_healthy: s.current_healthy.unwrap_or(0),
+        desired_healthy: s.desired_healthy.unwrap_or(0),
+        expected_pods: s.expected_pods.unwrap_or(0),
+        cordoned: Vec::new(),
+    };
+    let cordoned = placement::cordoned_windows_nodes(ctx);
+    if drain::pods_worth_reading(check.allowed, cordoned.len()) {
+        check.cordoned = pods::on_nodes(ctx, app, &cordoned).await.unwrap_or_else(|e| {
+            // Where the pods run is a help, not a step: without it the status names no drain.
+            warn!("could not read the pods to tell whether a drain waits on the app: {e}");
+            Vec::new()
+        });
+    }
+    Ok(Some(check))
 }
 
 /// The app's workload as cached, and what a diagnosis needs of it when its rollout is stuck.

@@ -64,6 +64,18 @@ pub fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCh
     }
 }
 
+/// The Windows nodes that are cordoned (`spec.unschedulable`): those a drain empties.
+pub fn cordoned_windows_nodes(ctx: &Context) -> std::collections::BTreeSet<String> {
+    ctx.stores
+        .nodes
+        .state()
+        .iter()
+        .filter(|n| n.labels().get(workload::OS_LABEL).map(String::as_str) == Some("windows"))
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
+        .map(|n| n.name_any())
+        .collect()
+}
+
 /// NoSchedule and NoExecute taints: the ones that keep pods off a node.
 fn blocking_taints(n: &Node) -> Vec<Taint> {
     n.spec

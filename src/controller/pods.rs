@@ -1,6 +1,9 @@
-//! Why the pods of a stuck rollout are not available: read only then (a Ready app costs no such
-//! reads), never watched or cached: one list of the app's pods and the events of a few of them.
+//! The app's pods, read only when the status needs them (a Ready app costs no such reads), never
+//! watched or cached: why the pods of a stuck rollout are not available (one list of the app's
+//! pods and the events of a few of them), and which cordoned nodes run pods of an app whose
+//! PodDisruptionBudget allows no eviction (one list).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -37,8 +40,7 @@ pub async fn diagnose(
         return Ok(None);
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
-    let selector = meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let list = pods.list(&ListParams::default().labels(&selector(app))).await?;
     let not_ready: Vec<&Pod> =
         list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p)).collect();
     let events: Api<Event> = Api::namespaced(ctx.client.clone(), &app.namespace);
@@ -88,6 +90,29 @@ pub async fn diagnose(
     }
     let facts = WorkloadFacts { replica_failure: None, not_ready: not_ready.len(), pods: sampled };
     Ok(diagnose::diagnose(&facts, &app.namespace))
+}
+
+/// How many of the app's pods (not terminating) run on each of `nodes`, by node: one list of the
+/// app's pods, read only while its budget allows no eviction and a node is cordoned.
+pub async fn on_nodes(
+    ctx: &Context,
+    app: &ValidatedApp,
+    nodes: &BTreeSet<String>,
+) -> std::result::Result<Vec<(String, usize)>, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    let list = pods.list(&ListParams::default().labels(&selector(app))).await?;
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for p in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        if let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).filter(|n| nodes.contains(*n)) {
+            *count.entry(node.clone()).or_default() += 1;
+        }
+    }
+    Ok(count.into_iter().collect())
+}
+
+/// The label selector of the app's pods, as a list request takes it.
+fn selector(app: &ValidatedApp) -> String {
+    meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 pub fn since(now: Timestamp, then: &Timestamp) -> Duration {

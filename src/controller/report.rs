@@ -47,6 +47,7 @@ impl<'a> Report<'a> {
         let gauges = c::find(&new.conditions, c::READY).map(|r| AppGauges {
             ready: r.status.clone(),
             stalled: c::find(&new.conditions, c::STALLED).filter(|s| s.status == "True").map(|s| s.reason.clone()),
+            drain_blocked: c::find(&new.conditions, c::NODE_DRAIN_ALLOWED).is_some_and(|d| d.status == "False"),
         });
         ctx.metrics.set_app(ObjectRef::from_obj(app), gauges);
         if previous.is_some_and(|p| status::same_ignoring_time(p, &new)) || skip(&new) {

@@ -102,7 +102,7 @@ pub const HANDOVER_MANAGER: &str = "winapp.dev/replicas-handover";
 /// autoscaled), 1 when it is created, then the running count is kept, so that turning
 /// `autoscaled` off, or a `kubectl scale`, does not drop the app back to one pod; an explicit
 /// `spec.replicas` always wins. Autoscaled, `replicas` is handed to another field manager first
-/// (see [`hand_over_replicas`]).
+/// (see [`hand_over_replicas`]). The PodDisruptionBudget is decided by the count kept.
 pub async fn replicas(ctx: &Context, app: &ValidatedApp, children: &mut Children) -> Result<()> {
     let Some(Workload::Deployment(deployment)) = &mut children.workload else { return Ok(()) };
     let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
@@ -116,6 +116,9 @@ pub async fn replicas(ctx: &Context, app: &ValidatedApp, children: &mut Children
         let running = cached.typed().map_err(|e| Error::Cached("Deployment", e))?.spec.replicas;
         if let Some(running) = running {
             deployment.spec.replicas = Some(running);
+            // The default PodDisruptionBudget follows the count that runs (scaled to 3 by hand,
+            // the app gets one; back at 1, it goes).
+            children.pod_disruption_budget = crate::build::disruption::pod_disruption_budget(app, Some(running));
         }
     }
     Ok(())

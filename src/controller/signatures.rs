@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::{Resource, ResourceExt};
@@ -107,6 +108,24 @@ pub fn daemon_set_signature(d: &DaemonSet) -> u64 {
             .hash(&mut h);
     }
     h.finish()
+}
+
+/// Hash of what the status reads from a PodDisruptionBudget (its controller's counts and the
+/// generation it observed), plus what drift detection needs (see [`hash_workload_meta`]): its
+/// condition's timestamps and `disruptedPods` trigger nothing.
+pub fn disruption_budget_signature(b: &PodDisruptionBudget) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    hash_workload_meta(&b.metadata, &mut h);
+    if let Some(s) = &b.status {
+        (s.observed_generation, s.disruptions_allowed, s.current_healthy, s.desired_healthy, s.expected_pods)
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+/// [`disruption_budget_signature`] of a cached PodDisruptionBudget (see [`cached_deployment`]).
+pub fn cached_disruption_budget(b: &Lean<PodDisruptionBudget>) -> u64 {
+    b.typed().map_or_else(|_| version_signature(b), |b| disruption_budget_signature(&b))
 }
 
 /// Hash of what matters about a node for placement: labels, taints, readiness. Heartbeats
@@ -233,6 +252,36 @@ mod tests {
         stuck.status.as_mut().expect("status").conditions =
             with_progressing("ProgressDeadlineExceeded", "False").status.and_then(|s| s.conditions);
         assert_ne!(deployment_signature(&observed), deployment_signature(&stuck));
+    }
+
+    #[test]
+    fn a_budget_triggers_on_its_counts_not_on_its_condition_times() {
+        use k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus;
+        let with = |allowed: i32, healthy: i32, since: &str| {
+            let mut b = PodDisruptionBudget::default();
+            b.metadata.generation = Some(1);
+            b.status = Some(PodDisruptionBudgetStatus {
+                observed_generation: Some(1),
+                disruptions_allowed: Some(allowed),
+                current_healthy: Some(healthy),
+                desired_healthy: Some(2),
+                expected_pods: Some(3),
+                conditions: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: "DisruptionAllowed".into(),
+                    status: "True".into(),
+                    reason: "SufficientPods".into(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        since.parse().expect("a time"),
+                    ),
+                }]),
+                ..Default::default()
+            });
+            disruption_budget_signature(&b)
+        };
+        assert_eq!(with(1, 3, "2026-01-01T00:00:00Z"), with(1, 3, "2026-01-01T00:05:00Z"));
+        assert_ne!(with(1, 3, "2026-01-01T00:00:00Z"), with(0, 2, "2026-01-01T00:00:00Z"));
     }
 
     #[test]

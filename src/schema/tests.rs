@@ -280,3 +280,28 @@ fn unknown_keywords_fail_compilation() {
     assert!(compile::compile(&json!({"type": "object", "oneOf": []}), "").is_err());
     assert!(compile::compile(&json!({"x-kubernetes-validations": [{"rule": "self >"}]}), "").is_err());
 }
+
+#[test]
+fn disruption_budgets_that_allow_no_eviction_are_refused_by_the_schema() {
+    let refused = [
+        (json!({"maxUnavailable": 0}), "spec.disruption.maxUnavailable: maxUnavailable must be at least 1"),
+        (json!({"maxUnavailable": "0%"}), "spec.disruption.maxUnavailable: maxUnavailable must be at least 1"),
+        (json!({"maxUnavailable": -1}), "spec.disruption.maxUnavailable: maxUnavailable must be at least 1"),
+        (json!({"minAvailable": "100%"}), "spec.disruption.minAvailable: minAvailable must be below 100%"),
+        (json!({"maxUnavailable": 1, "minAvailable": 1}), "spec.disruption.minAvailable: set one of"),
+        (json!({"enabled": false, "maxUnavailable": 1}), "spec.disruption.enabled: enabled: false means"),
+    ];
+    for (disruption, want) in refused {
+        let e = one_error(&app(json!({"image": "x", "replicas": 3, "disruption": disruption})));
+        assert!(e.starts_with(want), "{disruption}: {e}");
+    }
+    let e = one_error(&app(json!({"image": "x", "nodeAgent": true, "disruption": {"minAvailable": 1}})));
+    assert!(e.starts_with("spec.disruption: a nodeAgent gets no PodDisruptionBudget"), "{e}");
+    for fine in [json!({"maxUnavailable": "25%"}), json!({"minAvailable": 2}), json!({"enabled": false}), json!({})] {
+        assert_eq!(errors(&app(json!({"image": "x", "replicas": 3, "disruption": fine}))), Vec::<String>::new());
+    }
+    assert_eq!(
+        errors(&app(json!({"image": "x", "nodeAgent": true, "disruption": {"enabled": false}}))),
+        Vec::<String>::new()
+    );
+}

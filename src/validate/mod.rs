@@ -23,6 +23,7 @@ use crate::api::{
 use crate::policy::Policy;
 pub use shutdown::{PreStopAction, ShutdownSettings};
 
+mod disruption;
 mod identity;
 pub mod image;
 mod overrides;
@@ -32,6 +33,8 @@ mod service;
 mod shutdown;
 mod storage;
 mod workload;
+
+pub use disruption::DisruptionPolicy;
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -141,6 +144,8 @@ pub enum ValidationError {
         "spec.shutdown.preStop.iis.drainSeconds: delaySeconds ({delay}) plus drainSeconds ({drain}) must be less than the grace period ({grace} s), since the kubelet kills the container when it ends; lower drainSeconds or raise spec.shutdown.gracePeriodSeconds"
     )]
     DrainPastGracePeriod { delay: i64, drain: i64, grace: i64 },
+    #[error("spec.disruption.{field}: {message}")]
+    InvalidDisruption { field: &'static str, message: String },
     #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
     ForbiddenOverride(String),
     #[error(
@@ -345,6 +350,8 @@ pub struct ValidatedApp {
     pub max_unavailable: IntOrString,
     pub progress_deadline_seconds: i32,
     pub shutdown: ShutdownSettings,
+    /// The PodDisruptionBudget to build (see `build::disruption`).
+    pub disruption: DisruptionPolicy,
     pub service_account: ServiceAccountChoice,
     /// Whether the pods get a Kubernetes API token.
     pub api_access: bool,
@@ -411,6 +418,7 @@ fn check_all(
 
     check_exclusive(spec, errors);
     let shutdown = shutdown::shutdown(spec, errors);
+    let disruption = disruption::disruption(spec, errors);
 
     let gmsa =
         spec.gmsa.as_ref().and_then(|g| identity::gmsa(g, spec.host_process.is_some(), &namespace, &name, errors));
@@ -429,6 +437,7 @@ fn check_all(
         name,
         namespace,
         shutdown,
+        disruption,
         service_account,
         placement,
         service,

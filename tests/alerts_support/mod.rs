@@ -154,8 +154,11 @@ pub fn exported() -> &'static BTreeMap<String, Option<BTreeSet<String>>> {
             remembered_apps: 1,
             rollouts: (1, 2),
         }));
-        let stalled =
-            winapp_operator::metrics::AppGauges { ready: "False".into(), stalled: Some("SecretMissing".into()) };
+        let stalled = winapp_operator::metrics::AppGauges {
+            ready: "False".into(),
+            stalled: Some("SecretMissing".into()),
+            drain_blocked: true,
+        };
         m.set_app(kube::runtime::reflector::ObjectRef::new("web").within("shop"), Some(stalled));
         m.set_leader(true);
         parse_exposition(&m.encode().expect("encode the metrics"))

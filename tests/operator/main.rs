@@ -5,6 +5,7 @@
 
 mod correctness;
 mod diagnosis;
+mod drains;
 mod fence;
 mod gmsa_policy;
 mod harness;

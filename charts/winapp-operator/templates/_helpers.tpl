@@ -89,12 +89,17 @@ when it watches every namespace, in a Role of watchNamespace when it watches one
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
+# Each app's PodDisruptionBudget (node drains evict its pods one at a time).
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
 # Events on WindowsApps.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
 # Why pods are not available: read only for apps whose rollout is stuck (one list of the app's
-# pods, the events of a few of them); never watched.
+# pods, the events of a few of them), and where the pods of an app whose budget allows no
+# eviction run while a Windows node is cordoned (one list); never watched.
 - apiGroups: [""]
   resources: [pods, events]
   verbs: [list]

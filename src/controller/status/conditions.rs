@@ -53,6 +53,7 @@ pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32
     conds.extend(judged.into_iter().filter_map(|j| j.condition));
     conds.extend(pod_template(obs));
     conds.extend(resources(obs));
+    conds.extend(super::drain::condition(obs.budget.as_ref()));
     (conds, d.map(|d| d.replicas), d.map(|d| d.available))
 }
 

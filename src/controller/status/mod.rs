@@ -2,6 +2,7 @@
 //! condition in [`conditions`], and their combiner.
 
 mod conditions;
+pub mod drain;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -91,6 +92,7 @@ pub struct WorkloadCheck {
 }
 
 pub use super::diagnose::Diagnosis;
+pub use drain::BudgetCheck;
 
 /// Everything the status is computed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +118,8 @@ pub struct Observations {
     pub turn: Option<super::pace::Turn>,
     /// Advice on the app container's memory and CPU settings (see [`crate::advice`]).
     pub advice: Vec<crate::advice::Advice>,
+    /// The app's PodDisruptionBudget, while it has one in the cache.
+    pub budget: Option<BudgetCheck>,
 }
 
 /// Most released claims the status lists (the newest).
@@ -209,6 +213,11 @@ pub fn compute(
         available_replicas: available,
         conditions: c::merge(prev_conditions, wanted, generation, now),
         released_claims: released_claims(previous, outcome),
+        // Only an applied app's budget is observed; otherwise the last report stands.
+        disruption: match outcome {
+            Outcome::Applied(obs) => drain::status(obs.budget.as_ref()),
+            _ => previous.and_then(|p| p.disruption.clone()),
+        },
     }
 }
 
@@ -254,4 +263,5 @@ pub fn same_ignoring_time(a: &WindowsAppStatus, b: &WindowsAppStatus) -> bool {
         && a.available_replicas == b.available_replicas
         && c::eq_ignoring_time(&a.conditions, &b.conditions)
         && a.released_claims == b.released_claims
+        && a.disruption == b.disruption
 }
