@@ -105,7 +105,7 @@ run_flood() {
   flood_with this "$opbin"
   [ -z "$reference_bin" ] || flood_with reference "$reference_bin"
   # shellcheck disable=SC1090
-  source "$results"
+  load_results
   {
     echo "| operator | settled, no flood: anon / file | with $flood × 0.9 MiB labelled ConfigMaps: anon / file / VmHWM | growth of anon | restart over them: anon / VmHWM |"
     echo "| --- | --- | --- | --- | --- |"

@@ -86,7 +86,7 @@ run_paced() {
 # The report: the figures, and the in-flight count over time (a row per 10 % of the run).
 paced_report() {
   # shellcheck disable=SC1090
-  source "$results"
+  load_results
   cat <<EOF
 ## winapp-operator benchmark: paced rollout of an operator change, N = $n apps, limit $rollout_limit
 
