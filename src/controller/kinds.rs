@@ -57,6 +57,10 @@ pub trait ChildKind: 'static {
     const RBAC: (&'static str, &'static str);
     /// Verbs the operator needs on the kind beyond [`CHILD_VERBS`].
     const EXTRA_VERBS: &'static [&'static str] = &[];
+    /// Objects per page of its cache's first list: a page is decoded whole before its objects
+    /// are trimmed, so a kind whose objects may be large (a ConfigMap holds up to 1 MiB, and
+    /// anyone may label one as the operator's) lists fewer at a time.
+    const LIST_PAGE: u32 = super::wiring::LIST_PAGE;
 
     /// The API of the kind, in `namespace` (namespaced kinds) or cluster-wide.
     fn api(client: &Client, namespace: Option<&str>) -> Api<Self::Object>;
@@ -79,7 +83,13 @@ pub trait ChildKind: 'static {
 
 /// What a kind's cache needs to know of it.
 fn kind<C: ChildKind>() -> Kind {
-    Kind { id: TypeId::of::<C>(), kind: C::KIND, resource: C::RBAC.1, namespaced: C::NAMESPACED }
+    Kind {
+        id: TypeId::of::<C>(),
+        kind: C::KIND,
+        resource: C::RBAC.1,
+        namespaced: C::NAMESPACED,
+        list_page: C::LIST_PAGE,
+    }
 }
 
 /// What the operator does with every kind of child: reads and follows it (its cache), and
@@ -134,7 +144,7 @@ macro_rules! lean_kind {
     ($name:ident, $k:ty, $scope:ident, $round:ident, $group:literal, $resource:literal, |$c:ident| $take:expr) => {
         lean_kind!($name, $k, $scope, $round, $group, $resource, None, |$c| $take);
     };
-    ($name:ident, $k:ty, $scope:ident, $round:ident, $group:literal, $resource:literal, $signature:expr, |$c:ident| $take:expr) => {
+    ($name:ident, $k:ty, $scope:ident, $round:ident, $group:literal, $resource:literal, $signature:expr $(; page $page:literal)?, |$c:ident| $take:expr) => {
         pub struct $name;
 
         impl ChildKind for $name {
@@ -144,6 +154,7 @@ macro_rules! lean_kind {
             const NAMESPACED: bool = lean_kind!(@namespaced $scope);
             const ROUND: Round = Round::$round;
             const RBAC: (&'static str, &'static str) = ($group, $resource);
+            $(const LIST_PAGE: u32 = $page;)?
 
             fn api(client: &Client, namespace: Option<&str>) -> Api<$k> {
                 lean_kind!(@api $scope, client, namespace)
@@ -199,7 +210,9 @@ lean_kind!(RoleBindings, RoleBinding, namespaced, Second, "rbac.authorization.k8
     .take()
     .into_iter()
     .collect());
-lean_kind!(ConfigMaps, ConfigMap, namespaced, First, "", "configmaps", |c| c.config_map.take().into_iter().collect());
+// A ConfigMap holds up to 1 MiB, and a tenant may label any as the operator's: its first list
+// decodes 4 a page (about 4 MiB at most) instead of 25.
+lean_kind!(ConfigMaps, ConfigMap, namespaced, First, "", "configmaps", None; page 4, |c| c.config_map.take().into_iter().collect());
 lean_kind!(PersistentVolumes, PersistentVolume, cluster, First, "", "persistentvolumes", |c| std::mem::take(
     &mut c.persistent_volumes
 ));
@@ -346,6 +359,27 @@ impl ChildKind for CredentialSpecs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A first list decodes a page whole: kinds whose objects may be a megabyte (ConfigMaps) list
+    /// a few at a time, the others the default page.
+    #[test]
+    fn large_objects_are_listed_a_few_a_page() {
+        struct Pages(Vec<(&'static str, u32)>);
+        impl Visitor for Pages {
+            fn visit<C: ChildKind>(&mut self) {
+                self.0.push((C::KIND, kind::<C>().list_page));
+            }
+        }
+        let mut pages = Pages(Vec::new());
+        each(&mut pages);
+        for (kind, page) in pages.0 {
+            if kind == "ConfigMap" {
+                assert!(page <= 5, "ConfigMaps list {page} a page: up to {page} MiB decoded at once");
+            } else {
+                assert_eq!(page, super::super::wiring::LIST_PAGE, "{kind}");
+            }
+        }
+    }
 
     /// Every field of [`Children`] is taken by a kind: a child built but taken by none would never
     /// be applied or pruned.
