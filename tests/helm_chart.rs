@@ -22,7 +22,9 @@ use k8s_openapi::api::{
 };
 use kube::api::Api;
 use serde_json::{Value, json};
-use support::{TestNamespace, deployment_available, kubectl, run, unique_name, wait_for, wait_for_list};
+use support::{
+    TestNamespace, deployment_available, documents, kubectl, kustomize, run, unique_name, wait_for, wait_for_list,
+};
 
 const CRD: &str = "crds/windowsapps.winapp.dev.yaml";
 const CHART_CRD: &str = "charts/winapp-operator/crds/windowsapps.winapp.dev.yaml";
@@ -62,15 +64,6 @@ fn template(release: &str, namespace: &str, extra: &[&str]) -> Result<String, St
     helm(&args)
 }
 
-/// Every document of a YAML stream, skipping empty ones.
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap_or_else(|e| panic!("not a YAML stream: {e}\n{yaml}"))
-        .into_iter()
-        .filter(|d| !d.is_null())
-        .collect()
-}
-
 /// The rendered objects, each exactly once, by (kind, name).
 fn rendered(release: &str, namespace: &str, extra: &[&str]) -> BTreeMap<(String, String), Value> {
     let yaml = template(release, namespace, extra).unwrap_or_else(|e| panic!("helm template failed: {e}"));
@@ -91,25 +84,6 @@ fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a V
     let first = of_kind.next().unwrap_or_else(|| panic!("no {kind} rendered"));
     assert!(of_kind.next().is_none(), "more than one {kind} rendered");
     first
-}
-
-/// `kubectl kustomize` of a throwaway overlay of `resources` and `components` (paths under
-/// config/); kustomize wants them relative to the overlay.
-fn kustomize(resources: &[&str], components: &[&str]) -> Vec<Value> {
-    let dir = std::env::temp_dir().canonicalize().expect("temp dir").join(unique_name("overlay"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let up = "../".repeat(dir.components().count() - 1);
-    let config = format!("{up}{}/config", root().display().to_string().trim_start_matches('/'));
-    let list = |paths: &[&str]| paths.iter().map(|p| format!("{config}/{p}")).collect::<Vec<_>>().join(", ");
-    let kustomization = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
-        list(resources),
-        list(components)
-    );
-    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
-    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
-    let _ = std::fs::remove_dir_all(&dir);
-    documents(&out.unwrap_or_else(|e| panic!("kustomize {resources:?} with {components:?} failed: {e}")))
 }
 
 #[test]

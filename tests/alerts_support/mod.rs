@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use winapp_operator::metrics::{Metrics, Sample};
 
-use crate::support::{kubectl, run, unique_name};
+use crate::support::{run, unique_name};
 
 pub const RULES_COMPONENT: &str = "config/components/prometheus-rules/prometheusrule.yaml";
 pub const RULES_CHART_COPY: &str = "charts/winapp-operator/files/prometheusrule.yaml";
@@ -42,15 +42,6 @@ pub fn root() -> &'static Path {
 
 pub fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Every document of a YAML stream, skipping empty ones.
-pub fn documents(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap_or_else(|e| panic!("not a YAML stream: {e}\n{yaml}"))
-        .into_iter()
-        .filter(|d| !d.is_null())
-        .collect()
 }
 
 /// A directory of its own under the test target's temporary directory.
@@ -89,22 +80,7 @@ pub fn template(release: &str, namespace: &str, extra: &[&str]) -> Result<String
     run(helm_bin(), &args, None)
 }
 
-/// `kubectl kustomize` of a throwaway overlay (under config/'s repository, so that the paths are
-/// relative) of `resources` and `components`, paths under config/.
-pub fn kustomize(resources: &[&str], components: &[&str]) -> Vec<Value> {
-    let dir = root().join("target").join(unique_name("alerts-overlay"));
-    std::fs::create_dir_all(&dir).expect("overlay dir");
-    let list = |paths: &[&str]| paths.iter().map(|p| format!("../../config/{p}")).collect::<Vec<_>>().join(", ");
-    let kustomization = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
-        list(resources),
-        list(components)
-    );
-    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
-    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
-    let _ = std::fs::remove_dir_all(&dir);
-    documents(&out.unwrap_or_else(|e| panic!("kustomize {resources:?} with {components:?} failed: {e}")))
-}
+pub use crate::support::{documents, kustomize};
 
 /// The one object of `kind` among `objects`.
 pub fn only<'a>(objects: &'a [Value], kind: &str) -> &'a Value {

@@ -484,3 +484,31 @@ pub fn install_fence(operator_kubeconfig: &std::path::Path) {
     }
     panic!("the admission fence of config/admission is not enforced after 30 s; last answer: {last}");
 }
+
+/// Every document of a YAML stream, skipping empty ones.
+#[allow(dead_code)]
+pub fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple::<serde_json::Value>(yaml)
+        .unwrap_or_else(|e| panic!("not a YAML stream: {e}\n{yaml}"))
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// `kubectl kustomize` of a throwaway overlay of `resources` and `components` (paths under
+/// config/), made under target/ so that the paths are relative to the overlay, as kustomize wants.
+#[allow(dead_code)]
+pub fn kustomize(resources: &[&str], components: &[&str]) -> Vec<serde_json::Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(unique_name("overlay"));
+    std::fs::create_dir_all(&dir).expect("overlay dir");
+    let list = |paths: &[&str]| paths.iter().map(|p| format!("../../config/{p}")).collect::<Vec<_>>().join(", ");
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
+        list(resources),
+        list(components)
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).expect("write overlay");
+    let out = kubectl(&["kustomize", &dir.to_string_lossy()], None);
+    let _ = std::fs::remove_dir_all(&dir);
+    documents(&out.unwrap_or_else(|e| panic!("kustomize {resources:?} with {components:?} failed: {e}")))
+}
