@@ -45,6 +45,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::InvalidName(_) => "InvalidName",
         ValidationError::EmptyImage => "EmptyImage",
         ValidationError::InvalidImage(..) => "InvalidImage",
+        ValidationError::ImageBuildMismatch { .. } => "ImageBuildMismatch",
         ValidationError::InvalidWindowsPath { .. } => "InvalidWindowsPath",
         ValidationError::InvalidConfigKey(_) => "InvalidConfigKey",
         ValidationError::DuplicateConfigFile(_) => "DuplicateConfigFile",
@@ -127,6 +128,29 @@ fn invalid_disruption_budgets_name_their_field() {
     let v = valid("image: x\nautoscaled: true\nreplicas: 2\ndisruption: {minAvailable: 2}\n");
     assert_eq!(v.disruption, validate::DisruptionPolicy::MinAvailable(IntOrString::Int(2)));
     assert_eq!(valid("image: x\n").disruption, validate::DisruptionPolicy::Default);
+}
+
+#[test]
+fn an_image_tagged_for_another_windows_build_is_refused_with_both_fixes() {
+    let e = only_error(
+        "image: registry.example.com/web:4.8-windowsservercore-ltsc2019\nwindows: {version: ltsc2022}\n",
+        "ImageBuildMismatch",
+        "spec.image:",
+    );
+    assert_eq!(
+        e.to_string(),
+        "spec.image: the image \"registry.example.com/web:4.8-windowsservercore-ltsc2019\" is tagged for ltsc2019 (10.0.17763) but spec.windows.version is ltsc2022 (10.0.20348): a Windows container image runs only on the build it was built for; use the image's ltsc2022 tag, or set spec.windows.version to ltsc2019"
+    );
+    // A sidecar of the pod template is held to the same build.
+    only_error(
+        "image: web:1.2\nwindows: {version: ltsc2025}\npodTemplate:\n  spec:\n    containers: [{name: logs, image: 'mcr.microsoft.com/windows/nanoserver:1809'}]\n",
+        "ImageBuildMismatch",
+        "spec.podTemplate.spec.containers[logs].image: the image \"mcr.microsoft.com/windows/nanoserver:1809\" is tagged for ltsc2019",
+    );
+    // A tag that names no build, the matching build, or no version pinned: valid.
+    valid("image: web:1.2\nwindows: {version: ltsc2022}\n");
+    valid("image: web:10.0.20348.2700\nwindows: {version: ltsc2022}\n");
+    valid("image: web:1-ltsc2019\n");
 }
 
 #[test]

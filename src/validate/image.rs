@@ -143,6 +143,13 @@ pub fn check(image: &str) -> Result<(), ImageProblem> {
     Ok(())
 }
 
+/// The tag of a reference, if it has one: what follows the last ':' before any digest, unless a
+/// '/' follows that ':' (then it is a registry's port). Assumes nothing about the rest's grammar.
+pub fn tag(image: &str) -> Option<&str> {
+    let rest = image.split_once('@').map_or(image, |(rest, _)| rest);
+    rest.rfind(':').map(|i| &rest[i + 1..]).filter(|t| !t.contains('/'))
+}
+
 fn parts(image: &str) -> Result<Parts<'_>, ImageProblem> {
     if image.is_empty() {
         return Err(ImageProblem::Empty);

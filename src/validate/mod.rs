@@ -23,6 +23,7 @@ use crate::api::{
 use crate::policy::Policy;
 pub use shutdown::{PreStopAction, ShutdownSettings};
 
+mod build_tag;
 mod disruption;
 mod identity;
 pub mod image;
@@ -80,6 +81,11 @@ pub enum ValidationError {
     EmptyImage,
     #[error("spec.image: {0:?} {desc}", desc = image::describe(.1))]
     InvalidImage(String, image::ImageProblem),
+    #[error(
+        "{field}: the image {image:?} is tagged for {} ({}) but spec.windows.version is {} ({}): a Windows container image runs only on the build it was built for; use the image's {} tag, or set spec.windows.version to {}",
+        tagged.as_str(), tagged.build(), version.as_str(), version.build(), version.as_str(), tagged.as_str()
+    )]
+    ImageBuildMismatch { field: String, image: String, tagged: WindowsVersion, version: WindowsVersion },
     #[error(
         "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, no . or .. segments, none of * ? : < > | / in names)"
     )]
@@ -411,6 +417,7 @@ fn check_all(
 
     let service_account = identity::service_account(spec.service_account_name.as_ref(), &name, errors);
     let placement = placement::placement(&spec.windows, errors);
+    build_tag::check(spec, errors);
     let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, errors));
 
     let mut mounts = storage::Mounts::default();

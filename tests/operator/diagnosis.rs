@@ -85,9 +85,9 @@ async fn pod_failures_show_in_status_with_a_reason_and_what_to_do() {
         ),
         (
             "mismatch",
-            format!("  image: play.invalid/os-mismatch:ltsc2019\n{v2022}"),
+            format!("  image: play.invalid/os-mismatch:built-for-2019\n{v2022}"),
             "ImageOSMismatch",
-            vec!["play.invalid/os-mismatch:ltsc2019", "10.0.20348 (ltsc2022)", "spec.windows.version"],
+            vec!["play.invalid/os-mismatch:built-for-2019", "10.0.20348 (ltsc2022)", "spec.windows.version"],
         ),
         (
             "mount",
