@@ -61,6 +61,9 @@ pub mod reason {
     pub const REWRITTEN_BY_ADMISSION: &str = "RewrittenByAdmission";
     /// A node drain waits: the app's PodDisruptionBudget allows no eviction of its pods there.
     pub const DRAIN_BLOCKED: &str = "DrainBlocked";
+    /// A move to another Windows build made no progress within the rollout's deadline: the old
+    /// build's pods keep serving (see `controller::migration`).
+    pub const BUILD_MIGRATION_STALLED: &str = "BuildMigrationStalled";
     // Why the pods are not available (see controller::diagnose).
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     pub const GMSA_REFUSED: &str = "GMSAWebhookRefused";
@@ -106,6 +109,7 @@ pub mod reason {
         APPLY_FAILED,
         REWRITTEN_BY_ADMISSION,
         DRAIN_BLOCKED,
+        BUILD_MIGRATION_STALLED,
         QUOTA_EXCEEDED,
         GMSA_REFUSED,
         PODS_REFUSED,

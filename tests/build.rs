@@ -1704,3 +1704,46 @@ fn shutdown_renders_the_grace_period_and_the_pre_stop_hook() {
     let hook = app_container(&pod).lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("podTemplate's hook");
     assert_eq!(hook.exec.as_ref().and_then(|e| e.command.clone()), Some(vec!["b".to_owned()]));
 }
+
+/// While the pods move to another Windows build, no old pod goes before a new one is Ready, and
+/// the Deployment says where they come from; otherwise the app's own limits, and no note.
+#[test]
+fn a_build_migration_keeps_every_old_pod_until_a_new_one_is_ready() {
+    use winapp_operator::api::WindowsVersion;
+    use winapp_operator::build::workload::{MIGRATING_FROM_ANNOTATION, rollout_limits};
+    use winapp_operator::validate::BuildMigration;
+    let moving = Some(BuildMigration { from: WindowsVersion::Ltsc2019, to: WindowsVersion::Ltsc2022 });
+    let limits = |yaml: &str, migration| {
+        let mut app = validated(yaml);
+        app.migration = migration;
+        rollout_limits(&app)
+    };
+    let v2022 = "image: web:2\nwindows: {version: ltsc2022}\n";
+    let (int, pct) = (IntOrString::Int, |s: &str| IntOrString::String(s.into()));
+    assert_eq!(limits(v2022, None), (pct("25%"), int(0)));
+    assert_eq!(limits(v2022, moving), (pct("25%"), int(0)));
+    let recreate = format!("{v2022}rollout: {{maxSurge: 0, maxUnavailable: 1}}\n");
+    assert_eq!(limits(&recreate, None), (int(0), int(1)));
+    assert_eq!(limits(&recreate, moving), (int(1), int(0)), "one new pod at a time, no old one lost");
+    let percent = format!("{v2022}rollout: {{maxSurge: '0%', maxUnavailable: '50%'}}\n");
+    assert_eq!(limits(&percent, moving), (int(1), int(0)));
+    let surge = format!("{v2022}rollout: {{maxSurge: 2, maxUnavailable: 1}}\n");
+    assert_eq!(limits(&surge, moving), (int(2), int(0)));
+    // A claim only one node can mount: a new pod elsewhere would wait on the old one forever.
+    let rwo = format!(
+        "{recreate}volumes: [{{name: data, mountPath: 'C:\\data', claim: {{size: 1Gi, accessModes: [ReadWriteOnce]}}}}]\n"
+    );
+    assert_eq!(limits(&rwo, moving), (int(0), int(1)));
+    let rwx = rwo.replace("ReadWriteOnce", "ReadWriteMany");
+    assert_eq!(limits(&rwx, moving), (int(1), int(0)));
+
+    let mut app = validated(&recreate);
+    app.migration = moving;
+    let d = build::workload::deployment(&app).expect("builds");
+    let note = d.metadata.annotations.as_ref().and_then(|a| a.get(MIGRATING_FROM_ANNOTATION));
+    assert_eq!(note.map(String::as_str), Some("ltsc2019"));
+    let rolling = d.spec.strategy.and_then(|s| s.rolling_update).expect("rolling update");
+    assert_eq!((rolling.max_surge, rolling.max_unavailable), (Some(int(1)), Some(int(0))));
+    let d = build::workload::deployment(&validated(&recreate)).expect("builds");
+    assert!(d.metadata.annotations.is_none_or(|a| !a.contains_key(MIGRATING_FROM_ANNOTATION)));
+}

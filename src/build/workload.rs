@@ -16,13 +16,19 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{BuildError, meta, service::protocol};
-use crate::api::ImagePullPolicy;
-use crate::validate::{ConfigSettings, Placement, ValidatedApp};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::api::{AccessMode, ImagePullPolicy};
+use crate::validate::{ConfigSettings, Placement, ValidatedApp, VolumeSource};
 
 /// Node label with the OS.
 pub const OS_LABEL: &str = "kubernetes.io/os";
 /// Node label with the Windows build.
 pub const WINDOWS_BUILD_LABEL: &str = "node.kubernetes.io/windows-build";
+/// Annotation of a Deployment whose pods move to another Windows build: the release they come
+/// from (`ltsc2019`), for as long as pods of it may run. The operator reads it back to know that a
+/// migration is still under way once the Deployment's template names the new build.
+pub const MIGRATING_FROM_ANNOTATION: &str = "winapp.dev/migrating-from";
 
 /// The app's pods: one per matching Windows node for a node agent, else `replicas` of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,18 +97,24 @@ pub fn daemon_set(app: &ValidatedApp) -> Result<DaemonSet, BuildError> {
     })
 }
 
-/// The app's Deployment.
+/// The app's Deployment. While its pods move to another Windows build, it says from which
+/// ([`MIGRATING_FROM_ANNOTATION`]) and rolls with [`rollout_limits`].
 pub fn deployment(app: &ValidatedApp) -> Result<Deployment, BuildError> {
+    let mut metadata = meta::namespaced(app, meta::workload_name(app));
+    if let Some(m) = &app.migration {
+        metadata.annotations.get_or_insert_default().insert(MIGRATING_FROM_ANNOTATION.into(), m.from.as_str().into());
+    }
+    let (max_surge, max_unavailable) = rollout_limits(app);
     Ok(Deployment {
-        metadata: meta::namespaced(app, meta::workload_name(app)),
+        metadata,
         spec: DeploymentSpec {
             replicas: app.replicas,
             selector: LabelSelector { match_labels: Some(meta::selector_labels(app)), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(app.max_surge.clone()),
-                    max_unavailable: Some(app.max_unavailable.clone()),
+                    max_surge: Some(max_surge),
+                    max_unavailable: Some(max_unavailable),
                 }),
             }),
             progress_deadline_seconds: Some(app.progress_deadline_seconds),
@@ -111,6 +123,33 @@ pub fn deployment(app: &ValidatedApp) -> Result<Deployment, BuildError> {
         },
         ..Deployment::default()
     })
+}
+
+/// The Deployment's rolling update limits (maxSurge, maxUnavailable): the app's, except while its
+/// pods move to another Windows build. Then no old pod goes before a new one is Ready
+/// (maxUnavailable 0) and new pods come at least one at a time (maxSurge 1 when it was 0): the
+/// old build's pods keep serving until the new build's are Ready, and keep serving if they never
+/// are (no nodes of the new build, an image that does not run there). Not for an app with a
+/// single-attach claim (ReadWriteOnce): a new pod on another node could not mount it while an
+/// old one holds it, so its own limits apply (its old pod goes first).
+pub fn rollout_limits(app: &ValidatedApp) -> (IntOrString, IntOrString) {
+    let single_attach = app.volumes.iter().any(|v| {
+        matches!(&v.source, VolumeSource::Claim { access_modes, .. }
+            if access_modes.iter().all(|m| matches!(m, AccessMode::ReadWriteOnce | AccessMode::ReadWriteOncePod)))
+    });
+    if app.migration.is_none() || single_attach {
+        return (app.max_surge.clone(), app.max_unavailable.clone());
+    }
+    let surge = if is_zero(&app.max_surge) { IntOrString::Int(1) } else { app.max_surge.clone() };
+    (surge, IntOrString::Int(0))
+}
+
+/// A count or percentage of zero (`0`, `0%`).
+fn is_zero(v: &IntOrString) -> bool {
+    match v {
+        IntOrString::Int(n) => *n <= 0,
+        IntOrString::String(s) => s.trim_end_matches('%').trim().parse::<f64>().is_ok_and(|n| n <= 0.0),
+    }
 }
 
 /// The pod template: labels, annotations (config checksum, Prometheus), and the pod spec.

@@ -19,6 +19,7 @@ pub mod index;
 pub mod kinds;
 pub mod lean;
 pub mod memory;
+pub mod migration;
 pub mod observe;
 pub mod pace;
 pub mod placement;

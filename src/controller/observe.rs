@@ -65,6 +65,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         _ => None,
     };
     let budget = budget(ctx, app).await?;
+    let migration = super::migration::observe(ctx, app).await;
     Ok(Observations {
         nodes,
         gmsa: resolved.gmsa.clone(),
@@ -78,6 +79,7 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         turn,
         advice: crate::advice::resources(pod),
         budget,
+        migration,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Before building: what the build needs from the cluster. The versions of the Secrets that
 //! config files come from (from the Secrets' index, never their data), the platform team's answer
-//! on the app's gMSA, and the replica count to keep or to hand to an autoscaler.
+//! on the app's gMSA, a move to another Windows build under way (from the live Deployment), and
+//! the replica count to keep or to hand to an autoscaler.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
@@ -15,7 +16,7 @@ use super::error::{Error, Result};
 use super::kinds::{ChildKind, ClusterRoles, CredentialSpecs, DaemonSets, Deployments, RoleBindings};
 use super::secrets::Known;
 use super::status::GmsaCheck;
-use super::{Context, observe};
+use super::{Context, migration, observe};
 use crate::build::workload::Workload;
 use crate::build::{Children, GmsaGrant, meta};
 use crate::validate::ValidatedApp;
@@ -71,6 +72,8 @@ pub fn resolve(ctx: &Context, valid: &ValidatedApp) -> Resolved {
     // The platform team's annotations on every app's pods win over the app's own.
     app.pod_annotations.extend(ctx.settings.pod_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     let gmsa = observe::gmsa(ctx, &app);
+    // A change of Windows build keeps the old build's pods until the new one's are Ready.
+    app.migration = migration::of_cache(ctx, &app);
     Resolved { app, missing_config_secrets, gmsa }
 }
 

@@ -36,6 +36,7 @@ mod storage;
 mod workload;
 
 pub use disruption::DisruptionPolicy;
+pub use placement::BuildMigration;
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -362,6 +363,8 @@ pub struct ValidatedApp {
     /// Whether the pods get a Kubernetes API token.
     pub api_access: bool,
     pub placement: Placement,
+    /// A move to another Windows build in progress (None offline; see [`BuildMigration`]).
+    pub migration: Option<BuildMigration>,
     pub service: Option<ServiceSettings>,
     pub config: Option<ConfigSettings>,
     pub network_policy: Option<crate::api::AppNetworkPolicy>,

@@ -1,7 +1,16 @@
 //! `spec.windows`: the nodes the pods may run on and the pool taints they tolerate.
 
 use super::{Placement, ValidationError, defaults};
-use crate::api::{PoolTaint, WindowsPlacement};
+use crate::api::{PoolTaint, WindowsPlacement, WindowsVersion};
+
+/// A move of the app's pods from one Windows Server build to another: `spec.windows.version`
+/// says `to`, the running workload's pods are still of `from`. The operator fills it in before
+/// it builds, from the live workload (see `controller::resolve::migration`); offline it is None.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildMigration {
+    pub from: WindowsVersion,
+    pub to: WindowsVersion,
+}
 
 /// The placement: the Windows pool taints of every convention unless a toleration or a
 /// RuntimeClass (not both) says otherwise.

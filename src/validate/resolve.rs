@@ -66,6 +66,7 @@ pub fn validated(app: &WindowsApp, checked: Checked) -> ValidatedApp {
         service_account: checked.service_account,
         api_access: spec.api_access.unwrap_or(false),
         placement: checked.placement,
+        migration: None,
         service: checked.service,
         network_policy: spec.network_policy.clone(),
         config: checked.config,

@@ -3,7 +3,7 @@
 //! them into Ready, Reconciling and Stalled.
 
 use super::super::pace::Turn;
-use super::{GmsaCheck, Observations, WorkloadCheck, WorkloadKind, stalled};
+use super::{GmsaCheck, Observations, WorkloadCheck, WorkloadKind, migration, stalled};
 use crate::conditions::{self as c, Cond, reason};
 
 /// What one condition says of an applied app.
@@ -36,12 +36,13 @@ impl Judged {
 pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     let d = obs.workload.as_ref();
     // Problems only a person can fix, in the order a person should fix them.
-    let judged = [nodes(obs), gmsa(obs), storage(obs), config_secrets(obs), spec_applied(obs), deadline(obs)];
+    let moved = Judged { blocker: migration::stalled(obs), ..Judged::default() };
+    let judged = [nodes(obs), gmsa(obs), storage(obs), config_secrets(obs), spec_applied(obs), deadline(obs), moved];
     let blockers: Vec<&(&'static str, String)> = judged.iter().filter_map(|j| j.blocker.as_ref()).collect();
     let waiting_for_nodes = judged.iter().find_map(|j| j.waiting.clone());
     let mut conds = match blockers.first() {
         Some((r, _)) => stalled(r, blockers.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ")),
-        None => match waiting_for_nodes.or_else(|| rollout(obs)) {
+        None => match waiting_for_nodes.or_else(|| migration::progress(obs)).or_else(|| rollout(obs)) {
             Some((r, msg)) => vec![
                 Cond::new(c::READY, false, r, msg.clone()),
                 Cond::new(c::RECONCILING, true, r, msg),
@@ -112,6 +113,10 @@ fn nodes(obs: &Observations) -> Judged {
             n.build.as_ref().map(|b| format!(" (label node.kubernetes.io/windows-build={b})")).unwrap_or_default()
         );
         let mut judged = Judged::condition(Cond::new(c::WINDOWS_NODES, false, reason::NO_WINDOWS_NODES, msg.clone()));
+        if obs.migration.is_some() {
+            // A move to another build says itself what it waits for (status::migration).
+            return judged;
+        }
         if d.is_some_and(|d| d.progress_deadline_exceeded) {
             judged.blocker = Some((
                 reason::NO_WINDOWS_NODES,
@@ -243,7 +248,9 @@ fn spec_applied(obs: &Observations) -> Judged {
 
 /// A rollout past its deadline on nodes that exist: a blocker, with the pods' diagnosis.
 fn deadline(obs: &Observations) -> Judged {
-    let Some(d) = obs.workload.as_ref().filter(|d| d.progress_deadline_exceeded && obs.nodes.ready_matching > 0) else {
+    let past = |d: &&WorkloadCheck| d.progress_deadline_exceeded && obs.nodes.ready_matching > 0;
+    // A move to another build that stalls says so itself (status::migration).
+    let Some(d) = obs.workload.as_ref().filter(past).filter(|_| obs.migration.is_none()) else {
         return Judged::default();
     };
     let deadline = format!(
