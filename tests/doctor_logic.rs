@@ -128,6 +128,7 @@ fn healthy() -> Facts {
             name: "log-agent".into(),
             host_process: true,
             network_policy: false,
+            windows_version: Some("ltsc2022".into()),
         }])),
         namespaces: Lookup::Found(BTreeMap::from([(
             "agents".into(),
@@ -196,6 +197,7 @@ fn a_healthy_cluster_has_only_ok_findings() {
         Check::Taints,
         Check::Runtime,
         Check::Capacity,
+        Check::AppBuilds,
         Check::GmsaCrd,
         Check::GmsaWebhook,
         Check::SmbCsiDriver,
@@ -456,9 +458,27 @@ fn host_process_apps_need_a_privileged_namespace() {
             .unwrap_or_default()
     };
     facts.apps = Lookup::Found(Some(vec![
-        AppFacts { namespace: "agents".into(), name: "log-agent".into(), host_process: true, network_policy: false },
-        AppFacts { namespace: "web".into(), name: "site".into(), host_process: false, network_policy: false },
-        AppFacts { namespace: "open".into(), name: "probe".into(), host_process: true, network_policy: false },
+        AppFacts {
+            namespace: "agents".into(),
+            name: "log-agent".into(),
+            host_process: true,
+            network_policy: false,
+            windows_version: None,
+        },
+        AppFacts {
+            namespace: "web".into(),
+            name: "site".into(),
+            host_process: false,
+            network_policy: false,
+            windows_version: None,
+        },
+        AppFacts {
+            namespace: "open".into(),
+            name: "probe".into(),
+            host_process: true,
+            network_policy: false,
+            windows_version: None,
+        },
     ]));
     facts.namespaces = Lookup::Found(BTreeMap::from([
         ("agents".into(), labels(Some("baseline"))),
@@ -623,6 +643,7 @@ fn network_policy_on_windows_needs_a_dataplane_that_enforces_it() {
         name: "catalog".into(),
         host_process: false,
         network_policy: true,
+        windows_version: None,
     }]));
     let f = run(&facts, &[]);
     assert_eq!(only(&f, Check::NetworkPolicy).level, Level::Warning);
@@ -642,9 +663,27 @@ fn network_policy_on_windows_needs_a_dataplane_that_enforces_it() {
 fn apps_in_namespaces_without_a_pod_security_label_are_a_warning_naming_the_level_to_set() {
     let mut facts = healthy();
     facts.apps = Lookup::Found(Some(vec![
-        AppFacts { namespace: "web".into(), name: "site".into(), host_process: false, network_policy: false },
-        AppFacts { namespace: "web".into(), name: "api".into(), host_process: false, network_policy: false },
-        AppFacts { namespace: "batch".into(), name: "worker".into(), host_process: false, network_policy: false },
+        AppFacts {
+            namespace: "web".into(),
+            name: "site".into(),
+            host_process: false,
+            network_policy: false,
+            windows_version: None,
+        },
+        AppFacts {
+            namespace: "web".into(),
+            name: "api".into(),
+            host_process: false,
+            network_policy: false,
+            windows_version: None,
+        },
+        AppFacts {
+            namespace: "batch".into(),
+            name: "worker".into(),
+            host_process: false,
+            network_policy: false,
+            windows_version: None,
+        },
     ]));
     facts.namespaces = Lookup::Found(BTreeMap::from([
         ("web".into(), BTreeMap::new()),

@@ -182,6 +182,8 @@ pub struct AppFacts {
     pub host_process: bool,
     /// `spec.networkPolicy` is set.
     pub network_policy: bool,
+    /// `spec.windows.version`, as written (`ltsc2022`).
+    pub windows_version: Option<String>,
 }
 
 /// One Deployment of the operator.

@@ -321,6 +321,11 @@ async fn windows_apps(cluster: &Cluster) -> Result<Lookup<Option<Vec<AppFacts>>>
                         .get("spec")
                         .and_then(|s| s.get("networkPolicy"))
                         .is_some_and(|n| !n.is_null()),
+                    windows_version: a
+                        .data
+                        .pointer("/spec/windows/version")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
                     namespace: a.metadata.namespace.unwrap_or_default(),
                     name: a.metadata.name.unwrap_or_default(),
                 })

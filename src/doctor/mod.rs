@@ -4,6 +4,7 @@
 //! functions from facts to [`Finding`]s; [`output`] prints them for people or as JSON.
 
 pub mod addons;
+pub mod builds;
 pub mod capacity;
 pub mod facts;
 pub mod fence;
@@ -41,6 +42,9 @@ Checks, each reported as ok, warning or error with what to do:
                  field to set); container runtime, kubelet and OS image (warning: not containerd);
                  per build, the usable nodes' allocatable CPU and memory against the requests of
                  the pods on them (warning: above 90 %)
+  Windows builds WindowsApps per spec.windows.version; a build the cluster is leaving: no Ready
+                 node of it left (error), or all its nodes cordoned (warning), naming the apps
+                 to move to another build
   gMSA           the GMSACredentialSpec CRD and the gMSA admission webhooks (warning: missing)
   SMB storage    the CSIDriver smb.csi.k8s.io and its Windows node DaemonSet, ready on the
                  Windows nodes (warning: missing or not ready)
@@ -112,6 +116,7 @@ pub enum Check {
     Taints,
     Runtime,
     Capacity,
+    AppBuilds,
     GmsaCrd,
     GmsaWebhook,
     SmbCsiDriver,
@@ -134,6 +139,7 @@ impl Check {
             Check::Taints => "taints",
             Check::Runtime => "runtime",
             Check::Capacity => "capacity",
+            Check::AppBuilds => "app-builds",
             Check::GmsaCrd => "gmsa-crd",
             Check::GmsaWebhook => "gmsa-webhook",
             Check::SmbCsiDriver => "smb-csi-driver",
@@ -154,6 +160,7 @@ impl Check {
             Check::WindowsNodes | Check::WindowsVersion | Check::Taints | Check::Runtime | Check::Capacity => {
                 "Windows nodes"
             }
+            Check::AppBuilds => "Windows builds",
             Check::GmsaCrd | Check::GmsaWebhook => "gMSA",
             Check::SmbCsiDriver | Check::SmbNodeDaemonset => "SMB storage",
             Check::NetworkPolicy => "NetworkPolicy",
@@ -318,6 +325,7 @@ pub fn check(facts: &Facts, expected: &Expected, opts: &CheckOptions) -> Vec<Fin
     findings.extend(nodes::taints(&facts.nodes, &expected.default_tolerations));
     findings.extend(nodes::runtimes(&facts.nodes));
     findings.extend(capacity::capacity(&facts.nodes, &facts.pods));
+    findings.extend(builds::app_builds(&facts.apps, &facts.nodes));
     findings.extend(addons::gmsa_crd(&facts.gmsa_crd));
     findings.extend(addons::gmsa_webhook(&facts.mutating_webhooks, &facts.validating_webhooks));
     findings.extend(addons::smb_csi_driver(&facts.smb_csi_driver));
