@@ -55,7 +55,10 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         || nodes.runtime_class_missing.is_some()
         || claims.iter().any(|c| c.missing_secret.is_some());
     let diagnosis = match (stuck, &workload) {
-        (Some(stuck), Some(check)) if !blocked && check.up_to_date && check.available < check.desired => {
+        // A move to another build keeps the old pods available: its new pods are read when it stalls.
+        (Some(stuck), Some(check))
+            if !blocked && check.up_to_date && (check.available < check.desired || app.migration.is_some()) =>
+        {
             pods::diagnose(ctx, app, stuck, Timestamp::now()).await.unwrap_or_else(|e| {
                 // The diagnosis is a help, not a step: without it the status says "rolling out".
                 warn!("could not read the pods to tell why they are not available: {e}");

@@ -4,7 +4,7 @@
 //! nodes of that build, an image that does not run there), Stalled with `BuildMigrationStalled`,
 //! what keeps serving, and the two ways out.
 
-use super::Observations;
+use super::{Observations, WorkloadCheck};
 use crate::api::WindowsVersion;
 use crate::conditions::reason;
 
@@ -61,7 +61,10 @@ impl MigrationCheck {
 /// what the new pods report), what keeps serving, and what to do.
 pub(super) fn stalled(obs: &Observations) -> Option<(&'static str, String)> {
     let m = obs.migration.as_ref()?;
-    let d = obs.workload.as_ref().filter(|d| d.progress_deadline_exceeded)?;
+    // A deadline the Deployment reports for a spec it has not observed is the previous move's
+    // (sent back while stalled), and new pods all Ready are no stall.
+    let done = |d: &WorkloadCheck| m.counts.is_some_and(|c| c.new_ready >= usize::try_from(d.desired).unwrap_or(0));
+    let d = obs.workload.as_ref().filter(|d| d.progress_deadline_exceeded && d.up_to_date && !done(d))?;
     let to = MigrationCheck::release(m.to);
     let why = if obs.nodes.ready_matching == 0 {
         format!(
@@ -208,6 +211,16 @@ mod tests {
         );
         // Only one blocker: not also ProgressDeadlineExceeded or the diagnosis on its own.
         assert!(!got[1].3.contains("; the rollout made no progress"), "{}", got[1].3);
+    }
+
+    #[test]
+    fn a_deadline_of_a_spec_not_yet_observed_or_new_pods_all_ready_is_no_stall() {
+        // Sent back while stalled: the Deployment still reports the previous move's deadline.
+        let mut obs = observations(2, Some(BuildCounts { new_ready: 2, old_ready: 0 }), true);
+        obs.workload.as_mut().expect("workload").up_to_date = false;
+        assert_eq!(ready_and_stalled(obs)[1].1, "False");
+        let obs = observations(2, Some(BuildCounts { new_ready: 2, old_ready: 0 }), true);
+        assert_eq!(ready_and_stalled(obs)[1].1, "False");
     }
 
     #[test]
