@@ -34,6 +34,9 @@ impl MigrationCheck {
     /// `1 of 2 new pods Ready; 2 ltsc2019 pods keep serving`
     fn progress(&self, desired: i32) -> String {
         match self.counts {
+            Some(c) if c.old_ready == 0 => {
+                format!("{} of {desired} new pod(s) Ready; no {} pod is Ready", c.new_ready, self.from.as_str())
+            }
             Some(c) => format!(
                 "{} of {desired} new pod(s) Ready; {} {} pod(s) keep serving until they are",
                 c.new_ready,
@@ -176,6 +179,8 @@ mod tests {
             "migrating from ltsc2019 to ltsc2022: 1 of 2 new pod(s) Ready; 2 ltsc2019 pod(s) keep serving until they are"
         );
         assert_eq!(got[1].1, "False", "not Stalled while it progresses");
+        let none = ready_and_stalled(observations(2, Some(BuildCounts { new_ready: 1, old_ready: 0 }), false));
+        assert_eq!(none[0].3, "migrating from ltsc2019 to ltsc2022: 1 of 2 new pod(s) Ready; no ltsc2019 pod is Ready");
     }
 
     #[test]
