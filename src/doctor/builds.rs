@@ -65,15 +65,18 @@ fn pinned(v: WindowsVersion, names: &[String], nodes: &[NodeFacts]) -> Finding {
     let apps = name_list(names, MAX_NAMES);
     let title = format!("{release}: {}", count(names.len()));
     if ready.is_empty() {
-        let nodes = if of_build.is_empty() {
-            "no node of this build is left".to_owned()
+        let (nodes, which) = if of_build.is_empty() {
+            ("the cluster has no node of this build".to_owned(), "a build with no nodes")
         } else {
             let not_ready: Vec<&str> = of_build.iter().map(|n| n.name.as_str()).collect();
-            format!("none of its nodes is Ready ({})", name_list(&not_ready, MAX_NAMES))
+            (
+                format!("none of its nodes is Ready ({})", name_list(&not_ready, MAX_NAMES)),
+                "a build the cluster is leaving",
+            )
         };
         return Finding::error(
             Check::AppBuilds,
-            format!("{title} on a build the cluster is leaving"),
+            format!("{title} on {which}"),
             format!(
                 "{nodes}: the pods of {apps} cannot be scheduled again; add nodes of this build, or move each app \
                  to another build (set spec.windows.version and the image's tag together; {HOW_TO_MOVE})"
@@ -160,7 +163,8 @@ mod tests {
         let found = app_builds(&apps, &[node("win2022-1", "10.0.20348", true, false)]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].level, Level::Error);
-        assert!(found[0].message.starts_with("no node of this build is left"), "{}", found[0].message);
+        assert!(found[0].message.starts_with("the cluster has no node of this build"), "{}", found[0].message);
+        assert_eq!(found[0].title, "ltsc2019 (10.0.17763): 1 WindowsApp on a build with no nodes");
         assert!(app_builds(&Lookup::Found(Some(vec![])), &[]).is_empty());
         assert!(app_builds(&Lookup::Found(None), &[]).is_empty());
         assert!(app_builds(&Lookup::Forbidden("403".into()), &[]).is_empty());
