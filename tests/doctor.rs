@@ -341,6 +341,42 @@ async fn apps_in_an_unlabelled_namespace() {
     ns.cleanup().await;
 }
 
+/// (f') A WindowsApp pinned to ltsc2019 is listed under its build; with the build's only node
+/// cordoned (the pool being retired), a warning that names the app to move.
+async fn apps_on_a_build_being_retired() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "doctor-builds").await;
+    kubectl_ok(
+        &["apply", "-n", ns.name(), "-f", "-"],
+        Some(
+            "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {name: legacy}\nspec:\n  image: registry.example.com/legacy/web:2.3-ltsc2019\n  windows: {version: ltsc2019}\n",
+        ),
+    );
+    let app = format!("{}/legacy", ns.name());
+    let run = doctor(&[]);
+    let listed = run.find("app-builds", "ltsc2019 (10.0.17763)");
+    assert_eq!(listed["level"], "ok", "{}", run.stdout);
+    assert!(listed["message"].as_str().unwrap_or_default().contains(&app), "{listed}");
+    // Cordoned for as long as this step lasts, also if it fails.
+    struct Uncordon;
+    impl Drop for Uncordon {
+        fn drop(&mut self) {
+            let _ = kubectl(&["uncordon", "win2019-1"], None);
+        }
+    }
+    let _uncordon = Uncordon;
+    kubectl_ok(&["cordon", "win2019-1"], None);
+    let run = doctor(&[]);
+    let leaving = run.find("app-builds", "ltsc2019 (10.0.17763)");
+    assert_eq!(leaving["level"], "warning", "{}", run.stdout);
+    let title = leaving["title"].as_str().unwrap_or_default();
+    let message = leaving["message"].as_str().unwrap_or_default();
+    assert!(title.ends_with("on a build the cluster is leaving"), "{leaving}");
+    assert!(message.contains("cordoned (win2019-1)") && message.contains(&app), "{leaving}");
+    drop(_uncordon);
+    ns.cleanup().await;
+}
+
 /// (g) The admission fence of config/admission: installed and enforced; unbound; gone.
 fn admission_fence(operator_namespace: &str) {
     let admission = repo().join("config/admission").to_string_lossy().into_owned();
@@ -413,6 +449,7 @@ async fn doctor_reports_each_state_of_the_cluster() {
     untolerated_taint(&mut restore).await;
     host_process_in_a_baseline_namespace().await;
     apps_in_an_unlabelled_namespace().await;
+    apps_on_a_build_being_retired().await;
     admission_fence(scope.name());
     policy_grants_of_an_operator().await;
 
