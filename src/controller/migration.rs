@@ -6,17 +6,16 @@
 //! new one is Ready; this module tells the resolve step that a move is under way (from the live
 //! Deployment: its template names another build, or it still carries
 //! [`MIGRATING_FROM_ANNOTATION`] and has not rolled out), and tells the status how far it got
-//! (one list of the app's pods per reconcile, only during a move).
+//! (one list of the app's pods per reconcile, only during a move, through [`pods`]).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 use tracing::warn;
 
-use super::Context;
 use super::kinds::{ChildKind, Deployments};
 use super::status::{BuildCounts, MigrationCheck};
+use super::{Context, pods};
 use crate::api::WindowsVersion;
 use crate::build::meta;
 use crate::build::workload::{MIGRATING_FROM_ANNOTATION, WINDOWS_BUILD_LABEL};
@@ -99,10 +98,8 @@ fn ready(p: &Pod) -> bool {
 /// counts are None when the list fails (the status then names the move without them).
 pub async fn observe(ctx: &Context, app: &ValidatedApp) -> Option<MigrationCheck> {
     let m = app.migration?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
-    let selector = meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-    let counts = match pods.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => Some(count(&list.items, m)),
+    let counts = match pods::all(ctx, app).await {
+        Ok(list) => Some(count(&list, m)),
         Err(e) => {
             warn!("could not read the pods to tell how far the move to {} got: {e}", m.to.as_str());
             None

@@ -1,7 +1,8 @@
 //! The app's pods, read only when the status needs them (a Ready app costs no such reads), never
 //! watched or cached: why the pods of a stuck rollout are not available (one list of the app's
 //! pods and the events of a few of them), and which cordoned nodes run pods of an app whose
-//! PodDisruptionBudget allows no eviction (one list).
+//! PodDisruptionBudget allows no eviction (one list), and how many pods of each Windows build are
+//! Ready while the app moves from one build to another (one list).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -108,6 +109,13 @@ pub async fn on_nodes(
         }
     }
     Ok(count.into_iter().collect())
+}
+
+/// The app's pods (one list), read only while it moves to another Windows build (see
+/// [`super::migration::observe`]).
+pub async fn all(ctx: &Context, app: &ValidatedApp) -> std::result::Result<Vec<Pod>, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace);
+    Ok(pods.list(&ListParams::default().labels(&selector(app))).await?.items)
 }
 
 /// The label selector of the app's pods, as a list request takes it.
