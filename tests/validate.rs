@@ -77,6 +77,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::ShutdownSetTwice { .. } => "ShutdownSetTwice",
         ValidationError::PreStopOneOf => "PreStopOneOf",
         ValidationError::DrainPastGracePeriod { .. } => "DrainPastGracePeriod",
+        ValidationError::InvalidLogging { .. } => "InvalidLogging",
     }
 }
 
@@ -127,6 +128,24 @@ fn invalid_disruption_budgets_name_their_field() {
     let v = valid("image: x\nautoscaled: true\nreplicas: 2\ndisruption: {minAvailable: 2}\n");
     assert_eq!(v.disruption, validate::DisruptionPolicy::MinAvailable(IntOrString::Int(2)));
     assert_eq!(valid("image: x\n").disruption, validate::DisruptionPolicy::Default);
+}
+
+#[test]
+fn invalid_logging_names_its_field_and_the_fix() {
+    let e = only_error("image: x\nlogging: {eventLog: [{channel: Application}]}\n", "InvalidLogging", "spec.command:");
+    assert!(e.to_string().contains("C:\\\\ServiceMonitor.exe"), "{e}");
+    only_error(
+        "image: x\ncommand: [a.exe]\nlogging: {eventLog: [{channel: 'App$'}]}\n",
+        "InvalidLogging",
+        "spec.logging.eventLog[0].channel",
+    );
+    only_error(
+        "image: x\nhostProcess: {}\nnodeAgent: true\ncommand: [a.exe]\nlogging: {iis: true}\n",
+        "InvalidLogging",
+        "spec.logging: a hostProcess container",
+    );
+    let v = valid("image: x\nlogging: {iis: true}\n");
+    assert_eq!(v.command[3..], ["C:\\ServiceMonitor.exe".to_owned(), "w3svc".to_owned()]);
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod bounds;
 mod config;
 mod disruption;
 mod identity;
+mod logging;
 mod monitoring;
 mod network;
 mod overrides;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{ConfigFile, ConfigFiles, ConfigSecretRef, WINDOWS_PATH_MESSAGE, WINDOWS_PATH_RULE};
 pub use disruption::Disruption;
 pub use identity::{CredentialSpec, Gmsa, GmsaDomain, HostAccount, HostProcess};
+pub use logging::{EVENT_CHANNEL_PATTERN, EventLevel, EventLogChannel, FILE_FILTER_PATTERN, LogFiles, Logging};
 pub use monitoring::{Monitoring, PrometheusScrape};
 pub use network::{AppNetworkPolicy, NetworkSource};
 pub use overrides::{PodMetadata, PodTemplateOverrides};
@@ -215,6 +217,13 @@ pub struct WindowsAppSpec {
     #[schemars(length(max = bounds::VOLUMES))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<AppVolume>,
+
+    /// Windows logs sent to the container's output through LogMonitor, so that `kubectl logs`
+    /// shows them: IIS log files, event log channels, the app's own log files. The operator
+    /// writes LogMonitor's configuration into the app's ConfigMap (a change rolls the pods) and
+    /// runs the container's command through `LogMonitor.exe`, which the image must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
 
     /// Prometheus scraping of the pods (for example windows-exporter on 9182).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,6 +26,7 @@ pub use shutdown::{PreStopAction, ShutdownSettings};
 mod disruption;
 mod identity;
 pub mod image;
+pub mod logging;
 mod overrides;
 mod placement;
 mod resolve;
@@ -146,6 +147,8 @@ pub enum ValidationError {
     DrainPastGracePeriod { delay: i64, drain: i64, grace: i64 },
     #[error("spec.disruption.{field}: {message}")]
     InvalidDisruption { field: &'static str, message: String },
+    #[error("{field}: {message}")]
+    InvalidLogging { field: String, message: String },
     #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
     ForbiddenOverride(String),
     #[error(
@@ -270,7 +273,10 @@ pub struct ConfigSettings {
     pub files: BTreeMap<String, String>,
     /// Files from Secrets: file name -> (Secret, key).
     pub secret_files: BTreeMap<String, (String, String)>,
-    /// Over the inline contents and the Secret references (not the Secrets' data).
+    /// Files the operator writes (LogMonitor's configuration): key -> (where it is mounted, content).
+    pub generated: BTreeMap<String, (String, String)>,
+    /// Over the inline contents, the Secret references (not the Secrets' data) and the files
+    /// the operator writes.
     pub checksum: String,
     /// `resourceVersion` of each referenced Secret, filled in by the operator before it builds
     /// (empty offline): their hash rolls the pods when a Secret changes.
@@ -414,7 +420,8 @@ fn check_all(
     let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, errors));
 
     let mut mounts = storage::Mounts::default();
-    let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
+    let mut config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
+    let command = logging::logging(spec, &mut config, &mut mounts, errors);
 
     check_exclusive(spec, errors);
     let shutdown = shutdown::shutdown(spec, errors);
@@ -436,6 +443,7 @@ fn check_all(
     resolve::Checked {
         name,
         namespace,
+        command,
         shutdown,
         disruption,
         service_account,

@@ -9,6 +9,7 @@ mod drains;
 mod fence;
 mod gmsa_policy;
 mod harness;
+mod logging;
 mod node_agents;
 mod pacing;
 mod pod_policy;
