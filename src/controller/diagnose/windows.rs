@@ -19,7 +19,7 @@ const CCG_LOG: &str = "Microsoft-Windows-Containers-CCG/Admin";
 /// The SMB CSI driver is not registered on the node of a pod that has not started: from the
 /// node's CSINode when it was read (the current truth), else from the kubelet's `FailedMount`.
 pub(super) fn smb_driver_missing(p: &PodFacts, _: &str) -> Option<Diagnosis> {
-    if p.containers.iter().any(|c| c.running || c.last_exit.is_some()) {
+    if started(p) {
         return None;
     }
     let node = p.node.as_deref()?;
@@ -44,8 +44,12 @@ pub(super) fn smb_driver_missing(p: &PodFacts, _: &str) -> Option<Diagnosis> {
 }
 
 /// The pod's network (its sandbox) cannot be set up: the kubelet's `FailedCreatePodSandBox` with
-/// a network error (HNS, CNI), or `NetworkNotReady`.
+/// a network error (HNS, CNI), or `NetworkNotReady`, for a pod none of whose containers has
+/// started (a sandbox that failed once and then came up is not the pod's problem now).
 pub(super) fn pod_network_failed(p: &PodFacts, _: &str) -> Option<Diagnosis> {
+    if started(p) {
+        return None;
+    }
     let network =
         |m: &str| ["network for sandbox", "hcn", "hns", "cni", "endpoint", "ip address"].iter().any(|w| contains(m, w));
     let e = p
@@ -74,9 +78,13 @@ pub(super) fn pod_network_failed(p: &PodFacts, _: &str) -> Option<Diagnosis> {
 }
 
 /// Container Credential Guard cannot fetch the gMSA's credentials (pods with a credential spec
-/// only): the container does not start and the runtime carries CCG's error.
+/// only): the container does not start and the runtime carries CCG's error. A running container
+/// got its logon, whatever an older event says.
 pub(super) fn gmsa_logon_failed(p: &PodFacts, _: &str) -> Option<Diagnosis> {
     let credspec = p.gmsa.as_deref()?;
+    if p.containers.iter().any(|c| c.running) {
+        return None;
+    }
     let from_container = p.containers.iter().find_map(|c| ccg_message(c).map(str::to_owned));
     let msg = from_container.or_else(|| {
         p.events.iter().rev().find(|e| e.reason == "Failed" && ccg_says(&e.message)).map(|e| e.message.clone())
@@ -103,6 +111,11 @@ pub(super) fn gmsa_logon_failed(p: &PodFacts, _: &str) -> Option<Diagnosis> {
             without_ids(&msg)
         ),
     })
+}
+
+/// Whether a container of the pod has run: its sandbox and volumes were set up.
+fn started(p: &PodFacts) -> bool {
+    p.containers.iter().any(|c| c.running || c.last_exit.is_some())
 }
 
 /// The runtime's error of a container that did not start, when it is Container Credential
@@ -264,6 +277,9 @@ mod tests {
         let d = one(pod(vec![creating()], vec![event("NetworkNotReady", not_ready)])).expect("a diagnosis");
         assert_eq!(d.reason, reason::POD_NETWORK_FAILED);
         assert!(d.message.contains("CNI plugin on node akswin22000001"), "{}", d.message);
+        // A sandbox that failed once and then came up: the pod's problem is elsewhere now.
+        let came_up = ContainerFacts { running: true, waiting: None, ..creating() };
+        assert_eq!(one(pod(vec![came_up], vec![event("FailedCreatePodSandBox", &hcn)])), None);
         // A sandbox that fails for another reason (its pause image) is not a network failure.
         let pause = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox image \"mcr.microsoft.com/oss/kubernetes/pause:3.9\": failed to pull image";
         assert_eq!(one(pod(vec![creating()], vec![event("FailedCreatePodSandBox", pause)])), None);
@@ -304,10 +320,13 @@ mod tests {
         let logon = "Error: failed to create containerd task: failed to create shim task: hcs::CreateComputeSystem app: The attempted logon is invalid. This is either due to a bad username or authentication information. (0xc000006d): unknown";
         let mut p = pod(vec![creating()], vec![event("Failed", logon)]);
         p.gmsa = Some("webapp01".into());
-        let d = one(p).expect("a diagnosis");
+        let d = one(p.clone()).expect("a diagnosis");
         assert_eq!(d.reason, reason::GMSA_LOGON_FAILED);
         assert!(d.message.contains("PrincipalsAllowedToRetrieveManagedPassword"), "{}", d.message);
         assert!(d.message.contains("HostAccountConfig"), "{}", d.message);
+        // The same event on a pod whose container now runs: its logon succeeded since.
+        p.containers = vec![ContainerFacts { running: true, waiting: None, ..creating() }];
+        assert_eq!(one(p), None);
 
         // RPC to CCG, and a start error of another kind on a gMSA pod.
         let rpc = "failed to create containerd task: failed to create shim task: hcs::CreateComputeSystem app: The RPC server is unavailable.: unknown";
