@@ -116,6 +116,19 @@ async fn windows_node_failures_show_in_status_with_their_reasons() {
         println!("{name}: {reason}: {}", cond(&found, "Ready").map(|c| c.message.as_str()).unwrap_or_default());
     }
     show_table(ns.name(), "each Windows reason");
+
+    // Past the rollout's deadline the same reason stalls the app: a failure for Flux and Argo CD.
+    apply(
+        ns.name(),
+        &app("stuck", "  image: play.invalid/hns-endpoint-fails:ltsc2022\n  rollout: {progressDeadlineSeconds: 5}\n"),
+    );
+    let stuck = wait_for(&apps, "stuck", "Stalled PodNetworkFailed", SLOW, stalled_with("PodNetworkFailed"))
+        .await
+        .expect("app exists");
+    assert_mentions(&stuck, "Stalled", &["spec.rollout.progressDeadlineSeconds", "hcnCreateEndpoint"]);
+    assert_eq!(kstatus(&stuck), "Failed", "past the deadline: kstatus");
+    assert_eq!(argocd_health(&stuck), "Degraded", "past the deadline: Argo CD health");
+    show_table(ns.name(), "stuck past its deadline");
     for (name, _, reason, _) in &cases {
         let problems = op.metric_of("winapp_pod_problems_total", &format!("reason=\"{reason}\"")).await;
         assert!(problems.unwrap_or(0.0) >= 1.0, "{name}: winapp_pod_problems_total counts {reason}");
@@ -210,7 +223,9 @@ async fn windows_nodes_without_the_build_label_are_named_until_labelled() {
     }
     assert_mentions(&waiting, "WindowsNodesAvailable", &["node pool's settings"]);
     assert_eq!((k.as_str(), argo.as_str()), ("InProgress", "Progressing"), "within the deadline: progress");
+    println!("web: {reason}: {}", cond(&waiting, "Ready").map(|c| c.message.as_str()).unwrap_or_default());
     let stalled = stalled.expect("Stalled with WindowsBuildLabelMissing past the deadline");
+    println!("web: Stalled: {}", cond(&stalled, "Stalled").map(|c| c.message.as_str()).unwrap_or_default());
     assert_mentions(&stalled, "Stalled", &["spec.rollout.progressDeadlineSeconds", &name]);
     assert_eq!(kstatus(&stalled), "Failed", "past the deadline: kstatus");
     assert_eq!(argocd_health(&stalled), "Degraded", "past the deadline: Argo CD health");
