@@ -74,6 +74,15 @@ pub mod reason {
     pub const CRASH_LOOP: &str = "CrashLoopBackOff";
     pub const PROBE_FAILING: &str = "ProbeFailing";
     pub const PULLING_IMAGE: &str = "PullingImage";
+    // What Windows nodes report (see controller::diagnose::windows and controller::placement).
+    /// Container Credential Guard could not fetch the gMSA's credentials: the container does not start.
+    pub const GMSA_LOGON_FAILED: &str = "GMSALogonFailed";
+    /// The node's CNI and Host Network Service cannot set up the pod's network (its sandbox).
+    pub const POD_NETWORK_FAILED: &str = "PodNetworkFailed";
+    /// The SMB CSI driver is not registered on the pod's node (its CSINode does not list it).
+    pub const SMB_DRIVER_NOT_REGISTERED: &str = "SMBDriverNotRegistered";
+    /// Windows nodes of the build lack the `node.kubernetes.io/windows-build` label the pods select.
+    pub const BUILD_LABEL_MISSING: &str = "WindowsBuildLabelMissing";
     // Advice on the container's resources (see crate::advice).
     pub const NO_MEMORY_LIMIT: &str = "NoMemoryLimit";
     pub const MEMORY_REQUEST_BELOW_LIMIT: &str = "MemoryRequestBelowLimit";
@@ -118,6 +127,10 @@ pub mod reason {
         CRASH_LOOP,
         PROBE_FAILING,
         PULLING_IMAGE,
+        GMSA_LOGON_FAILED,
+        POD_NETWORK_FAILED,
+        SMB_DRIVER_NOT_REGISTERED,
+        BUILD_LABEL_MISSING,
         NO_MEMORY_LIMIT,
         MEMORY_REQUEST_BELOW_LIMIT,
         CPU_REQUEST_BELOW_LIMIT,

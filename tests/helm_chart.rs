@@ -476,6 +476,7 @@ fn watching_one_namespace_the_chart_grants_exactly_the_rbac_of_config_namespaced
             "namespaces",
             "nodes",
             "runtimeclasses",
+            "csinodes",
             "customresourcedefinitions",
         ];
         for (_, resource, _, _) in cluster {

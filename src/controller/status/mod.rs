@@ -26,6 +26,9 @@ pub struct NodeCheck {
     pub untolerated: Vec<String>,
     /// `spec.windows.runtimeClassName`, when no such RuntimeClass exists.
     pub runtime_class_missing: Option<String>,
+    /// Ready Windows nodes of the pinned build that the pods would select but for the
+    /// `node.kubernetes.io/windows-build` label they lack, `name (kernel ...)`, a few at most.
+    pub unlabeled: Vec<String>,
 }
 
 /// Whether the gMSA credspec can be used.
