@@ -140,6 +140,16 @@ struct RunArgs {
     /// every app's pods, paced by --max-operator-rollouts.
     #[arg(long = "pod-annotation", env = "WINAPP_POD_ANNOTATIONS", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pod_annotation)]
     pod_annotation: Vec<(String, String)>,
+    /// Warm a new image up on the nodes before an app's Deployment rolls to it, for apps that do
+    /// not set spec.warmUp.enabled (also WINAPP_WARM_UP): a DaemonSet <app>-warmup pulls it on
+    /// every node the pods may run on, and the Deployment keeps its running image until then.
+    #[arg(long, env = "WINAPP_WARM_UP", default_value_t = false)]
+    warm_up: bool,
+    /// The image of the warm-up pods' container, which keeps the pulled image on the node: a
+    /// pause image with a variant for each Windows Server build of the pool (also
+    /// WINAPP_WARM_UP_PAUSE_IMAGE).
+    #[arg(long, env = "WINAPP_WARM_UP_PAUSE_IMAGE", default_value = winapp_operator::validate::defaults::WARM_UP_PAUSE_IMAGE)]
+    warm_up_pause_image: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -351,6 +361,10 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         pod_policy,
         max_operator_rollouts: args.max_operator_rollouts,
         pod_annotations: args.pod_annotation.into_iter().collect(),
+        warm_up: winapp_operator::controller::WarmUpDefault {
+            enabled: args.warm_up,
+            pause_image: args.warm_up_pause_image,
+        },
     };
     // One thread for the operator's runtime. The controller's stream, and with it every watch and
     // reconcile, is polled by `block_on` on this thread anyway; only the HTTP server, the signal

@@ -49,6 +49,7 @@ fn healthy() -> Observations {
         adopted_claims: vec![],
         turn: None,
         budget: None,
+        warm_up: None,
     }
 }
 

@@ -70,6 +70,7 @@ impl Setup {
             diagnose_after: Duration::from_secs(60),
             policy: Policy::default(),
             pod_annotations: Default::default(),
+            warm_up: Default::default(),
         };
         let ctx = Arc::new(Context::new(client, stores, reporter, metrics, caches_ready, Arc::new(memory), settings));
         Setup { api, feeds, ctx }
