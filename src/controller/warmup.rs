@@ -189,15 +189,7 @@ pub async fn cold_nodes(ctx: &Context, app: &ValidatedApp) -> std::result::Resul
     let selector = warmup::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
     let list = pods.list(&ListParams::default().labels(&selector)).await?;
     let mut nodes: Vec<String> =
-        list.items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p))
-            .map(|p| {
-                p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| {
-                    format!("pod {} (not scheduled)", p.metadata.name.as_deref().unwrap_or_default())
-                })
-            })
-            .collect();
+        list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !pod_ready(p)).map(node_of).collect();
     nodes.sort();
     nodes.dedup();
     if nodes.len() > COLD_NODES_NAMED {
@@ -206,6 +198,30 @@ pub async fn cold_nodes(ctx: &Context, app: &ValidatedApp) -> std::result::Resul
         nodes.push(format!("{more} more"));
     }
     Ok(nodes)
+}
+
+/// Pure: the node a warm-up pod is for: where it runs, or, not scheduled yet, the node its
+/// DaemonSet made it for (the `metadata.name` field of its node affinity).
+pub fn node_of(p: &Pod) -> String {
+    let spec = p.spec.as_ref();
+    if let Some(node) = spec.and_then(|s| s.node_name.clone()) {
+        return node;
+    }
+    let meant = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|r| {
+            r.node_selector_terms
+                .iter()
+                .flat_map(|t| t.match_fields.iter().flatten())
+                .find(|f| f.key == "metadata.name")
+                .and_then(|f| f.values.iter().flatten().next().cloned())
+        });
+    match meant {
+        Some(node) => format!("{node} (its pod is not scheduled)"),
+        None => format!("pod {} (not scheduled)", p.metadata.name.as_deref().unwrap_or_default()),
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +285,23 @@ mod tests {
         assert_ne!(inputs("g2".into(), Some(&holding)), "g2");
         assert_eq!(inputs("g2".into(), Some(&released)), "g2");
         assert_eq!(inputs("g2".into(), None), "g2", "apps without warm-up keep their inputs");
+    }
+
+    #[test]
+    fn a_pod_not_scheduled_is_named_by_the_node_its_daemon_set_made_it_for() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-warmup-x"},
+            "spec": {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["win-3"]}]}]}}}}
+        }))
+        .expect("a pod");
+        assert_eq!(node_of(&pod), "win-3 (its pod is not scheduled)");
+        let mut running = pod.clone();
+        running.spec.as_mut().expect("spec").node_name = Some("win-3".into());
+        assert_eq!(node_of(&running), "win-3");
+        let mut bare = pod;
+        bare.spec.as_mut().expect("spec").affinity = None;
+        assert_eq!(node_of(&bare), "pod web-warmup-x (not scheduled)");
     }
 
     #[test]

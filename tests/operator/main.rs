@@ -17,6 +17,7 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod warmup;
 
 use std::time::Duration;
 

@@ -49,7 +49,7 @@ pub fn judge(w: &WarmUpCheck) -> Judgement {
         let nodes =
             if t.cold_nodes.is_empty() { String::new() } else { format!(" (not on {})", t.cold_nodes.join(", ")) };
         let msg = format!(
-            "{progress}{nodes} within spec.warmUp.deadlineSeconds ({} s): the Deployment keeps running {running}; read the warm-up pods' events (kubectl describe pod -l app.kubernetes.io/name=winapp-warm-up,app.kubernetes.io/instance=<app>) for the pull's error, fix the image or the registry's credentials, or raise the deadline",
+            "{progress}{nodes} within spec.warmUp.deadlineSeconds ({} s): the Deployment keeps running {running}; read the events of the warm-up pods (kubectl describe pods -l app.kubernetes.io/name=winapp-warm-up in the app's namespace): fix the pull (image, registry credentials) or the nodes (room, disk), or raise the deadline",
             t.deadline_seconds
         );
         return Judgement {
