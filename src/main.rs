@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use winapp_operator::controller::watch::Scope;
 use winapp_operator::policy::{Policy, Rule, TaintGrant};
 use winapp_operator::run::{RunConfig, run};
+use winapp_operator::validate::WarmUpDefault;
 use winapp_operator::{crd, doctor, render};
 
 #[derive(Parser)]
@@ -43,6 +44,13 @@ enum Command {
         /// of the same name does (repeatable, or comma-separated).
         #[arg(long = "allow-taint", value_name = "KEY[=VALUE]", value_delimiter = ',')]
         allow_taint: Vec<TaintGrant>,
+        /// Warm images up for apps that do not set spec.warmUp.enabled, as the operator's flag of
+        /// the same name does: their warm-up DaemonSet is printed too.
+        #[arg(long)]
+        warm_up: bool,
+        /// The warm-up pods' container image, as the operator's flag of the same name.
+        #[arg(long, default_value = winapp_operator::validate::defaults::WARM_UP_PAUSE_IMAGE)]
+        warm_up_pause_image: String,
     },
     /// Print the WindowsApp CustomResourceDefinition.
     Crd,
@@ -188,8 +196,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render { file, namespace, allow, allow_taint } => {
-            render_cmd(&file, &namespace, &Policy::allowing(allow).with_taints(allow_taint))
+        Command::Render { file, namespace, allow, allow_taint, warm_up, warm_up_pause_image } => {
+            let options = render::Options {
+                policy: Policy::allowing(allow).with_taints(allow_taint),
+                warm_up: WarmUpDefault { enabled: warm_up, pause_image: warm_up_pause_image },
+                ..render::Options::default()
+            };
+            render_cmd(&file, &namespace, &options)
         }
         Command::Run(args) => run_cmd(args),
         Command::Doctor(args) => doctor_cmd(args),
@@ -229,7 +242,7 @@ fn doctor_cmd(args: DoctorArgs) -> ExitCode {
     }
 }
 
-fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
+fn render_cmd(file: &str, namespace: &str, options: &render::Options) -> ExitCode {
     let input = if file == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map(|_| s)
@@ -244,8 +257,7 @@ fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
         }
     };
     let source = if file == "-" { "<stdin>" } else { file };
-    let options = render::Options { policy: policy.clone(), ..render::Options::default() };
-    match render::render_with(&input, namespace, &options) {
+    match render::render_with(&input, namespace, options) {
         Ok(rendered) => {
             for w in rendered.warnings.iter().chain(&rendered.advice) {
                 eprintln!("warning: {source}:{}: {}", w.pos, w.message);
@@ -361,10 +373,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         pod_policy,
         max_operator_rollouts: args.max_operator_rollouts,
         pod_annotations: args.pod_annotation.into_iter().collect(),
-        warm_up: winapp_operator::controller::WarmUpDefault {
-            enabled: args.warm_up,
-            pause_image: args.warm_up_pause_image,
-        },
+        warm_up: WarmUpDefault { enabled: args.warm_up, pause_image: args.warm_up_pause_image },
     };
     // One thread for the operator's runtime. The controller's stream, and with it every watch and
     // reconcile, is polled by `block_on` on this thread anyway; only the HTTP server, the signal

@@ -54,7 +54,7 @@ pub struct RunConfig {
     /// Annotations on every app's pods.
     pub pod_annotations: std::collections::BTreeMap<String, String>,
     /// The image warm-up of apps whose spec does not say.
-    pub warm_up: controller::WarmUpDefault,
+    pub warm_up: crate::validate::WarmUpDefault,
 }
 
 /// Why the operator stopped.

@@ -108,22 +108,7 @@ pub struct Settings {
     /// Annotations the platform team puts on every app's pods (`--pod-annotation`).
     pub pod_annotations: std::collections::BTreeMap<String, String>,
     /// The platform's image warm-up default (`--warm-up`, `--warm-up-pause-image`).
-    pub warm_up: WarmUpDefault,
-}
-
-/// The platform's image warm-up default, for apps whose spec does not say.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WarmUpDefault {
-    /// Warm images up for apps that do not set `spec.warmUp.enabled`.
-    pub enabled: bool,
-    /// The warm-up pods' container image.
-    pub pause_image: String,
-}
-
-impl Default for WarmUpDefault {
-    fn default() -> Self {
-        WarmUpDefault { enabled: false, pause_image: crate::validate::defaults::WARM_UP_PAUSE_IMAGE.to_owned() }
-    }
+    pub warm_up: crate::validate::WarmUpDefault,
 }
 
 /// Shared state of the reconciles.

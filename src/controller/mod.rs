@@ -47,7 +47,7 @@ use kube::runtime::events::EventType;
 use tracing::{info, instrument, warn};
 
 use self::applier::{Applier, Flow};
-pub use self::context::{Context, Settings, Stores, WarmUpDefault, Watched};
+pub use self::context::{Context, Settings, Stores, Watched};
 use self::error::{Error, Result};
 pub use self::finalizer::FINALIZER;
 use self::report::Report;

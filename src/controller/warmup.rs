@@ -115,8 +115,7 @@ fn secs(d: Duration) -> i32 {
 /// Resolve step: the platform's default where the spec does not say, and when the warm-up of the
 /// app's image began (kept on the DaemonSet, so that the deadline survives a restart).
 pub fn settle(ctx: &Context, app: &mut ValidatedApp) -> Result<()> {
-    let platform = &ctx.settings.warm_up;
-    app.warm_up.with_platform(platform.enabled, &platform.pause_image);
+    app.warm_up.with_platform(&ctx.settings.warm_up);
     if !app.warm_up.enabled {
         return Ok(());
     }

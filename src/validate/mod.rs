@@ -36,7 +36,7 @@ mod warmup;
 mod workload;
 
 pub use disruption::DisruptionPolicy;
-pub use warmup::WarmUpSettings;
+pub use warmup::{WarmUpDefault, WarmUpSettings};
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {

@@ -24,11 +24,27 @@ pub struct WarmUpSettings {
     pub started: Option<String>,
 }
 
+/// The platform's warm-up default, for apps whose spec does not say (the operator's and
+/// `render`'s `--warm-up` and `--warm-up-pause-image`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmUpDefault {
+    /// Warm images up for apps that do not set `spec.warmUp.enabled`.
+    pub enabled: bool,
+    /// The warm-up pods' container image.
+    pub pause_image: String,
+}
+
+impl Default for WarmUpDefault {
+    fn default() -> Self {
+        WarmUpDefault { enabled: false, pause_image: defaults::WARM_UP_PAUSE_IMAGE.to_owned() }
+    }
+}
+
 impl WarmUpSettings {
     /// Applies the platform's default where the spec does not say.
-    pub fn with_platform(&mut self, default_enabled: bool, pause_image: &str) {
-        self.enabled = self.eligible && self.requested.unwrap_or(default_enabled);
-        pause_image.clone_into(&mut self.pause_image);
+    pub fn with_platform(&mut self, platform: &WarmUpDefault) {
+        self.enabled = self.eligible && self.requested.unwrap_or(platform.enabled);
+        platform.pause_image.clone_into(&mut self.pause_image);
     }
 }
 
@@ -75,17 +91,18 @@ mod tests {
 
     #[test]
     fn the_spec_wins_over_the_platform_default_and_ineligible_apps_are_never_warmed() {
+        let on = WarmUpDefault { enabled: true, pause_image: "pause:1".into() };
         let mut off = resolve(&spec(Some(false)));
-        off.with_platform(true, "pause:1");
+        off.with_platform(&on);
         assert!(!off.enabled, "spec.warmUp.enabled: false wins over --warm-up");
         let mut unsaid = resolve(&spec(None));
         assert!(!unsaid.enabled, "offline, the default is off");
-        unsaid.with_platform(true, "pause:1");
+        unsaid.with_platform(&on);
         assert!(unsaid.enabled, "the platform's default applies where the spec is silent");
         assert_eq!(unsaid.pause_image, "pause:1");
         assert_eq!(unsaid.deadline_seconds, defaults::WARM_UP_DEADLINE_SECONDS);
         let mut agent = resolve(&WindowsAppSpec { node_agent: Some(true), ..spec(None) });
-        agent.with_platform(true, "pause:1");
+        agent.with_platform(&on);
         assert!(!agent.enabled, "a node agent is not warmed by the platform's default");
     }
 
