@@ -50,6 +50,7 @@ fn healthy() -> Observations {
         adopted_claims: vec![],
         turn: None,
         budget: None,
+        warm_up: None,
     }
 }
 

@@ -71,6 +71,7 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
         ValidationError::NodeAgentWith(_) => "NodeAgentWith",
+        ValidationError::WarmUpWith(_) => "WarmUpWith",
         ValidationError::InvalidDisruption { .. } => "InvalidDisruption",
         ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
         ValidationError::NotAllowed(_) => "NotAllowed",
@@ -146,6 +147,20 @@ fn invalid_logging_names_its_field_and_the_fix() {
     );
     let v = valid("image: x\nlogging: {iis: true}\n");
     assert_eq!(v.command[3..], ["C:\\ServiceMonitor.exe".to_owned(), "w3svc".to_owned()]);
+}
+
+#[test]
+fn warm_up_with_a_node_agent_or_host_process() {
+    let e = only_error("image: x\nnodeAgent: true\nwarmUp: {enabled: true}\n", "WarmUpWith", "spec.warmUp.enabled");
+    assert_eq!(e, ValidationError::WarmUpWith("nodeAgent"));
+    let e = only_error("image: x\nhostProcess: {}\nwarmUp: {enabled: true}\n", "WarmUpWith", "spec.warmUp.enabled");
+    assert_eq!(e, ValidationError::WarmUpWith("hostProcess"));
+    // Off, or left to the platform, it says nothing against them; and it is never on for them.
+    let v = valid("image: x\nnodeAgent: true\nwarmUp: {enabled: false}\n");
+    assert!(!v.warm_up.enabled && !v.warm_up.eligible);
+    let v = valid("image: x\nwarmUp: {enabled: true, deadlineSeconds: 120}\n");
+    assert!(v.warm_up.enabled && v.warm_up.eligible);
+    assert_eq!(v.warm_up.deadline_seconds, 120);
 }
 
 #[test]

@@ -78,6 +78,8 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         turn,
         advice: crate::advice::resources(pod),
         budget,
+        // Set by the reconcile, which decided it before the apply (see `super::warmup`).
+        warm_up: None,
     })
 }
 

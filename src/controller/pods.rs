@@ -160,7 +160,7 @@ pub fn since(now: Timestamp, then: &Timestamp) -> Duration {
     now.duration_since(*then).try_into().unwrap_or(Duration::ZERO)
 }
 
-fn pod_ready(p: &Pod) -> bool {
+pub fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

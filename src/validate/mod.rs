@@ -33,9 +33,11 @@ mod resolve;
 mod service;
 mod shutdown;
 mod storage;
+mod warmup;
 mod workload;
 
 pub use disruption::DisruptionPolicy;
+pub use warmup::{WarmUpDefault, WarmUpSettings};
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -64,6 +66,12 @@ pub mod defaults {
     pub const PORTABLE_CCG_VERSION: &str = "1";
     /// Name of the port that gets default probes.
     pub const PROBED_PORT: &str = "http";
+    /// How long the warm-up of a new image may take before the app is Stalled: half an hour,
+    /// for images of several gigabytes on nodes that pull them at once.
+    pub const WARM_UP_DEADLINE_SECONDS: i32 = 1800;
+    /// The warm-up pods' container (`--warm-up-pause-image`): the sandbox image of Windows
+    /// nodes under containerd, whose manifest list has a variant for each Windows Server build.
+    pub const WARM_UP_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 }
 
 /// One thing wrong with a `WindowsApp`, with the field and what to do.
@@ -71,6 +79,10 @@ pub mod defaults {
 pub enum ValidationError {
     #[error("spec.{0}: a nodeAgent runs one pod on every matching Windows node; remove spec.{0}")]
     NodeAgentWith(&'static str),
+    #[error(
+        "spec.warmUp.enabled: not for a {0} app (a nodeAgent's DaemonSet rolls node by node already; a hostProcess image cannot start as an ordinary container); remove spec.warmUp.enabled"
+    )]
+    WarmUpWith(&'static str),
     #[error("metadata.namespace: missing; set the namespace of the WindowsApp")]
     MissingNamespace,
     #[error(
@@ -377,6 +389,8 @@ pub struct ValidatedApp {
     pub propagated_labels: BTreeMap<String, String>,
     /// The app's annotations named in [`PROPAGATE_ANNOTATIONS`], for every child and the pods.
     pub propagated_annotations: BTreeMap<String, String>,
+    /// Image warm-up before a rollout (see [`WarmUpSettings`]).
+    pub warm_up: WarmUpSettings,
     /// The escape hatch, type-checked as a pod spec fragment.
     pub pod_spec_overrides: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -424,6 +438,7 @@ fn check_all(
     let command = logging::logging(spec, &mut config, &mut mounts, errors);
 
     check_exclusive(spec, errors);
+    warmup::check(spec, errors);
     let shutdown = shutdown::shutdown(spec, errors);
     let disruption = disruption::disruption(spec, errors);
 

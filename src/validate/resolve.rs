@@ -80,6 +80,7 @@ pub fn validated(app: &WindowsApp, checked: Checked) -> ValidatedApp {
         propagated_annotations: propagated_annotations(app),
         pod_annotations: checked.pod_annotations,
         pod_spec_overrides: checked.pod_spec_overrides,
+        warm_up: super::warmup::resolve(spec),
         name: checked.name,
         namespace: checked.namespace,
     }

@@ -18,6 +18,7 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod warmup;
 mod windows_reasons;
 
 use std::time::Duration;

@@ -36,7 +36,8 @@ impl Judged {
 pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32>) {
     let d = obs.workload.as_ref();
     // Problems only a person can fix, in the order a person should fix them.
-    let judged = [nodes(obs), gmsa(obs), storage(obs), config_secrets(obs), spec_applied(obs), deadline(obs)];
+    let judged =
+        [nodes(obs), gmsa(obs), storage(obs), config_secrets(obs), spec_applied(obs), deadline(obs), warm_up(obs)];
     let blockers: Vec<&(&'static str, String)> = judged.iter().filter_map(|j| j.blocker.as_ref()).collect();
     let waiting_for_nodes = judged.iter().find_map(|j| j.waiting.clone());
     let mut conds = match blockers.first() {
@@ -168,6 +169,13 @@ fn unlabeled(obs: &Observations) -> Judged {
             Some((reason::BUILD_LABEL_MISSING, format!("{msg}; the pods wait Pending until a node has the label")));
     }
     judged
+}
+
+/// ImageWarm, with `spec.warmUp` (see [`super::image_warm`]).
+fn warm_up(obs: &Observations) -> Judged {
+    let Some(w) = &obs.warm_up else { return Judged::default() };
+    let j = super::image_warm::judge(w);
+    Judged { condition: Some(j.condition), blocker: j.blocker, waiting: j.waiting }
 }
 
 /// Whether the workload has rolled out and is available.

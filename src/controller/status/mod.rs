@@ -3,6 +3,7 @@
 
 mod conditions;
 pub mod drain;
+pub mod image_warm;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -96,6 +97,7 @@ pub struct WorkloadCheck {
 
 pub use super::diagnose::Diagnosis;
 pub use drain::BudgetCheck;
+pub use image_warm::WarmUpCheck;
 
 /// Everything the status is computed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +125,8 @@ pub struct Observations {
     pub advice: Vec<crate::advice::Advice>,
     /// The app's PodDisruptionBudget, while it has one in the cache.
     pub budget: Option<BudgetCheck>,
+    /// The warm-up of the app's image, with `spec.warmUp`.
+    pub warm_up: Option<WarmUpCheck>,
 }
 
 /// Most released claims the status lists (the newest).
