@@ -28,6 +28,10 @@ pub const RESOURCES_ADVISED: &str = "ResourcesAdvised";
 /// eviction and pods of the app run on a cordoned node.
 pub const NODE_DRAIN_ALLOWED: &str = "NodeDrainAllowed";
 
+/// Present only with `spec.warmUp`: True once the image the spec names is pulled on every node
+/// the pods may run on (see `controller::warmup`).
+pub const IMAGE_WARM: &str = "ImageWarm";
+
 /// Reasons, PascalCase, one per situation a person may need to act on.
 pub mod reason {
     pub const AVAILABLE: &str = "Available";
@@ -77,6 +81,22 @@ pub mod reason {
     pub const CRASH_LOOP: &str = "CrashLoopBackOff";
     pub const PROBE_FAILING: &str = "ProbeFailing";
     pub const PULLING_IMAGE: &str = "PullingImage";
+    // What Windows nodes report (see controller::diagnose::windows and controller::placement).
+    /// Container Credential Guard could not fetch the gMSA's credentials: the container does not start.
+    pub const GMSA_LOGON_FAILED: &str = "GMSALogonFailed";
+    /// The node's CNI and Host Network Service cannot set up the pod's network (its sandbox).
+    pub const POD_NETWORK_FAILED: &str = "PodNetworkFailed";
+    /// The SMB CSI driver is not registered on the pod's node (its CSINode does not list it).
+    pub const SMB_DRIVER_NOT_REGISTERED: &str = "SMBDriverNotRegistered";
+    /// Windows nodes of the build lack the `node.kubernetes.io/windows-build` label the pods select.
+    pub const BUILD_LABEL_MISSING: &str = "WindowsBuildLabelMissing";
+    // The image warm-up (see controller::warmup).
+    /// Every node the pods may run on has pulled the image.
+    pub const IMAGE_PULLED: &str = "ImagePulled";
+    /// Nodes are pulling the image; the Deployment keeps its running image meanwhile.
+    pub const WARMING_IMAGE: &str = "WarmingImage";
+    /// The pull did not finish on every node within `spec.warmUp.deadlineSeconds`.
+    pub const WARM_UP_DEADLINE: &str = "WarmUpDeadlineExceeded";
     // Advice on the container's resources (see crate::advice).
     pub const NO_MEMORY_LIMIT: &str = "NoMemoryLimit";
     pub const MEMORY_REQUEST_BELOW_LIMIT: &str = "MemoryRequestBelowLimit";
@@ -122,6 +142,13 @@ pub mod reason {
         CRASH_LOOP,
         PROBE_FAILING,
         PULLING_IMAGE,
+        GMSA_LOGON_FAILED,
+        POD_NETWORK_FAILED,
+        SMB_DRIVER_NOT_REGISTERED,
+        BUILD_LABEL_MISSING,
+        IMAGE_PULLED,
+        WARMING_IMAGE,
+        WARM_UP_DEADLINE,
         NO_MEMORY_LIMIT,
         MEMORY_REQUEST_BELOW_LIMIT,
         CPU_REQUEST_BELOW_LIMIT,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use winapp_operator::controller::watch::Scope;
 use winapp_operator::policy::{Policy, Rule, TaintGrant};
 use winapp_operator::run::{RunConfig, run};
+use winapp_operator::validate::WarmUpDefault;
 use winapp_operator::{crd, doctor, render};
 
 #[derive(Parser)]
@@ -43,6 +44,13 @@ enum Command {
         /// of the same name does (repeatable, or comma-separated).
         #[arg(long = "allow-taint", value_name = "KEY[=VALUE]", value_delimiter = ',')]
         allow_taint: Vec<TaintGrant>,
+        /// Warm images up for apps that do not set spec.warmUp.enabled, as the operator's flag of
+        /// the same name does: their warm-up DaemonSet is printed too.
+        #[arg(long)]
+        warm_up: bool,
+        /// The warm-up pods' container image, as the operator's flag of the same name.
+        #[arg(long, default_value = winapp_operator::validate::defaults::WARM_UP_PAUSE_IMAGE)]
+        warm_up_pause_image: String,
     },
     /// Print the WindowsApp CustomResourceDefinition.
     Crd,
@@ -140,6 +148,16 @@ struct RunArgs {
     /// every app's pods, paced by --max-operator-rollouts.
     #[arg(long = "pod-annotation", env = "WINAPP_POD_ANNOTATIONS", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = pod_annotation)]
     pod_annotation: Vec<(String, String)>,
+    /// Warm a new image up on the nodes before an app's Deployment rolls to it, for apps that do
+    /// not set spec.warmUp.enabled (also WINAPP_WARM_UP): a DaemonSet <app>-warmup pulls it on
+    /// every node the pods may run on, and the Deployment keeps its running image until then.
+    #[arg(long, env = "WINAPP_WARM_UP", default_value_t = false)]
+    warm_up: bool,
+    /// The image of the warm-up pods' container, which keeps the pulled image on the node: a
+    /// pause image with a variant for each Windows Server build of the pool (also
+    /// WINAPP_WARM_UP_PAUSE_IMAGE).
+    #[arg(long, env = "WINAPP_WARM_UP_PAUSE_IMAGE", default_value = winapp_operator::validate::defaults::WARM_UP_PAUSE_IMAGE)]
+    warm_up_pause_image: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -178,8 +196,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render { file, namespace, allow, allow_taint } => {
-            render_cmd(&file, &namespace, &Policy::allowing(allow).with_taints(allow_taint))
+        Command::Render { file, namespace, allow, allow_taint, warm_up, warm_up_pause_image } => {
+            let options = render::Options {
+                policy: Policy::allowing(allow).with_taints(allow_taint),
+                warm_up: WarmUpDefault { enabled: warm_up, pause_image: warm_up_pause_image },
+                ..render::Options::default()
+            };
+            render_cmd(&file, &namespace, &options)
         }
         Command::Run(args) => run_cmd(args),
         Command::Doctor(args) => doctor_cmd(args),
@@ -219,7 +242,7 @@ fn doctor_cmd(args: DoctorArgs) -> ExitCode {
     }
 }
 
-fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
+fn render_cmd(file: &str, namespace: &str, options: &render::Options) -> ExitCode {
     let input = if file == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map(|_| s)
@@ -234,8 +257,7 @@ fn render_cmd(file: &str, namespace: &str, policy: &Policy) -> ExitCode {
         }
     };
     let source = if file == "-" { "<stdin>" } else { file };
-    let options = render::Options { policy: policy.clone(), ..render::Options::default() };
-    match render::render_with(&input, namespace, &options) {
+    match render::render_with(&input, namespace, options) {
         Ok(rendered) => {
             for w in rendered.warnings.iter().chain(&rendered.advice) {
                 eprintln!("warning: {source}:{}: {}", w.pos, w.message);
@@ -351,6 +373,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         pod_policy,
         max_operator_rollouts: args.max_operator_rollouts,
         pod_annotations: args.pod_annotation.into_iter().collect(),
+        warm_up: WarmUpDefault { enabled: args.warm_up, pause_image: args.warm_up_pause_image },
     };
     // One thread for the operator's runtime. The controller's stream, and with it every watch and
     // reconcile, is polled by `block_on` on this thread anyway; only the HTTP server, the signal

@@ -146,11 +146,13 @@ pub struct Options {
     pub check_children: bool,
     /// The pod template policy, as the operator has it.
     pub policy: Policy,
+    /// The platform's image warm-up default, as the operator has it.
+    pub warm_up: crate::validate::WarmUpDefault,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { check_children: true, policy: Policy::default() }
+        Options { check_children: true, policy: Policy::default(), warm_up: Default::default() }
     }
 }
 
@@ -412,7 +414,7 @@ fn render_one(
     schema::normalize(&mut value);
     let app: WindowsApp = serde_json::from_value(value.clone())
         .map_err(|source| vec![RenderError::Decode { doc: doc.clone(), pos: spans.pos, source }])?;
-    let valid = validate::validate_with(&app, Some(default_namespace), &options.policy).map_err(|errors| {
+    let mut valid = validate::validate_with(&app, Some(default_namespace), &options.policy).map_err(|errors| {
         errors
             .0
             .into_iter()
@@ -423,6 +425,7 @@ fn render_one(
             })
             .collect::<Vec<_>>()
     })?;
+    valid.warm_up.with_platform(&options.warm_up);
     let build_error = |source| vec![RenderError::Build { doc: doc.clone(), pos: spans.pos, source }];
     let children = build::build(&valid).map_err(build_error)?;
     let objects = children.to_ordered_json().map_err(build_error)?;

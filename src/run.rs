@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub max_operator_rollouts: usize,
     /// Annotations on every app's pods.
     pub pod_annotations: std::collections::BTreeMap<String, String>,
+    /// The image warm-up of apps whose spec does not say.
+    pub warm_up: crate::validate::WarmUpDefault,
 }
 
 /// Why the operator stopped.
@@ -198,6 +200,7 @@ async fn controller(
         diagnose_after: config.diagnose_after,
         policy: config.pod_policy.clone(),
         pod_annotations: config.pod_annotations.clone(),
+        warm_up: config.warm_up.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -90,6 +90,8 @@ const NOT_CHILDREN: &[(&str, &str, &str, &[&str])] = &[
     // Why pods are not available: read while a rollout is stuck, never watched.
     ("", "pods", "", &["list"]),
     ("", "events", "", &["list"]),
+    // Whether the SMB CSI driver is registered on a stuck pod's node: one GET per node.
+    ("storage.k8s.io", "csinodes", "", &["get"]),
 ];
 
 /// One grant: (group, resource, resource name or "", verb).

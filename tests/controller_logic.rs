@@ -28,6 +28,7 @@ fn healthy() -> Observations {
             tolerated_taints: vec!["os=windows:NoSchedule".into()],
             untolerated: vec![],
             runtime_class_missing: None,
+            unlabeled: vec![],
         },
         gmsa: None,
         claims: vec![],
@@ -50,6 +51,7 @@ fn healthy() -> Observations {
         turn: None,
         budget: None,
         migration: None,
+        warm_up: None,
     }
 }
 
@@ -107,6 +109,36 @@ fn every_observation_maps_to_its_condition_and_reason() {
                 ("True", "NoMatchingWindowsNodes"),
             ],
             Some((c::WINDOWS_NODES, ("False", "NoMatchingWindowsNodes"))),
+        ),
+        (
+            // Nodes of the build without its label (a pool scaled from zero): progress, then Stalled.
+            "nodes of the build without the build label",
+            |o| {
+                o.nodes.ready_matching = 0;
+                o.nodes.unlabeled = vec!["akswin000003 (kernel 10.0.20348.2227)".into()];
+                if let Some(d) = o.workload.as_mut() {
+                    d.available = 0;
+                }
+            },
+            [("False", "WindowsBuildLabelMissing"), ("True", "WindowsBuildLabelMissing"), ("False", "Progressing")],
+            Some((c::WINDOWS_NODES, ("False", "WindowsBuildLabelMissing"))),
+        ),
+        (
+            "nodes of the build without the build label past the deadline",
+            |o| {
+                o.nodes.ready_matching = 0;
+                o.nodes.unlabeled = vec!["akswin000003".into()];
+                if let Some(d) = o.workload.as_mut() {
+                    d.available = 0;
+                    d.progress_deadline_exceeded = true;
+                }
+            },
+            [
+                ("False", "WindowsBuildLabelMissing"),
+                ("False", "WindowsBuildLabelMissing"),
+                ("True", "WindowsBuildLabelMissing"),
+            ],
+            Some((c::WINDOWS_NODES, ("False", "WindowsBuildLabelMissing"))),
         ),
         (
             "runtime class missing",
@@ -283,6 +315,26 @@ fn the_first_blocker_names_the_reason_and_every_blocker_is_in_the_message() {
     let nodes =
         c::find(&run(&Outcome::Applied(healthy())).conditions, c::WINDOWS_NODES).expect("nodes").message.clone();
     assert!(nodes.contains("(win-1, win-2); tolerating os=windows:NoSchedule"), "{nodes}");
+}
+
+#[test]
+fn nodes_without_the_build_label_are_named_with_the_command_that_labels_them() {
+    let mut obs = healthy();
+    obs.nodes.ready_matching = 0;
+    obs.nodes.unlabeled = vec!["akswin000003 (kernel 10.0.20348.2227)".into(), "akswin000004".into()];
+    if let Some(d) = obs.workload.as_mut() {
+        d.available = 0;
+    }
+    let s = run(&Outcome::Applied(obs));
+    let ready = &c::find(&s.conditions, c::READY).expect("Ready").message;
+    for words in [
+        "akswin000003 (kernel 10.0.20348.2227), akswin000004 run that build without the label",
+        "kubectl label node akswin000003 akswin000004 node.kubernetes.io/windows-build=10.0.20348",
+        "cluster autoscaler's node template",
+        "the pods wait Pending",
+    ] {
+        assert!(ready.contains(words), "{words:?} in {ready}");
+    }
 }
 
 #[test]
@@ -686,6 +738,7 @@ fn pods_rescheduled_after_a_drain_stall_past_the_deadline_with_the_pods_reason()
             ..ContainerFacts::default()
         }],
         events,
+        ..PodFacts::default()
     };
     let pulling = on_new_node(
         "web-7d9-x1",

@@ -901,6 +901,7 @@ fn an_operator_of_one_namespace_is_granted_by_its_role_there() {
         "namespaces",
         "nodes",
         "runtimeclasses",
+        "csinodes",
         "customresourcedefinitions",
     ];
     let is_cluster = |r: &PolicyRule| r.resources.iter().flatten().all(|x| cluster_scoped.contains(&x.as_str()));

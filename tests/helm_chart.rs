@@ -266,6 +266,19 @@ fn values_shape_the_deployment_and_a_digest_wins_over_the_tag() {
     assert_eq!(env_value(&t, "WINAPP_ALLOW").as_deref(), Some("gmsa,node-agent,host-path"));
     assert_eq!(env_value(&t, "WINAPP_ALLOW_TAINTS").as_deref(), Some("dedicated=gpu,spot"));
     assert_eq!(env_value(&t, "WINAPP_MAX_OPERATOR_ROLLOUTS"), None, "the operator's default unless set");
+    assert_eq!(env_value(&t, "WINAPP_WARM_UP"), None, "no warm-up unless the platform asks");
+    assert_eq!(env_value(&t, "WINAPP_WARM_UP_PAUSE_IMAGE"), None);
+    let warm = pod_spec(&[
+        "--set",
+        "warmUp.enabled=true",
+        "--set",
+        "warmUp.pauseImage=mcr.microsoft.com/oss/kubernetes/pause:3.10",
+    ]);
+    assert_eq!(env_value(&warm, "WINAPP_WARM_UP").as_deref(), Some("true"));
+    assert_eq!(
+        env_value(&warm, "WINAPP_WARM_UP_PAUSE_IMAGE").as_deref(),
+        Some("mcr.microsoft.com/oss/kubernetes/pause:3.10")
+    );
     let paced = pod_spec(&[
         "--set",
         "maxOperatorRollouts=3",
@@ -476,6 +489,7 @@ fn watching_one_namespace_the_chart_grants_exactly_the_rbac_of_config_namespaced
             "namespaces",
             "nodes",
             "runtimeclasses",
+            "csinodes",
             "customresourcedefinitions",
         ];
         for (_, resource, _, _) in cluster {

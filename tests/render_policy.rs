@@ -75,3 +75,35 @@ fn an_unknown_rule_name_is_a_usage_error_that_lists_the_rules() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("host-path") && stderr.contains("remove-generated"), "{stderr}");
 }
+
+/// `render --warm-up` prints what the operator with `--warm-up` applies: the warm-up DaemonSet of
+/// an app that does not say, none for one that turns it off or for a node agent.
+#[test]
+fn render_applies_the_platforms_warm_up_default_as_the_operator_does() {
+    let app = |name: &str, extra: &str| {
+        format!(
+            "---\napiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  image: registry.example.com/web:1-ltsc2022\n{extra}"
+        )
+    };
+    let input =
+        [app("silent", ""), app("declined", "  warmUp: {enabled: false}\n"), app("agent", "  nodeAgent: true\n")]
+            .concat();
+    let warm_ups = |args: &[&str]| {
+        let out = render(args, &input);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut names: Vec<String> = yaml
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("name: "))
+            .filter(|n| n.ends_with("-warmup"))
+            .map(str::to_owned)
+            .collect();
+        names.dedup();
+        (names, yaml)
+    };
+    assert_eq!(warm_ups(&["--allow", "node-agent"]).0, Vec::<String>::new(), "off unless the platform turns it on");
+    let (names, yaml) =
+        warm_ups(&["--allow", "node-agent", "--warm-up", "--warm-up-pause-image", "pause.example.com/pause:1"]);
+    assert_eq!(names, vec!["silent-warmup".to_owned()], "the spec's false wins; node agents are not warmed");
+    assert!(yaml.contains("image: pause.example.com/pause:1"), "{yaml}");
+}

@@ -72,12 +72,14 @@ fn variant(e: &ValidationError) -> &'static str {
         ValidationError::UnnamedOverrideEntry(_) => "UnnamedOverrideEntry",
         ValidationError::ReservedVolumeName(_) => "ReservedVolumeName",
         ValidationError::NodeAgentWith(_) => "NodeAgentWith",
+        ValidationError::WarmUpWith(_) => "WarmUpWith",
         ValidationError::InvalidDisruption { .. } => "InvalidDisruption",
         ValidationError::OverrideNotAllowed(_) => "OverrideNotAllowed",
         ValidationError::NotAllowed(_) => "NotAllowed",
         ValidationError::ShutdownSetTwice { .. } => "ShutdownSetTwice",
         ValidationError::PreStopOneOf => "PreStopOneOf",
         ValidationError::DrainPastGracePeriod { .. } => "DrainPastGracePeriod",
+        ValidationError::InvalidLogging { .. } => "InvalidLogging",
     }
 }
 
@@ -151,6 +153,38 @@ fn an_image_tagged_for_another_windows_build_is_refused_with_both_fixes() {
     valid("image: web:1.2\nwindows: {version: ltsc2022}\n");
     valid("image: web:10.0.20348.2700\nwindows: {version: ltsc2022}\n");
     valid("image: web:1-ltsc2019\n");
+}
+
+#[test]
+fn invalid_logging_names_its_field_and_the_fix() {
+    let e = only_error("image: x\nlogging: {eventLog: [{channel: Application}]}\n", "InvalidLogging", "spec.command:");
+    assert!(e.to_string().contains("C:\\\\ServiceMonitor.exe"), "{e}");
+    only_error(
+        "image: x\ncommand: [a.exe]\nlogging: {eventLog: [{channel: 'App$'}]}\n",
+        "InvalidLogging",
+        "spec.logging.eventLog[0].channel",
+    );
+    only_error(
+        "image: x\nhostProcess: {}\nnodeAgent: true\ncommand: [a.exe]\nlogging: {iis: true}\n",
+        "InvalidLogging",
+        "spec.logging: a hostProcess container",
+    );
+    let v = valid("image: x\nlogging: {iis: true}\n");
+    assert_eq!(v.command[3..], ["C:\\ServiceMonitor.exe".to_owned(), "w3svc".to_owned()]);
+}
+
+#[test]
+fn warm_up_with_a_node_agent_or_host_process() {
+    let e = only_error("image: x\nnodeAgent: true\nwarmUp: {enabled: true}\n", "WarmUpWith", "spec.warmUp.enabled");
+    assert_eq!(e, ValidationError::WarmUpWith("nodeAgent"));
+    let e = only_error("image: x\nhostProcess: {}\nwarmUp: {enabled: true}\n", "WarmUpWith", "spec.warmUp.enabled");
+    assert_eq!(e, ValidationError::WarmUpWith("hostProcess"));
+    // Off, or left to the platform, it says nothing against them; and it is never on for them.
+    let v = valid("image: x\nnodeAgent: true\nwarmUp: {enabled: false}\n");
+    assert!(!v.warm_up.enabled && !v.warm_up.eligible);
+    let v = valid("image: x\nwarmUp: {enabled: true, deadlineSeconds: 120}\n");
+    assert!(v.warm_up.enabled && v.warm_up.eligible);
+    assert_eq!(v.warm_up.deadline_seconds, 120);
 }
 
 #[test]

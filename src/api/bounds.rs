@@ -35,6 +35,8 @@ pub const IMAGE_PULL_SECRETS: usize = 16;
 pub const VOLUMES: usize = 16;
 /// `spec.config.files`: together under the ConfigMap limit of 1 MiB.
 pub const CONFIG_FILES: usize = 32;
+/// `spec.logging.eventLog` and `spec.logging.files`: a few channels, a few log directories.
+pub const LOG_SOURCES: usize = 16;
 /// `spec.volumes[].smb.mountOptions`: SMB mounts take a few (`dir_mode`, `file_mode`, `vers`).
 pub const MOUNT_OPTIONS: usize = 32;
 /// `spec.windows.tolerations`: taints of the node pools an app may run on.
@@ -94,6 +96,8 @@ pub const ALL: &[(&str, usize)] = &[
     ("spec.volumes", VOLUMES),
     ("spec.volumes[].smb.mountOptions", MOUNT_OPTIONS),
     ("spec.volumes[].claim.accessModes", ACCESS_MODES),
+    ("spec.logging.eventLog", LOG_SOURCES),
+    ("spec.logging.files", LOG_SOURCES),
     ("spec.networkPolicy.from", NETWORK_SOURCES),
     ("spec.networkPolicy.from[].namespaceSelector.matchLabels", SELECTOR_LABELS),
     ("spec.networkPolicy.from[].namespaceSelector.matchExpressions", SELECTOR_EXPRESSIONS),

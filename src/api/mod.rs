@@ -9,6 +9,7 @@ pub mod bounds;
 mod config;
 mod disruption;
 mod identity;
+mod logging;
 mod monitoring;
 mod network;
 mod overrides;
@@ -18,6 +19,7 @@ mod service;
 mod shutdown;
 mod status;
 mod volumes;
+mod warmup;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{ConfigFile, ConfigFiles, ConfigSecretRef, WINDOWS_PATH_MESSAGE, WINDOWS_PATH_RULE};
 pub use disruption::Disruption;
 pub use identity::{CredentialSpec, Gmsa, GmsaDomain, HostAccount, HostProcess};
+pub use logging::{EVENT_CHANNEL_PATTERN, EventLevel, EventLogChannel, FILE_FILTER_PATTERN, LogFiles, Logging};
 pub use monitoring::{Monitoring, PrometheusScrape};
 pub use network::{AppNetworkPolicy, NetworkSource};
 pub use overrides::{PodMetadata, PodTemplateOverrides};
@@ -37,6 +40,7 @@ pub use service::{AppService, AppServicePort, ServiceType, TrafficPolicy};
 pub use shutdown::{IIS_SITE_PATTERN, IisDrain, PreStop, Shutdown};
 pub use status::{DisruptionStatus, ReleasedClaim, WindowsAppStatus};
 pub use volumes::{AccessMode, AppVolume, ClaimVolume, RetentionPolicy, SmbVolume};
+pub use warmup::WarmUp;
 
 /// The API group owned by this project.
 pub const GROUP: &str = "winapp.dev";
@@ -75,6 +79,9 @@ pub const VERSION: &str = "v1alpha1";
 #[x_kube(validation = Rule::new("!has(self.nodeAgent) || !self.nodeAgent || !has(self.autoscaled) || !self.autoscaled")
     .message("nodeAgent runs one pod on every matching Windows node and cannot be autoscaled: remove autoscaled")
     .field_path(".autoscaled"))]
+#[x_kube(validation = Rule::new("!has(self.warmUp) || !has(self.warmUp.enabled) || !self.warmUp.enabled || ((!has(self.nodeAgent) || !self.nodeAgent) && !has(self.hostProcess))")
+    .message("warmUp is for Deployments of ordinary containers: a nodeAgent's DaemonSet already rolls node by node, and a hostProcess image cannot start as an ordinary container; remove warmUp.enabled")
+    .field_path(".warmUp.enabled"))]
 #[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.gracePeriodSeconds) || !has(self.podTemplate) || !has(self.podTemplate.spec) || !has(self.podTemplate.spec.terminationGracePeriodSeconds)")
     .message("the grace period is set twice: remove podTemplate.spec.terminationGracePeriodSeconds and keep shutdown.gracePeriodSeconds")
     .field_path(".podTemplate.spec.terminationGracePeriodSeconds"))]
@@ -216,9 +223,20 @@ pub struct WindowsAppSpec {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<AppVolume>,
 
+    /// Windows logs sent to the container's output through LogMonitor, so that `kubectl logs`
+    /// shows them: IIS log files, event log channels, the app's own log files. The operator
+    /// writes LogMonitor's configuration into the app's ConfigMap (a change rolls the pods) and
+    /// runs the container's command through `LogMonitor.exe`, which the image must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+
     /// Prometheus scraping of the pods (for example windows-exporter on 9182).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+
+    /// Pull a new image on the nodes before the pods roll to it (README: Image warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_up: Option<WarmUp>,
 
     /// A NetworkPolicy for the pods: ingress to the app's ports only from the sources named
     /// here, all other ingress denied. Enforced only where the Windows nodes' network plugin

@@ -9,8 +9,10 @@ pub mod network;
 pub mod service;
 pub mod shutdown;
 pub mod storage;
+pub mod warmup;
 pub mod workload;
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -53,6 +55,9 @@ pub struct Children {
     /// The pods: a Deployment, or a DaemonSet for a node agent. None while the app's gMSA is
     /// withheld ([`GmsaGrant::Withheld`]): nothing runs as an account the platform has not allowed.
     pub workload: Option<workload::Workload>,
+    /// The DaemonSet `<app>-warmup` that pulls the app's image on its nodes (`spec.warmUp`),
+    /// with the workload when the workload is a Deployment.
+    pub warm_up: Option<DaemonSet>,
 }
 
 /// Whether the platform team allows the app's gMSA in its namespace (see [`crate::gmsa_policy`]).
@@ -75,6 +80,9 @@ pub fn build(app: &ValidatedApp) -> Result<Children, BuildError> {
 /// gMSA children and no workload (apps without gMSA are not affected).
 pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, BuildError> {
     let withheld = app.gmsa.is_some() && gmsa == GmsaGrant::Withheld;
+    let workload = if withheld { None } else { Some(workload::Workload::of(app)?) };
+    let warm_up =
+        workload.as_ref().and_then(workload::Workload::as_deployment).and_then(|d| warmup::daemon_set(app, d));
     Ok(Children {
         service_account: identity::service_account(app),
         credential_spec: identity::credential_spec(app).filter(|_| !withheld),
@@ -86,7 +94,8 @@ pub fn build_with(app: &ValidatedApp, gmsa: GmsaGrant) -> Result<Children, Build
         network_policy: network::network_policy(app),
         service: service::service(app),
         pod_disruption_budget: disruption::pod_disruption_budget(app, app.replicas),
-        workload: if withheld { None } else { Some(workload::Workload::of(app)?) },
+        workload,
+        warm_up,
     })
 }
 
@@ -121,6 +130,7 @@ impl Children {
             service,
             pod_disruption_budget,
             workload,
+            warm_up,
         } = self;
         service_account.is_none()
             && credential_spec.is_none()
@@ -133,6 +143,7 @@ impl Children {
             && service.is_none()
             && pod_disruption_budget.is_none()
             && workload.is_none()
+            && warm_up.is_none()
     }
 
     /// Every child as JSON, in apply order: identity and RBAC first (the gMSA admission webhook
@@ -152,6 +163,7 @@ impl Children {
             service,
             pod_disruption_budget,
             workload,
+            warm_up,
         } = self;
         let mut out = Vec::new();
         push(&mut out, "ServiceAccount", service_account.iter())?;
@@ -169,6 +181,7 @@ impl Children {
             Some(workload::Workload::DaemonSet(d)) => push(&mut out, "DaemonSet", std::iter::once(d))?,
             None => {}
         }
+        push(&mut out, "DaemonSet", warm_up.iter())?;
         Ok(out)
     }
 }
@@ -197,7 +210,7 @@ pub mod tests {
 
     /// The children of an app that asks for every kind of child (a node agent's with `agent`).
     pub fn every_kind(agent: bool) -> Children {
-        let workload = if agent { "  nodeAgent: true\n" } else { "  replicas: 2\n" };
+        let workload = if agent { "  nodeAgent: true\n" } else { "  replicas: 2\n  warmUp: {enabled: true}\n" };
         let yaml = format!(
             "apiVersion: winapp.dev/v1alpha1\nkind: WindowsApp\nmetadata: {{name: web, namespace: shop, uid: u-1}}\nspec:\n  image: registry.example.com/web:1\n{workload}  ports: [{{name: http, containerPort: 80}}]\n  service: {{}}\n  networkPolicy: {{}}\n  config: {{mountPath: 'C:\\app', files: [{{name: a.config, content: x}}]}}\n  gmsa: {{credentialSpec: {{account: Web, domain: {{dnsName: contoso.com, netBiosName: CONTOSO, sid: S-1-5-21-1-2-3, guid: 244818ae-87ac-4fcd-92ec-e79e5252348a}}}}}}\n  volumes:\n    - {{name: share, mountPath: 'D:\\s', smb: {{source: //fs/s, secretRef: {{name: creds}}}}}}\n    - {{name: cache, mountPath: 'D:\\c', claim: {{size: 1Gi}}}}\n"
         );

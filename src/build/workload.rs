@@ -237,7 +237,7 @@ fn volumes_and_mounts(app: &ValidatedApp) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if let Some(config) = &app.config {
-        if !config.files.is_empty() {
+        if !config.files.is_empty() || !config.generated.is_empty() {
             volumes.push(Volume {
                 name: meta::CONFIG_VOLUME.into(),
                 config_map: Some(ConfigMapVolumeSource {
@@ -300,16 +300,21 @@ fn config_secrets_volume(config: &ConfigSettings) -> Volume {
     }
 }
 
-/// One subPath mount per config file, by file name, so the rest of the directory stays the image's.
+/// One subPath mount per config file, by file name, so the rest of the directory stays the image's;
+/// the files the operator writes at their own paths.
 fn config_mounts(config: &ConfigSettings) -> Vec<VolumeMount> {
     let inline = config.files.keys().map(|f| (f, meta::CONFIG_VOLUME));
     let secret = config.secret_files.keys().map(|f| (f, meta::CONFIG_SECRETS_VOLUME));
     let mut all: Vec<(&String, &str)> = inline.chain(secret).collect();
     all.sort();
-    all.into_iter()
-        .map(|(file, volume)| VolumeMount {
+    let at_mount_path =
+        all.into_iter().map(|(file, volume)| (meta::config_file_path(&config.mount_path, file), file, volume));
+    let generated = config.generated.iter().map(|(key, (path, _))| (path.clone(), key, meta::CONFIG_VOLUME));
+    at_mount_path
+        .chain(generated)
+        .map(|(path, file, volume)| VolumeMount {
             name: volume.into(),
-            mount_path: meta::config_file_path(&config.mount_path, file),
+            mount_path: path,
             sub_path: Some(file.clone()),
             read_only: Some(true),
             ..VolumeMount::default()

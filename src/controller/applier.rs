@@ -152,7 +152,8 @@ impl<'a> Applier<'a> {
             if done.applied != Applied::Unchanged {
                 self.metrics.child_written(kind);
             }
-            if workload {
+            // The warm-up DaemonSet goes in the workload's round; it is not the workload.
+            if workload && name != crate::build::warmup::name_of(&self.target.app.1) {
                 report.workload_written = done.applied != Applied::Unchanged;
             }
             if done.applied == Applied::Created {

@@ -107,6 +107,8 @@ pub struct Settings {
     pub policy: crate::policy::Policy,
     /// Annotations the platform team puts on every app's pods (`--pod-annotation`).
     pub pod_annotations: std::collections::BTreeMap<String, String>,
+    /// The platform's image warm-up default (`--warm-up`, `--warm-up-pause-image`).
+    pub warm_up: crate::validate::WarmUpDefault,
 }
 
 /// Shared state of the reconciles.

@@ -2,6 +2,8 @@
 //! events say. The facts are gathered by [`super::observe`] only for apps whose rollout has stalled
 //! for a while, so that a healthy cluster costs no pod or event reads at all.
 
+mod windows;
+
 use std::time::Duration;
 
 use crate::api::WindowsVersion;
@@ -30,6 +32,11 @@ pub struct PodFacts {
     pub containers: Vec<ContainerFacts>,
     /// The pod's recent events, oldest first.
     pub events: Vec<EventFacts>,
+    /// The gMSA credential spec the pod's spec names (`windowsOptions.gmsaCredentialSpecName`).
+    pub gmsa: Option<String>,
+    /// The CSI drivers registered on the pod's node (its CSINode; empty when it has none), read
+    /// only for a pod of an app with SMB volumes that has not started; None when not read.
+    pub csi_drivers: Option<Vec<String>>,
 }
 
 /// One container (init containers included) of a pod.
@@ -43,6 +50,8 @@ pub struct ContainerFacts {
     pub waiting: Option<(String, String)>,
     /// `lastState.terminated`: exit code and reason.
     pub last_exit: Option<(i32, String)>,
+    /// `lastState.terminated.message`: for a container that did not start, the runtime's error.
+    pub last_message: Option<String>,
     pub restarts: i32,
 }
 
@@ -76,6 +85,9 @@ pub fn is_problem(r: &str) -> bool {
         reason::MOUNT_FAILED,
         reason::CRASH_LOOP,
         reason::PROBE_FAILING,
+        reason::GMSA_LOGON_FAILED,
+        reason::POD_NETWORK_FAILED,
+        reason::SMB_DRIVER_NOT_REGISTERED,
     ]
     .contains(&r)
 }
@@ -89,11 +101,16 @@ pub fn diagnose(f: &WorkloadFacts, namespace: &str) -> Option<Diagnosis> {
     if let Some(msg) = &f.replica_failure {
         return Some(refused(msg));
     }
-    let ranked: [fn(&PodFacts, &str) -> Option<Diagnosis>; 9] = [
+    // A node's volumes come before its network (the sandbox), the network before the image, and
+    // CCG's gMSA logon is a start failure with a cause of its own.
+    let ranked: [fn(&PodFacts, &str) -> Option<Diagnosis>; 12] = [
         os_mismatch,
         unschedulable,
+        windows::smb_driver_missing,
+        windows::pod_network_failed,
         pull_failed,
         config_error,
+        windows::gmsa_logon_failed,
         create_failed,
         mount_failed,
         crash_loop,

@@ -256,12 +256,18 @@ lean_kind!(
     "apps",
     "daemonsets",
     Some(signatures::cached_daemon_set as fn(&_) -> u64),
-    |c| match c.workload.take() {
-        Some(Workload::DaemonSet(d)) => vec![d],
-        other => {
-            c.workload = other;
-            Vec::new()
-        }
+    // A node agent's DaemonSet, or a Deployment's image warm-up DaemonSet (never both): one
+    // kind, one cache, so that prune sees both and deletes neither while it is asked for.
+    |c| {
+        let mut all: Vec<DaemonSet> = match c.workload.take() {
+            Some(Workload::DaemonSet(d)) => vec![d],
+            other => {
+                c.workload = other;
+                Vec::new()
+            }
+        };
+        all.extend(c.warm_up.take());
+        all
     }
 );
 

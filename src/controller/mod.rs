@@ -33,12 +33,13 @@ pub mod status;
 pub mod strays;
 pub mod timing;
 pub mod turns;
+pub mod warmup;
 pub mod watch;
 pub mod wiring;
 pub mod withdraw;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
@@ -130,20 +131,24 @@ async fn converge(
     valid: &ValidatedApp,
     report: &Report<'_>,
 ) -> Result<Action> {
-    // 3. Resolve what the build needs from the cluster: Secrets' versions, the gMSA grant.
-    let resolved = resolve::resolve(ctx, valid);
+    // 3. Resolve what the build needs from the cluster: Secrets' versions, the gMSA grant, the
+    //    image warm-up's platform default and start.
+    let mut resolved = resolve::resolve(ctx, valid);
+    warmup::settle(ctx, &mut resolved.app)?;
 
     // 4. Build the children (pure). A gMSA not allowed leaves out its RBAC, credspec and the
     //    workload, so that they are pruned; the pods are judged as they would run anyway.
     let mut children = crate::build::build_with(&resolved.app, resolved.gmsa_grant())?;
     let pod = crate::build::workload::Workload::of(&resolved.app)?.template().spec.clone();
 
-    // 5. The finalizer, before the first child that needs it; the replica count to keep.
+    // 5. The finalizer, before the first child that needs it; the replica count to keep; the
+    //    image to keep while a new one warms up on the nodes.
     finalizer::ensure(ctx, &app.metadata, &children).await?;
     resolve::replicas(ctx, &resolved.app, &mut children).await?;
+    let warm_up = warmup::hold(ctx, &resolved.app, &mut children)?;
 
     // 6. A change of the pod template that only the operator made waits for its turn.
-    let paced = turns::take(ctx, app, key, &resolved, &mut children);
+    let paced = turns::take(ctx, app, key, &resolved, warm_up.as_ref(), &mut children);
 
     // 7. Apply in rounds; a child owned by someone else stops here.
     let target = apply::Target {
@@ -178,6 +183,7 @@ async fn converge(
         turn: paced.turn,
     };
     let mut observations = observe::observe(ctx, seen).await?;
+    observations.warm_up = warmup::observe(ctx, &resolved.app, warm_up).await;
     observations.turn = turns::settle(ctx, key, observations.turn, observations.workload.as_ref());
     look_again(ctx, app, key, report, observations, workload_written).await
 }
@@ -191,6 +197,7 @@ async fn look_again(
     observations: status::Observations,
     workload_written: bool,
 ) -> Result<Action> {
+    let warm_up_left = observations.warm_up.as_ref().and_then(|w| w.left);
     let rollout =
         observations.workload.as_ref().map(|w| Rollout { observed: w.up_to_date, idle: w.idle, deadline: w.deadline });
     let waiting = matches!(observations.turn, Some(pace::Turn::Waiting { .. }));
@@ -217,7 +224,8 @@ async fn look_again(
         controllers_active: ctx.stores.workload_activity.within(ctx.settings.diagnose_after),
         rollout,
     };
-    let next = next_look(&looked, ctx.settings.diagnose_after);
+    // A warm-up that waits is looked at again by its deadline at the latest.
+    let next = next_look(&looked, ctx.settings.diagnose_after).min(warm_up_left.unwrap_or(Duration::MAX));
     // A waiting app is woken when its turn comes; looking again now and then is the safety net.
     Ok(Action::requeue(if waiting { next.min(pace::WAITING_LOOK) } else { next }))
 }

@@ -83,6 +83,8 @@ pub async fn observe(ctx: &Context, seen: Seen<'_>) -> Result<Observations> {
         advice: crate::advice::resources(pod),
         budget,
         migration,
+        // Set by the reconcile, which decided it before the apply (see `super::warmup`).
+        warm_up: None,
     })
 }
 

@@ -35,16 +35,25 @@ pub fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCh
     let mut ready_matching = Vec::new();
     let mut tolerated_taints = std::collections::BTreeSet::new();
     let mut untolerated = std::collections::BTreeSet::new();
+    let mut unlabeled = Vec::new();
     for n in ctx.stores.nodes.state().iter() {
         let labels = n.labels();
-        let selected = labels.get(workload::OS_LABEL).map(String::as_str) == Some("windows")
-            && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
-        if !selected || !node_ready(n) {
+        let windows = labels.get(workload::OS_LABEL).map(String::as_str) == Some("windows");
+        let selected = windows && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+        if !windows || !node_ready(n) {
             continue;
         }
         let blocking = blocking_taints(n);
         let refused: Vec<String> =
             blocking.iter().filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t))).map(taint_text).collect();
+        if !selected {
+            if refused.is_empty()
+                && let Some(found) = unlabeled_of_build(n, &selector)
+            {
+                unlabeled.push(found);
+            }
+            continue;
+        }
         if refused.is_empty() {
             ready_matching.push(n.name_any());
             tolerated_taints.extend(blocking.iter().map(taint_text));
@@ -53,6 +62,7 @@ pub fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCh
         }
     }
     ready_matching.sort();
+    unlabeled.sort();
     NodeCheck {
         wanted: p.version.map_or_else(|| "any build".to_owned(), |v| format!("{} ({})", v.as_str(), v.build())),
         build,
@@ -61,6 +71,27 @@ pub fn nodes(ctx: &Context, app: &ValidatedApp, pod: Option<&PodSpec>) -> NodeCh
         tolerated_taints: tolerated_taints.into_iter().collect(),
         untolerated: untolerated.into_iter().take(5).collect(),
         runtime_class_missing,
+        unlabeled: unlabeled.into_iter().take(5).collect(),
+    }
+}
+
+/// A Windows node that the pods would select but for the `node.kubernetes.io/windows-build`
+/// label it lacks (a node scaled from zero, a node image that does not set it), while its kernel
+/// says it runs the selected build (or does not say): `name (kernel 10.0.20348.2227)`. A node
+/// that runs another build is no candidate: the app's image would not run there.
+fn unlabeled_of_build(n: &Node, selector: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let labels = n.labels();
+    let build = selector.get(workload::WINDOWS_BUILD_LABEL)?;
+    if labels.contains_key(workload::WINDOWS_BUILD_LABEL)
+        || !selector.iter().all(|(k, v)| k == workload::WINDOWS_BUILD_LABEL || labels.get(k) == Some(v))
+    {
+        return None;
+    }
+    let kernel = n.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kernel_version.as_str());
+    match kernel.filter(|k| !k.is_empty()) {
+        Some(k) if k == build || k.starts_with(&format!("{build}.")) => Some(format!("{} (kernel {k})", n.name_any())),
+        Some(_) => None,
+        None => Some(n.name_any()),
     }
 }
 
@@ -100,6 +131,7 @@ fn tolerates(tol: &Toleration, t: &Taint) -> bool {
     key_ok && effect_ok && value_ok
 }
 
+/// Whether a node is Ready and schedulable.
 fn node_ready(n: &Node) -> bool {
     let schedulable = !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
     let ready = n

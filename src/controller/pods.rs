@@ -1,23 +1,27 @@
 //! The app's pods, read only when the status needs them (a Ready app costs no such reads), never
 //! watched or cached: why the pods of a stuck rollout are not available (one list of the app's
-//! pods and the events of a few of them), and which cordoned nodes run pods of an app whose
-//! PodDisruptionBudget allows no eviction (one list), and how many pods of each Windows build are
-//! Ready while the app moves from one build to another (one list).
+//! pods, the events of a few of them and, for an app with SMB volumes, their nodes' CSINodes),
+//! which cordoned nodes run pods of an app whose PodDisruptionBudget allows no eviction (one
+//! list), and how many pods of each Windows build are Ready while the app moves from one build to
+//! another (one list).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, PodSpec};
+use k8s_openapi::api::storage::v1::CSINode;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
+use tracing::debug;
 
 use super::Context;
 use super::diagnose::{self, ContainerFacts, EventFacts, PodFacts, WorkloadFacts};
 use super::observe::Stuck;
 use crate::build::{meta, workload};
-use crate::validate::ValidatedApp;
+use crate::validate::{ValidatedApp, VolumeSource};
 
 /// Pods read per diagnosis, at most (each costs one event list).
 const PODS_SAMPLED: usize = 3;
@@ -60,9 +64,18 @@ pub async fn diagnose(
         let facts = WorkloadFacts { replica_failure: refused, ..WorkloadFacts::default() };
         return Ok(diagnose::diagnose(&facts, &app.namespace));
     }
+    let smb = app.volumes.iter().any(|v| matches!(v.source, VolumeSource::Smb { .. }));
+    let mut csi_nodes: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
     let mut sampled = Vec::new();
     for pod in not_ready.iter().take(PODS_SAMPLED) {
         let mut facts = pod_facts(ctx, pod);
+        let started = facts.containers.iter().any(|c| c.running || c.last_exit.is_some());
+        if let Some(node) = facts.node.as_ref().filter(|_| smb && !started) {
+            if let Entry::Vacant(e) = csi_nodes.entry(node.clone()) {
+                e.insert(csi_drivers(ctx, node).await);
+            }
+            facts.csi_drivers = csi_nodes.get(node).cloned().flatten();
+        }
         if let Some(uid) = pod.metadata.uid.as_deref() {
             let list = events.list(&ListParams::default().fields(&format!("involvedObject.uid={uid}"))).await?;
             let mut evs: Vec<(Duration, EventFacts)> = list
@@ -118,6 +131,34 @@ pub async fn all(ctx: &Context, app: &ValidatedApp) -> std::result::Result<Vec<P
     Ok(pods.list(&ListParams::default().labels(&selector(app))).await?.items)
 }
 
+/// The CSI drivers registered on a node, from its CSINode (one GET; none: no driver has
+/// registered), or None when it cannot be read (the operator's RBAC, a passing error): then the
+/// diagnosis goes by the kubelet's events alone.
+async fn csi_drivers(ctx: &Context, node: &str) -> Option<Vec<String>> {
+    let api: Api<CSINode> = Api::all(ctx.client.clone());
+    match api.get_opt(node).await {
+        Ok(Some(n)) => Some(n.spec.drivers.into_iter().map(|d| d.name).collect()),
+        Ok(None) => Some(Vec::new()),
+        Err(e) => {
+            debug!("could not read the CSINode of node {node}: {e}");
+            None
+        }
+    }
+}
+
+/// The gMSA credential spec a pod's spec names, for the pod or any of its containers.
+fn gmsa_of(spec: &PodSpec) -> Option<String> {
+    let pod = spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref());
+    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    pod.into_iter()
+        .chain(containers.filter_map(|c| c.security_context.as_ref().and_then(|s| s.windows_options.as_ref())))
+        .find_map(|w| {
+            w.gmsa_credential_spec_name
+                .clone()
+                .or_else(|| w.gmsa_credential_spec.as_ref().map(|_| "(inline in the pod)".to_owned()))
+        })
+}
+
 /// The label selector of the app's pods, as a list request takes it.
 fn selector(app: &ValidatedApp) -> String {
     meta::selector_labels(app).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
@@ -127,7 +168,7 @@ pub fn since(now: Timestamp, then: &Timestamp) -> Duration {
     now.duration_since(*then).try_into().unwrap_or(Duration::ZERO)
 }
 
-fn pod_ready(p: &Pod) -> bool {
+pub fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -165,9 +206,19 @@ fn pod_facts(ctx: &Context, p: &Pod) -> PodFacts {
                     .as_ref()
                     .and_then(|s| s.terminated.as_ref())
                     .map(|t| (t.exit_code, t.reason.clone().unwrap_or_default())),
+                last_message: c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.message.clone()),
                 restarts: c.restart_count,
             }
         })
         .collect();
-    PodFacts { name: p.name_any(), node, node_build, unschedulable, containers, events: Vec::new() }
+    PodFacts {
+        name: p.name_any(),
+        node,
+        node_build,
+        unschedulable,
+        containers,
+        events: Vec::new(),
+        gmsa: p.spec.as_ref().and_then(gmsa_of),
+        csi_drivers: None,
+    }
 }

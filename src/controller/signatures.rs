@@ -103,6 +103,7 @@ pub fn daemon_set_signature(d: &DaemonSet) -> u64 {
             s.current_number_scheduled,
             s.updated_number_scheduled,
             s.number_available,
+            s.number_ready,
             s.number_misscheduled,
         )
             .hash(&mut h);

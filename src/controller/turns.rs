@@ -13,7 +13,7 @@ use super::diff::first_difference;
 use super::kinds::{ChildKind, DaemonSets, Deployments};
 use super::pace::{self, Cause, INPUTS, Marks, PACED, TEMPLATE_HASH, Turn};
 use super::resolve::Resolved;
-use super::status::WorkloadCheck;
+use super::status::{WarmUpCheck, WorkloadCheck};
 use crate::api::WindowsApp;
 use crate::build::Children;
 use crate::build::meta::AppKey;
@@ -59,7 +59,14 @@ pub fn rollout_done(workload: &Value) -> bool {
 }
 
 /// Decides the workload's turn and marks it (see the module docs).
-pub fn take(ctx: &Context, app: &WindowsApp, key: &AppKey, resolved: &Resolved, children: &mut Children) -> Paced {
+pub fn take(
+    ctx: &Context,
+    app: &WindowsApp,
+    key: &AppKey,
+    resolved: &Resolved,
+    warm_up: Option<&WarmUpCheck>,
+    children: &mut Children,
+) -> Paced {
     let pacer = &ctx.memory.pacer;
     let Some(workload) = children.workload.as_mut() else {
         pacer.done(key);
@@ -68,7 +75,8 @@ pub fn take(ctx: &Context, app: &WindowsApp, key: &AppKey, resolved: &Resolved, 
     let template = serde_json::to_value(workload.template()).unwrap_or_default();
     let want_template = pace::hash(&template);
     let secrets = resolved.app.config.as_ref().map(|c| c.secret_versions.clone()).unwrap_or_default();
-    let want_inputs = pace::inputs(app.metadata.generation, &secrets);
+    // The image a warm-up holds back is an input: its release is the app's change, not the operator's.
+    let want_inputs = super::warmup::inputs(pace::inputs(app.metadata.generation, &secrets), warm_up);
     let name = workload_name(workload);
     let have = cached(ctx, workload, &key.0, &name);
     let marks = have.as_ref().map(Marks::of);

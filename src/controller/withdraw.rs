@@ -28,7 +28,9 @@ fn refused<C: ChildKind>(ctx: &Context, app: &AppKey, policy: &Policy) -> Result
     for w in C::children(&ctx.stores, &app.0, &app.1) {
         let object = w.to_json().map_err(|e| Error::Cached(C::KIND, e))?;
         let pod = &object["spec"]["template"]["spec"];
-        let broken = crate::policy::live::refused(pod, C::KIND == DaemonSets::KIND, smb, policy);
+        // A warm-up DaemonSet is on the app's nodes only, and runs nothing there: not a node agent.
+        let warm_up = kube::ResourceExt::name_any(w.as_ref()) == crate::build::warmup::name_of(&app.1);
+        let broken = crate::policy::live::refused(pod, C::KIND == DaemonSets::KIND && !warm_up, smb, policy);
         if !broken.is_empty() {
             rules.extend(broken);
             stale.push(w);

@@ -175,6 +175,7 @@ const CLUSTER_SCOPED: &[&str] = &[
     "namespaces",
     "nodes",
     "runtimeclasses",
+    "csinodes",
     "customresourcedefinitions",
 ];
 

@@ -63,6 +63,19 @@ fn images(spec: &WindowsAppSpec) -> Vec<(String, &str)> {
     out
 }
 
+/// The refusal's words, after the field: both builds and the two fixes.
+pub fn describe(image: &str, tagged: WindowsVersion, version: WindowsVersion) -> String {
+    format!(
+        "the image {image:?} is tagged for {} ({}) but spec.windows.version is {} ({}): a Windows container image runs only on the build it was built for; use the image's {} tag, or set spec.windows.version to {}",
+        tagged.as_str(),
+        tagged.build(),
+        version.as_str(),
+        version.build(),
+        version.as_str(),
+        tagged.as_str()
+    )
+}
+
 /// Each image whose tag names another build than `spec.windows.version` (none without a version:
 /// the pods may then land on any build).
 pub fn check(spec: &WindowsAppSpec, errors: &mut Vec<ValidationError>) {

@@ -27,16 +27,19 @@ mod build_tag;
 mod disruption;
 mod identity;
 pub mod image;
+pub mod logging;
 mod overrides;
 mod placement;
 mod resolve;
 mod service;
 mod shutdown;
 mod storage;
+mod warmup;
 mod workload;
 
 pub use disruption::DisruptionPolicy;
 pub use placement::BuildMigration;
+pub use warmup::{WarmUpDefault, WarmUpSettings};
 
 /// Defaults, in one place so that the README's API reference can quote them.
 pub mod defaults {
@@ -65,6 +68,12 @@ pub mod defaults {
     pub const PORTABLE_CCG_VERSION: &str = "1";
     /// Name of the port that gets default probes.
     pub const PROBED_PORT: &str = "http";
+    /// How long the warm-up of a new image may take before the app is Stalled: half an hour,
+    /// for images of several gigabytes on nodes that pull them at once.
+    pub const WARM_UP_DEADLINE_SECONDS: i32 = 1800;
+    /// The warm-up pods' container (`--warm-up-pause-image`): the sandbox image of Windows
+    /// nodes under containerd, whose manifest list has a variant for each Windows Server build.
+    pub const WARM_UP_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 }
 
 /// One thing wrong with a `WindowsApp`, with the field and what to do.
@@ -72,6 +81,10 @@ pub mod defaults {
 pub enum ValidationError {
     #[error("spec.{0}: a nodeAgent runs one pod on every matching Windows node; remove spec.{0}")]
     NodeAgentWith(&'static str),
+    #[error(
+        "spec.warmUp.enabled: not for a {0} app (a nodeAgent's DaemonSet rolls node by node already; a hostProcess image cannot start as an ordinary container); remove spec.warmUp.enabled"
+    )]
+    WarmUpWith(&'static str),
     #[error("metadata.namespace: missing; set the namespace of the WindowsApp")]
     MissingNamespace,
     #[error(
@@ -82,10 +95,7 @@ pub enum ValidationError {
     EmptyImage,
     #[error("spec.image: {0:?} {desc}", desc = image::describe(.1))]
     InvalidImage(String, image::ImageProblem),
-    #[error(
-        "{field}: the image {image:?} is tagged for {} ({}) but spec.windows.version is {} ({}): a Windows container image runs only on the build it was built for; use the image's {} tag, or set spec.windows.version to {}",
-        tagged.as_str(), tagged.build(), version.as_str(), version.build(), version.as_str(), tagged.as_str()
-    )]
+    #[error("{field}: {}", build_tag::describe(image, *tagged, *version))]
     ImageBuildMismatch { field: String, image: String, tagged: WindowsVersion, version: WindowsVersion },
     #[error(
         "{field}: {path:?} must be an absolute Windows path such as C:\\inetpub\\wwwroot (a drive letter, backslashes, no trailing backslash, no . or .. segments, none of * ? : < > | / in names)"
@@ -153,6 +163,8 @@ pub enum ValidationError {
     DrainPastGracePeriod { delay: i64, drain: i64, grace: i64 },
     #[error("spec.disruption.{field}: {message}")]
     InvalidDisruption { field: &'static str, message: String },
+    #[error("{field}: {message}")]
+    InvalidLogging { field: String, message: String },
     #[error("spec.podTemplate.spec.{0}: is set by the operator and may not be overridden; remove it")]
     ForbiddenOverride(String),
     #[error(
@@ -277,7 +289,10 @@ pub struct ConfigSettings {
     pub files: BTreeMap<String, String>,
     /// Files from Secrets: file name -> (Secret, key).
     pub secret_files: BTreeMap<String, (String, String)>,
-    /// Over the inline contents and the Secret references (not the Secrets' data).
+    /// Files the operator writes (LogMonitor's configuration): key -> (where it is mounted, content).
+    pub generated: BTreeMap<String, (String, String)>,
+    /// Over the inline contents, the Secret references (not the Secrets' data) and the files
+    /// the operator writes.
     pub checksum: String,
     /// `resourceVersion` of each referenced Secret, filled in by the operator before it builds
     /// (empty offline): their hash rolls the pods when a Secret changes.
@@ -363,8 +378,7 @@ pub struct ValidatedApp {
     /// Whether the pods get a Kubernetes API token.
     pub api_access: bool,
     pub placement: Placement,
-    /// A move to another Windows build in progress (None offline; see [`BuildMigration`]).
-    pub migration: Option<BuildMigration>,
+    pub migration: Option<BuildMigration>, // the operator's, None offline (see [`BuildMigration`])
     pub service: Option<ServiceSettings>,
     pub config: Option<ConfigSettings>,
     pub network_policy: Option<crate::api::AppNetworkPolicy>,
@@ -380,6 +394,8 @@ pub struct ValidatedApp {
     pub propagated_labels: BTreeMap<String, String>,
     /// The app's annotations named in [`PROPAGATE_ANNOTATIONS`], for every child and the pods.
     pub propagated_annotations: BTreeMap<String, String>,
+    /// Image warm-up before a rollout (see [`WarmUpSettings`]).
+    pub warm_up: WarmUpSettings,
     /// The escape hatch, type-checked as a pod spec fragment.
     pub pod_spec_overrides: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -424,9 +440,11 @@ fn check_all(
     let service = spec.service.as_ref().and_then(|s| service::resolve(s, &spec.ports, errors));
 
     let mut mounts = storage::Mounts::default();
-    let config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
+    let mut config = spec.config.as_ref().map(|c| storage::config(c, &mut mounts, errors));
+    let command = logging::logging(spec, &mut config, &mut mounts, errors);
 
     check_exclusive(spec, errors);
+    warmup::check(spec, errors);
     let shutdown = shutdown::shutdown(spec, errors);
     let disruption = disruption::disruption(spec, errors);
 
@@ -446,6 +464,7 @@ fn check_all(
     resolve::Checked {
         name,
         namespace,
+        command,
         shutdown,
         disruption,
         service_account,

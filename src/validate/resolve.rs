@@ -16,6 +16,8 @@ use crate::api::{WindowsApp, WindowsAppSpec};
 pub struct Checked {
     pub name: String,
     pub namespace: String,
+    /// The container's command when `spec.logging` wraps it.
+    pub command: Option<Vec<String>>,
     pub shutdown: ShutdownSettings,
     pub disruption: super::DisruptionPolicy,
     pub service_account: ServiceAccountChoice,
@@ -42,7 +44,7 @@ pub fn validated(app: &WindowsApp, checked: Checked) -> ValidatedApp {
         image: spec.image.clone(),
         image_pull_policy: spec.image_pull_policy,
         image_pull_secrets: spec.image_pull_secrets.clone(),
-        command: spec.command.clone(),
+        command: checked.command.unwrap_or_else(|| spec.command.clone()),
         args: spec.args.clone(),
         env: spec.env.clone(),
         env_from: spec.env_from.clone(),
@@ -79,6 +81,7 @@ pub fn validated(app: &WindowsApp, checked: Checked) -> ValidatedApp {
         propagated_annotations: propagated_annotations(app),
         pod_annotations: checked.pod_annotations,
         pod_spec_overrides: checked.pod_spec_overrides,
+        warm_up: super::warmup::resolve(spec),
         name: checked.name,
         namespace: checked.namespace,
     }

@@ -15,7 +15,7 @@ use crate::build::meta;
 pub struct Mounts(BTreeMap<String, String>);
 
 impl Mounts {
-    fn claim(&mut self, field: String, path: &str, errors: &mut Vec<ValidationError>) {
+    pub(super) fn claim(&mut self, field: String, path: &str, errors: &mut Vec<ValidationError>) {
         if self.0.insert(path.to_ascii_lowercase(), field.clone()).is_some() {
             errors.push(ValidationError::DuplicateMountPath(field, path.to_owned()));
         }
@@ -68,6 +68,7 @@ pub fn config(c: &ConfigFiles, mounts: &mut Mounts, errors: &mut Vec<ValidationE
         checksum: checksum(&summed),
         files,
         secret_files,
+        generated: BTreeMap::new(),
         secret_versions: BTreeMap::new(),
     }
 }

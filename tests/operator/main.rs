@@ -9,6 +9,7 @@ mod drains;
 mod fence;
 mod gmsa_policy;
 mod harness;
+mod logging;
 mod migrate;
 mod node_agents;
 mod pacing;
@@ -18,6 +19,8 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod warmup;
+mod windows_reasons;
 
 use std::time::Duration;
 

@@ -103,6 +103,7 @@ async fn an_operator_of_one_namespace_works_with_the_rbac_of_config_namespaced()
                     "namespaces",
                     "nodes",
                     "runtimeclasses",
+                    "csinodes",
                     "customresourcedefinitions"
                 ]
                 .contains(&resource.as_str()),

@@ -32,6 +32,7 @@ fn app_path(name: &str) -> String {
 fn path_of(kind: &str, name: &str) -> String {
     match kind {
         "Deployment" => format!("apis/apps/v1/namespaces/{NS}/deployments/{name}"),
+        "DaemonSet" => format!("apis/apps/v1/namespaces/{NS}/daemonsets/{name}"),
         "Service" => format!("api/v1/namespaces/{NS}/services/{name}"),
         "ServiceAccount" => format!("api/v1/namespaces/{NS}/serviceaccounts/{name}"),
         "PersistentVolumeClaim" => format!("api/v1/namespaces/{NS}/persistentvolumeclaims/{name}"),
@@ -70,6 +71,7 @@ impl Setup {
             diagnose_after: Duration::from_secs(60),
             policy: Policy::default(),
             pod_annotations: Default::default(),
+            warm_up: Default::default(),
         };
         let ctx = Arc::new(Context::new(client, stores, reporter, metrics, caches_ready, Arc::new(memory), settings));
         Setup { api, feeds, ctx }
@@ -416,4 +418,63 @@ async fn the_new_default_grace_period_is_the_operators_change_and_is_paced() {
     let (status, reason, message) = s.condition("two", "PodTemplateCurrent");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "WaitingForRolloutTurn"), "{message}");
     assert_eq!(s.condition("two", "Ready").0, "True", "still Ready");
+}
+
+/// The warm-up DaemonSet `name-warmup` as its controller reports it once every one of its `nodes`
+/// runs a ready pod of its current spec.
+fn warm_up_pulled(s: &mut Setup, name: &str, nodes: i64) {
+    let path = path_of("DaemonSet", &format!("{name}-warmup"));
+    let mut d = s.api.get(&path).expect("the warm-up DaemonSet");
+    d["status"] = json!({
+        "observedGeneration": d["metadata"]["generation"], "desiredNumberScheduled": nodes,
+        "currentNumberScheduled": nodes, "updatedNumberScheduled": nodes, "numberReady": nodes,
+        "numberAvailable": nodes, "numberMisscheduled": 0,
+    });
+    let d = s.api.put(&path, d);
+    s.feeds.apply("DaemonSet", d).expect("feed the DaemonSet");
+}
+
+#[tokio::test]
+async fn a_new_image_waits_for_the_warm_up_and_its_release_is_the_apps_change_not_paced() {
+    // A pacer of one: a change taken for the operator's own would show PodTemplateCurrent.
+    let mut s = Setup::with_memory(AppMemory::with_pacer(Pacer::new(1, None)));
+    let mut spec = web_spec();
+    spec["warmUp"] = json!({"enabled": true});
+    s.converged("web", spec).await;
+    s.sync_caches();
+    warm_up_pulled(&mut s, "web", 2);
+    s.reconcile("web").await.0.expect("settles");
+    assert_eq!(s.condition("web", "ImageWarm").0, "True");
+    let image = |s: &Setup, kind: &str, name: &str, list: &str| {
+        s.api.get(&path_of(kind, name)).expect("stored")["spec"]["template"]["spec"][list][0]["image"].clone()
+    };
+
+    // The image changes: the DaemonSet pulls it, the Deployment keeps the running one.
+    let mut app = s.api.get(&app_path("web")).expect("app");
+    app["spec"]["image"] = json!("registry.example.com/shop/web:2.0");
+    s.api.put(&app_path("web"), app);
+    s.reconcile("web").await.0.expect("the change");
+    assert_eq!(image(&s, "DaemonSet", "web-warmup", "initContainers"), json!("registry.example.com/shop/web:2.0"));
+    assert_eq!(image(&s, "Deployment", "web", "containers"), json!("registry.example.com/shop/web:1.0"));
+    let (status, reason, message) = s.condition("web", "Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "WarmingImage"), "{message}");
+    assert_eq!(
+        message,
+        "image registry.example.com/shop/web:2.0 pulled on 0 of 2 node(s); the Deployment keeps running registry.example.com/shop/web:1.0 until every node has it"
+    );
+    s.sync_caches();
+    s.reconcile("web").await.0.expect("still warming");
+    assert_eq!(image(&s, "Deployment", "web", "containers"), json!("registry.example.com/shop/web:1.0"));
+
+    // Pulled on every node: the Deployment gets the image, as the app's change (not paced).
+    warm_up_pulled(&mut s, "web", 2);
+    let (result, sent) = s.reconcile("web").await;
+    result.expect("the release");
+    assert!(child_writes(&sent).contains(&format!("PATCH {}", path_of("Deployment", "web"))), "{sent:#?}");
+    assert_eq!(image(&s, "Deployment", "web", "containers"), json!("registry.example.com/shop/web:2.0"));
+    let conditions = s.api.get(&app_path("web")).expect("app")["status"]["conditions"].clone();
+    assert!(!conditions.to_string().contains("PodTemplateCurrent"), "not paced as the operator's: {conditions}");
+    assert_eq!(s.condition("web", "Ready").1, "NewGeneration", "the rollout of the new image is reported");
+    assert_eq!(s.condition("web", "ImageWarm").0, "True");
+    assert_eq!(s.ctx.memory.pacer.counts(), (0, 0));
 }

@@ -134,6 +134,11 @@ when it watches every namespace, in a Role of watchNamespace when it watches one
 - apiGroups: [node.k8s.io]
   resources: [runtimeclasses]
   verbs: [get, list, watch]
+# Whether the SMB CSI driver is registered on the node of a stuck pod of an app with SMB
+# volumes: one GET per node, only while the diagnosis reads the pods; never listed or watched.
+- apiGroups: [storage.k8s.io]
+  resources: [csinodes]
+  verbs: [get]
 # Whether the GMSACredentialSpec CRD is installed.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]

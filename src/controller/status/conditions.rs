@@ -37,7 +37,16 @@ pub(super) fn applied(obs: &Observations) -> (Vec<Cond>, Option<i32>, Option<i32
     let d = obs.workload.as_ref();
     // Problems only a person can fix, in the order a person should fix them.
     let moved = Judged { blocker: migration::stalled(obs), ..Judged::default() };
-    let judged = [nodes(obs), gmsa(obs), storage(obs), config_secrets(obs), spec_applied(obs), deadline(obs), moved];
+    let judged = [
+        nodes(obs),
+        gmsa(obs),
+        storage(obs),
+        config_secrets(obs),
+        spec_applied(obs),
+        deadline(obs),
+        warm_up(obs),
+        moved,
+    ];
     let blockers: Vec<&(&'static str, String)> = judged.iter().filter_map(|j| j.blocker.as_ref()).collect();
     let waiting_for_nodes = judged.iter().find_map(|j| j.waiting.clone());
     let mut conds = match blockers.first() {
@@ -98,6 +107,9 @@ fn nodes(obs: &Observations) -> Judged {
         );
         return Judged::blocking(c::WINDOWS_NODES, reason::RUNTIME_CLASS_MISSING, msg);
     }
+    if n.ready_matching == 0 && !n.unlabeled.is_empty() {
+        return unlabeled(obs);
+    }
     if n.ready_matching == 0 {
         let untolerated = if n.untolerated.is_empty() {
             String::new()
@@ -143,6 +155,40 @@ fn nodes(obs: &Observations) -> Judged {
     };
     let msg = format!("{} Ready Windows node(s) with {} ({names}); {taints}", n.ready_matching, n.wanted);
     Judged::condition(Cond::new(c::WINDOWS_NODES, true, reason::NODES_FOUND, msg))
+}
+
+/// No node carries the build label the pods select, but Windows nodes of that build lack the
+/// label: progress while the rollout's deadline runs (a person, or the node pool's settings, may
+/// label them soon; until then the pods wait Pending), Stalled with the same reason after it.
+fn unlabeled(obs: &Observations) -> Judged {
+    let n = &obs.nodes;
+    let d = obs.workload.as_ref();
+    let build = n.build.as_deref().unwrap_or("?");
+    let names: Vec<&str> = n.unlabeled.iter().map(|u| u.split(' ').next().unwrap_or(u)).collect();
+    let msg = format!(
+        "no Ready Windows node carries the label node.kubernetes.io/windows-build={build} that the pods select ({}), but Windows node(s) {} run that build without the label (a node pool scaled from zero, or a node image that does not set it); label them (kubectl label node {} node.kubernetes.io/windows-build={build}) and set the label in the node pool's settings (and in the cluster autoscaler's node template of a pool that scales from zero) so that new nodes get it",
+        n.wanted,
+        n.unlabeled.join(", "),
+        names.join(" ")
+    );
+    let mut judged = Judged::condition(Cond::new(c::WINDOWS_NODES, false, reason::BUILD_LABEL_MISSING, msg.clone()));
+    if d.is_some_and(|d| d.progress_deadline_exceeded) {
+        judged.blocker = Some((
+            reason::BUILD_LABEL_MISSING,
+            format!("{msg}; the pods found no node within spec.rollout.progressDeadlineSeconds"),
+        ));
+    } else if !d.is_some_and(available) {
+        judged.waiting =
+            Some((reason::BUILD_LABEL_MISSING, format!("{msg}; the pods wait Pending until a node has the label")));
+    }
+    judged
+}
+
+/// ImageWarm, with `spec.warmUp` (see [`super::image_warm`]).
+fn warm_up(obs: &Observations) -> Judged {
+    let Some(w) = &obs.warm_up else { return Judged::default() };
+    let j = super::image_warm::judge(w);
+    Judged { condition: Some(j.condition), blocker: j.blocker, waiting: j.waiting }
 }
 
 /// Whether the workload has rolled out and is available.

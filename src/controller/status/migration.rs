@@ -134,6 +134,7 @@ mod tests {
                 tolerated_taints: vec![],
                 untolerated: vec![],
                 runtime_class_missing: None,
+                unlabeled: vec![],
             },
             gmsa: None,
             claims: vec![],
@@ -155,6 +156,7 @@ mod tests {
             turn: None,
             advice: vec![],
             budget: None,
+            warm_up: None,
             migration: Some(MigrationCheck { from: WindowsVersion::Ltsc2019, to: WindowsVersion::Ltsc2022, counts }),
         }
     }

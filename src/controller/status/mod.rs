@@ -3,6 +3,7 @@
 
 mod conditions;
 pub mod drain;
+pub mod image_warm;
 mod migration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -27,6 +28,9 @@ pub struct NodeCheck {
     pub untolerated: Vec<String>,
     /// `spec.windows.runtimeClassName`, when no such RuntimeClass exists.
     pub runtime_class_missing: Option<String>,
+    /// Ready Windows nodes of the pinned build that the pods would select but for the
+    /// `node.kubernetes.io/windows-build` label they lack, `name (kernel ...)`, a few at most.
+    pub unlabeled: Vec<String>,
 }
 
 /// Whether the gMSA credspec can be used.
@@ -94,6 +98,7 @@ pub struct WorkloadCheck {
 
 pub use super::diagnose::Diagnosis;
 pub use drain::BudgetCheck;
+pub use image_warm::WarmUpCheck;
 pub use migration::{BuildCounts, MigrationCheck};
 
 /// Everything the status is computed from.
@@ -124,6 +129,8 @@ pub struct Observations {
     pub budget: Option<BudgetCheck>,
     /// A move of the pods to another Windows build, while it lasts.
     pub migration: Option<MigrationCheck>,
+    /// The warm-up of the app's image, with `spec.warmUp`.
+    pub warm_up: Option<WarmUpCheck>,
 }
 
 /// Most released claims the status lists (the newest).
