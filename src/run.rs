@@ -198,6 +198,7 @@ async fn controller(
         diagnose_after: config.diagnose_after,
         policy: config.pod_policy.clone(),
         pod_annotations: config.pod_annotations.clone(),
+        shard: config.scope.shard.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

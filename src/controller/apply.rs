@@ -110,6 +110,8 @@ pub struct Target<'a> {
     pub echoes: &'a super::echoes::Echoes,
     /// The app: namespace and name.
     pub app: &'a AppKey,
+    /// The shard's name, put on every child applied (see [`super::shard`]).
+    pub shard: Option<&'a str>,
 }
 
 impl Target<'_> {
@@ -153,6 +155,7 @@ pub async fn apply<C: ChildKind>(
 ) -> Result<ChildOutcome> {
     let (kind, name) = (C::KIND, desired.name_any());
     let owner = (t.app.0.as_str(), t.app.1.as_str());
+    super::shard::label(&mut desired, t.shard);
     let (want, hash) = with_hash(&mut desired, kind)?;
     let remembered = t.memory.read(t.app, |s| s.written.get(&(kind, name.clone())).cloned()).flatten();
     let known_rewrite = remembered.as_ref().and_then(|w| w.rewrite.clone());
@@ -282,11 +285,7 @@ pub fn prunable<C: Cached>(o: &C, owner: Owner<'_>, namespaced: bool) -> bool {
     }
     let Some(uid) = owner.uid else { return true };
     let annotated = o.owner_uid() == Some(uid);
-    if namespaced {
-        annotated || o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
-    } else {
-        annotated
-    }
+    if namespaced { annotated || o.controlled_by(uid) } else { annotated }
 }
 
 /// Deletes the children `stale` of kind `C`, each with a UID precondition (never a same-named
