@@ -208,10 +208,10 @@ async fn what_the_operator_keeps_per_app_fits_the_budget() {
                 let w = Written {
                     hash: "0123456789abcdef01234567".into(),
                     before: None,
-                    after: Some(format!("{}", 300_000 + i)),
+                    after: Some(format!("{}", 300_000 + i).into()),
                     rewrite: None,
                 };
-                s.written.insert((kind, name), w);
+                s.written.insert(kind, &name, w);
             }
         });
     }
