@@ -133,7 +133,7 @@ run_shards() {
   # 3. Apps moving from the first shard to the second.
   log "3/3 moving $moved apps from ${shard_names[0]} to ${shard_names[1]}"
   kubectl get windowsapps -A -l "winapp.dev/bench-shard=${shard_names[0]}" --no-headers |
-    head -n "$moved" | awk '{ print $1, $2 }' >"$out/moved.txt"
+    awk -v m="$moved" 'NR <= m { print $1, $2 }' >"$out/moved.txt"
   local target=$((n / 2 + moved))
   t0=$(now)
   local ns name
