@@ -256,6 +256,12 @@ fn log_settings(config: &RunConfig, watch_secrets: bool) {
             "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
         );
     }
+    if let Some(shard) = &config.scope.shard {
+        info!(
+            shard,
+            "a shard: every child applied carries winapp.dev/shard={shard}, and only children with it are cached"
+        );
+    }
     let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();
     let taints: Vec<String> = config.pod_policy.taints().map(ToString::to_string).collect();
     info!(

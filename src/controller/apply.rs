@@ -191,9 +191,7 @@ pub async fn apply<C: ChildKind>(
             let have = current.to_json().map_err(|e| Error::Cached(kind, e))?;
             match first_difference(&C::Cached::comparable(want.clone()), &have) {
                 None => {
-                    let w =
-                        Written { hash: hash.into(), before: None, after: cached_rv.map(Into::into), rewrite: None };
-                    remember(t, (kind, name.clone()), w);
+                    remember(t, (kind, name.clone()), Written::of(&hash, None, cached_rv, None));
                     return done(ChildApplied::default());
                 }
                 Some(path) => tracing::debug!(kind, name, path, "child differs from the desired state"),
@@ -222,13 +220,7 @@ pub async fn apply<C: ChildKind>(
         let namespace = C::NAMESPACED.then_some(t.app.0.as_str());
         t.echoes.expect(kind, namespace, &name, rv, seen.as_deref());
     }
-    let w = Written {
-        hash: hash.into(),
-        before: cached_rv.map(Into::into),
-        after: after.map(Into::into),
-        rewrite: rewrite.as_deref().map(Into::into),
-    };
-    remember(t, (kind, name.clone()), w);
+    remember(t, (kind, name.clone()), Written::of(&hash, cached_rv, after, rewrite.as_deref()));
     done(ChildApplied {
         applied,
         new_rewrite: rewrite.is_some() && known_rewrite != rewrite,

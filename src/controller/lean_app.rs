@@ -146,10 +146,10 @@ impl Watched {
     }
 
     /// The app, decoded; or, for an object that does not decode as one, why, with its metadata.
-    pub fn app(&self) -> Result<WindowsApp, InvalidObject> {
+    pub fn app(&self) -> Result<WindowsApp, Box<InvalidObject>> {
         let invalid = |error: String| {
             let metadata = self.json().ok().and_then(|v| ObjectMeta::deserialize(v.get("metadata")?).ok());
-            InvalidObject { error, metadata: metadata.unwrap_or_else(|| self.metadata.clone()) }
+            Box::new(InvalidObject { error, metadata: metadata.unwrap_or_else(|| self.metadata.clone()) })
         };
         if let Some(error) = &self.invalid {
             return Err(invalid(error.to_string()));

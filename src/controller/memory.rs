@@ -27,6 +27,18 @@ pub struct Written {
     pub rewrite: Option<Box<str>>,
 }
 
+impl Written {
+    /// A write: its hash, the resourceVersions before and after it, the field rewritten.
+    pub fn of(hash: &str, before: Option<String>, after: Option<String>, rewrite: Option<&str>) -> Self {
+        Written {
+            hash: hash.into(),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+            rewrite: rewrite.map(Into::into),
+        }
+    }
+}
+
 /// The last write of each child of an app: a handful, kept as a list (a hash map of four
 /// entries takes eight buckets) with boxed strings (no spare capacity).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -13,6 +13,7 @@ mod node_agents;
 mod pacing;
 mod pod_policy;
 mod scope;
+mod shards;
 mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
