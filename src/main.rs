@@ -99,6 +99,11 @@ struct RunArgs {
     /// Reconcile only WindowsApps matching this label selector.
     #[arg(long)]
     selector: Option<String>,
+    /// Run as the shard NAME (with its own --selector and --lease-name): every child applied
+    /// carries the label winapp.dev/shard=NAME, and only children with it are cached, so that
+    /// each shard holds the children of its own apps alone.
+    #[arg(long, value_name = "NAME", value_parser = |s: &str| winapp_operator::controller::shard::parse(s))]
+    shard: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: std::net::SocketAddr,
@@ -359,7 +364,7 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         format!("{host}-{}", std::process::id())
     });
     let config = RunConfig {
-        scope: Scope { namespace: args.namespace, selector: args.selector },
+        scope: Scope { namespace: args.namespace, selector: args.selector, shard: args.shard },
         http_addr: args.http_addr,
         leader_election: args.leader_elect,
         lease_namespace: args.lease_namespace,

@@ -201,6 +201,7 @@ async fn controller(
         policy: config.pod_policy.clone(),
         pod_annotations: config.pod_annotations.clone(),
         warm_up: config.warm_up.clone(),
+        shard: config.scope.shard.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -256,6 +257,12 @@ fn log_settings(config: &RunConfig, watch_secrets: bool) {
     } else {
         info!(
             "may not list and watch Secrets (config/components/secret-check grants it): config files from Secrets are mounted, but a change of such a Secret does not roll the pods"
+        );
+    }
+    if let Some(shard) = &config.scope.shard {
+        info!(
+            shard,
+            "a shard: every child applied carries winapp.dev/shard={shard}, and only children with it are cached"
         );
     }
     let allowed: Vec<&str> = config.pod_policy.allowed().map(crate::policy::Rule::name).collect();

@@ -864,24 +864,24 @@ fn a_rollout_the_controller_has_not_observed_waits_for_the_watch() {
     let unobserved =
         |idle, deadline: Option<u64>| Some(Rollout { observed: false, idle: s(idle), deadline: deadline.map(s) });
     // Ready: the safety net; Stalled or no workload: soon again.
-    assert_eq!(next_look(true, false, false, false, observed(0), s(30)), s(300));
+    assert_eq!(next_look(true, false, false, false, observed(0), s(30)), s(1800));
     assert_eq!(next_look(false, true, false, false, observed(0), s(30)), s(10));
     assert_eq!(next_look(false, false, false, false, None, s(30)), s(10));
     // Observed: the diagnosis schedule.
     assert_eq!(next_look(false, false, false, false, observed(10), s(30)), s(20));
     // Not observed: the watch brings the observation; only a node agent's deadline is timed...
-    assert_eq!(next_look(false, false, false, false, unobserved(45, None), s(30)), s(300));
+    assert_eq!(next_look(false, false, false, false, unobserved(45, None), s(30)), s(1800));
     assert_eq!(next_look(false, false, false, false, unobserved(45, Some(100)), s(30)), s(55));
-    assert_eq!(next_look(false, false, false, false, unobserved(150, Some(100)), s(30)), s(300));
+    assert_eq!(next_look(false, false, false, false, unobserved(150, Some(100)), s(30)), s(1800));
     // ...but a new app whose status waits for that observation has one within diagnose_after.
     assert_eq!(next_look(false, false, true, false, unobserved(0, None), s(30)), s(30));
     assert_eq!(next_look(false, false, true, false, None, s(45)), s(45));
     // While the workload controllers are at work, that observation comes through the watch;
     // a node agent's deadline still counts.
-    assert_eq!(next_look(false, false, true, true, unobserved(0, None), s(30)), s(300));
+    assert_eq!(next_look(false, false, true, true, unobserved(0, None), s(30)), s(1800));
     assert_eq!(next_look(false, false, true, true, unobserved(0, Some(100)), s(30)), s(100));
     // The workload just created is often not in the cache yet: the same.
-    assert_eq!(next_look(false, false, true, true, None, s(30)), s(300));
+    assert_eq!(next_look(false, false, true, true, None, s(30)), s(1800));
     // Observed already: the diagnosis schedule.
     assert_eq!(next_look(false, false, true, true, observed(0), s(30)), s(30));
 }

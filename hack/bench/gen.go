@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// The benchmark's app: examples/aspnet-webconfig.yaml without Secrets, with one replica and
-// small requests (so that the KWOK nodes' pod capacity, not their CPU, limits how many fit).
-// The operator makes a ServiceAccount, a ConfigMap with Web.config, a Service and a Deployment.
+// The benchmark's app: examples/aspnet-webconfig.yaml without Secrets, with one replica (or
+// none: -replicas 0, scripts/bench --no-pods) and small requests (so that the KWOK nodes' pod
+// capacity, not their CPU, limits how many fit). The operator makes a ServiceAccount, a
+// ConfigMap with Web.config, a Service and a Deployment.
 const appTemplate = `---
 apiVersion: winapp.dev/v1alpha1
 kind: WindowsApp
@@ -18,10 +19,10 @@ metadata:
   namespace: %[2]s
   labels:
     %[3]s: "%[4]s"
-    team: bench
+    team: bench%[6]s
 spec:
   image: registry.example.com/orders/web:4.8.1-ltsc2022
-  replicas: 1
+  replicas: %[5]d
   resources:
     requests: {cpu: 10m, memory: 64Mi}
     limits: {cpu: "1", memory: 1Gi}
@@ -74,6 +75,15 @@ metadata:
     %[2]s: "%[3]s"
 `
 
+// shardLabel is the label line of app i's shard (winapp.dev/bench-shard: s<i mod shards>), or
+// nothing when there are no shards.
+func shardLabel(i, shards int) string {
+	if shards < 1 {
+		return ""
+	}
+	return fmt.Sprintf("\n    winapp.dev/bench-shard: s%d", i%shards)
+}
+
 // benchNamespaces names the namespaces of n apps, perNS to a namespace.
 func benchNamespaces(prefix string, n, perNS int) []string {
 	count := (n + perNS - 1) / perNS
@@ -94,9 +104,14 @@ func cmdGen(args []string) error {
 	what := fs.String("what", "apps", "apps | stalled-apps | namespaces | namespace-names")
 	volumes := fs.Int("volumes", 16, "stalled-apps: SMB volumes per app, each naming a Secret that does not exist")
 	allow := fs.String("allow", "", "namespaces: the annotation winapp.dev/allow (the platform's grants), none when empty")
+	replicas := fs.Int("replicas", 1, "apps: spec.replicas of every app (0: no pods, every child still made)")
+	shards := fs.Int("shards", 0, "apps: label app i winapp.dev/bench-shard=s<i mod K> (0: no such label)")
 	_ = fs.Parse(args)
 	if *n < 1 || *perNS < 1 {
 		return fmt.Errorf("-n and -per-namespace must be at least 1")
+	}
+	if *replicas < 0 {
+		return fmt.Errorf("-replicas must be 0 or more")
 	}
 	if *volumes < 1 || *volumes > 16 {
 		return fmt.Errorf("-volumes must be 1 to 16 (the CRD allows 16 volumes)")
@@ -122,7 +137,7 @@ func cmdGen(args []string) error {
 		for i := 0; i < *n; i++ {
 			name := fmt.Sprintf("app-%0*d", width, i)
 			if *what == "apps" {
-				fmt.Fprintf(w, appTemplate, name, nss[i / *perNS], key, value)
+				fmt.Fprintf(w, appTemplate, name, nss[i / *perNS], key, value, *replicas, shardLabel(i, *shards))
 			} else {
 				stalledApp(w, name, nss[i / *perNS], key, value, *volumes)
 			}

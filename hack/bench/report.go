@@ -240,7 +240,11 @@ func cmdReport(args []string) error {
 		return reportFairness(os.Stdout, r)
 	}
 	n, _ := r.num("n")
-	children, _ := r.num("ceiling_children")
+	// --no-pods runs no ceiling: the children are counted from render's output.
+	children, okCh := r.num("children")
+	if !okCh {
+		children, _ = r.num("ceiling_children")
+	}
 	w := os.Stdout
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 
@@ -253,6 +257,11 @@ func cmdReport(args []string) error {
 	p("%s; commit %s; %s CPUs, load average %s at the start, %s at the end; %s Windows Server 2022 KWOK nodes (%s pods each); apps in %s namespace(s); operator release build, %s%s.",
 		r.str("started_at"), r.str("commit"), r.str("nproc"), r.str("load_start"), r.str("load_end"), r.str("win_nodes"),
 		r.str("node_pods"), r.str("namespaces_count"), opArgs, r.str("secret_note"))
+	if r.str("mode") == "nopods" {
+		p("")
+		p("Apps with `replicas: 0` (`--no-pods`): every child is made, no pod runs, and no ceiling is measured. Converged: every app Ready at its current generation (`status.observedGeneration` = `metadata.generation`; kube-controller-manager has observed each Deployment, with its client QPS raised to %s); settled: the operator's write counters unchanged for %s s.",
+			r.str("kcm_qps"), r.str("quiet_for"))
+	}
 	p("")
 
 	ceilWritten, okW := r.num("ceiling_written_s")
@@ -290,6 +299,9 @@ func cmdReport(args []string) error {
 	if anon, okA := r.num("op_rss_anon_quiet_kib"); okA {
 		file, _ := r.num("op_rss_file_quiet_kib")
 		p("| operator resident when settled: anonymous (heap) / file-backed (mostly its binary's text) | — | %.1f MiB / %.1f MiB | — |", anon/1024, file/1024)
+		if n > 0 {
+			p("| operator heap per app when settled (anonymous resident / N) | — | %.1f KiB | — |", anon/n)
+		}
 	}
 	cpuReady, okC := r.num("op_cpu_ready_s")
 	cpuQuiet, _ := r.num("op_cpu_quiet_s")

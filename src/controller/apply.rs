@@ -85,7 +85,7 @@ pub enum ChildOutcome {
 /// Pure: whether the cached resourceVersion `cached_rv` of a child whose wanted hash is `hash`
 /// needs no write because of the remembered write `w`.
 pub fn unchanged_since_write(w: &Written, hash: &str, cached_rv: Option<&str>) -> bool {
-    w.hash == hash && cached_rv.is_some() && (cached_rv == w.after.as_deref() || cached_rv == w.before.as_deref())
+    &*w.hash == hash && cached_rv.is_some() && (cached_rv == w.after.as_deref() || cached_rv == w.before.as_deref())
 }
 
 /// Adds the applied-hash annotation to `desired` and returns its JSON and the hash.
@@ -110,6 +110,8 @@ pub struct Target<'a> {
     pub echoes: &'a super::echoes::Echoes,
     /// The app: namespace and name.
     pub app: &'a AppKey,
+    /// The shard's name, put on every child applied (see [`super::shard`]).
+    pub shard: Option<&'a str>,
 }
 
 impl Target<'_> {
@@ -153,9 +155,10 @@ pub async fn apply<C: ChildKind>(
 ) -> Result<ChildOutcome> {
     let (kind, name) = (C::KIND, desired.name_any());
     let owner = (t.app.0.as_str(), t.app.1.as_str());
+    super::shard::label(&mut desired, t.shard);
     let (want, hash) = with_hash(&mut desired, kind)?;
-    let remembered = t.memory.read(t.app, |s| s.written.get(&(kind, name.clone())).cloned()).flatten();
-    let known_rewrite = remembered.as_ref().and_then(|w| w.rewrite.clone());
+    let remembered = t.memory.read(t.app, |s| s.written.get(kind, &name).cloned()).flatten();
+    let known_rewrite = remembered.as_ref().and_then(|w| w.rewrite.as_deref().map(str::to_owned));
     let unchanged = |rv: Option<&str>| remembered.as_ref().is_some_and(|w| unchanged_since_write(w, &hash, rv));
     let done = |done: ChildApplied| Ok(ChildOutcome::Applied { kind, name: name.clone(), done });
     let known = || ChildApplied {
@@ -188,7 +191,7 @@ pub async fn apply<C: ChildKind>(
             let have = current.to_json().map_err(|e| Error::Cached(kind, e))?;
             match first_difference(&C::Cached::comparable(want.clone()), &have) {
                 None => {
-                    remember(t, (kind, name.clone()), Written { hash, before: None, after: cached_rv, rewrite: None });
+                    remember(t, (kind, name.clone()), Written::of(&hash, None, cached_rv, None));
                     return done(ChildApplied::default());
                 }
                 Some(path) => tracing::debug!(kind, name, path, "child differs from the desired state"),
@@ -217,7 +220,7 @@ pub async fn apply<C: ChildKind>(
         let namespace = C::NAMESPACED.then_some(t.app.0.as_str());
         t.echoes.expect(kind, namespace, &name, rv, seen.as_deref());
     }
-    remember(t, (kind, name.clone()), Written { hash, before: cached_rv, after, rewrite: rewrite.clone() });
+    remember(t, (kind, name.clone()), Written::of(&hash, cached_rv, after, rewrite.as_deref()));
     done(ChildApplied {
         applied,
         new_rewrite: rewrite.is_some() && known_rewrite != rewrite,
@@ -258,7 +261,7 @@ async fn existing<C: ChildKind>(t: Target<'_>, name: &str, looked_up: Option<Loo
 }
 
 fn remember(t: Target<'_>, child: ChildKey, w: Written) {
-    t.memory.with(t.app, |s| s.written.insert(child, w));
+    t.memory.with(t.app, |s| s.written.insert(child.0, &child.1, w));
 }
 
 /// The owner of children being pruned: the app's namespace, name and UID.
@@ -282,11 +285,7 @@ pub fn prunable<C: Cached>(o: &C, owner: Owner<'_>, namespaced: bool) -> bool {
     }
     let Some(uid) = owner.uid else { return true };
     let annotated = o.owner_uid() == Some(uid);
-    if namespaced {
-        annotated || o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid)
-    } else {
-        annotated
-    }
+    if namespaced { annotated || o.controlled_by(uid) } else { annotated }
 }
 
 /// Deletes the children `stale` of kind `C`, each with a UID precondition (never a same-named

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Client;
-use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -18,13 +18,10 @@ use super::memory::AppMemory;
 use super::secrets::SecretIndex;
 use super::wiring::ChildCaches;
 use super::wiring::WorkloadActivity;
-use crate::api::WindowsApp;
 use crate::build::meta::AppKey;
 use crate::metrics::{CacheSample, Metrics};
 
-/// The watched object: a WindowsApp, or one that could not be decoded (which then must not
-/// stop the watch for every other app).
-pub type Watched = DeserializeGuard<WindowsApp>;
+pub use super::lean_app::Watched;
 
 /// The watch caches the reconcile reads.
 #[derive(Clone)]
@@ -109,6 +106,8 @@ pub struct Settings {
     pub pod_annotations: std::collections::BTreeMap<String, String>,
     /// The platform's image warm-up default (`--warm-up`, `--warm-up-pause-image`).
     pub warm_up: crate::validate::WarmUpDefault,
+    /// The shard's name (`--shard`), put on every child as [`super::shard::SHARD_LABEL`].
+    pub shard: Option<String>,
 }
 
 /// Shared state of the reconciles.

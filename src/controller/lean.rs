@@ -26,18 +26,30 @@ use serde_json::{Map, Value};
 
 use crate::build::meta::{self, labelled_app};
 
-/// Which app a child belongs to, by its labels, and the owner-UID annotation of a cluster-scoped
-/// child.
+/// Which app a child belongs to, by its labels, the owner-UID annotation of a cluster-scoped
+/// child, and a hash of the UID its controller owner reference names (see [`uid_hash`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ownership {
     namespace: Box<str>,
     app: Box<str>,
     uid: Option<Box<str>>,
+    controller_uid: Option<u64>,
 }
 
-/// A cached `K`. `metadata` is the object's less its labels, annotations and managedFields:
-/// the labels and annotations are in `body`, with every field other than metadata, as one JSON
-/// object (`apiVersion` and `kind` are not kept: they are `K`'s).
+/// A hash of a UID: what a cached child keeps of its controller's UID (8 bytes, not the 64 of a
+/// string), enough to tell whether the controller is a given app.
+pub fn uid_hash(uid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    h.finish()
+}
+
+/// A cached `K`. `metadata` holds only what the caches, prune and the echo check read at every
+/// turn (name, namespace, uid, resourceVersion, generation, deletion); the rest of the metadata
+/// (labels, annotations, owner references, timestamps, finalizers) is in `body`, with every field
+/// other than metadata, as one JSON object (`apiVersion` and `kind` are not kept: they are
+/// `K`'s). managedFields and kubectl's last-applied copy are dropped.
 pub struct Lean<K> {
     pub metadata: ObjectMeta,
     owner: Option<Box<Ownership>>,
@@ -132,33 +144,42 @@ impl<K: Resource<DynamicType = ()>> Lean<K> {
     /// a WindowsApp's child keeps its metadata only: it costs the cache a few hundred bytes,
     /// whatever its size (a labelled ConfigMap of someone else's is never the operator's to
     /// compare or read).
-    fn assemble(mut metadata: ObjectMeta, mut body: Map<String, Value>) -> serde_json::Result<Self> {
-        metadata.managed_fields = None;
-        let labels = metadata.labels.take().unwrap_or_default();
-        let mut annotations = metadata.annotations.take().unwrap_or_default();
+    fn assemble(mut rest: ObjectMeta, mut body: Map<String, Value>) -> serde_json::Result<Self> {
+        let metadata = ObjectMeta {
+            name: rest.name.take(),
+            namespace: rest.namespace.take(),
+            uid: rest.uid.take(),
+            resource_version: rest.resource_version.take(),
+            generation: rest.generation.take(),
+            deletion_timestamp: rest.deletion_timestamp.take(),
+            // Held inline: as JSON it would cost more.
+            creation_timestamp: rest.creation_timestamp.take(),
+            ..ObjectMeta::default()
+        };
+        rest.managed_fields = None;
+        let labels = rest.labels.take().unwrap_or_default();
+        let mut annotations = rest.annotations.take().unwrap_or_default();
         annotations.remove(LAST_APPLIED);
-        if !owned_by_an_app(&metadata, &annotations) {
+        if !owned_by_an_app(&rest, &annotations) {
             return Ok(Lean { metadata, owner: None, body: Box::new([]), kind: PhantomData });
         }
         if K::kind(&()) == "ConfigMap" {
             digest_config_data(&mut body);
         }
+        let controller_uid =
+            rest.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| uid_hash(&r.uid));
         let owner = labelled_app(&labels).map(|(namespace, app)| {
             Box::new(Ownership {
                 namespace: namespace.into(),
                 app: app.into(),
                 uid: annotations.get(meta::OWNER_UID_ANNOTATION).map(|u| u.as_str().into()),
+                controller_uid,
             })
         });
-        let mut maps = Map::new();
-        if !labels.is_empty() {
-            maps.insert("labels".to_owned(), serde_json::to_value(labels)?);
-        }
-        if !annotations.is_empty() {
-            maps.insert("annotations".to_owned(), serde_json::to_value(annotations)?);
-        }
-        if !maps.is_empty() {
-            body.insert("metadata".to_owned(), Value::Object(maps));
+        rest.labels = (!labels.is_empty()).then_some(labels);
+        rest.annotations = (!annotations.is_empty()).then_some(annotations);
+        if rest != ObjectMeta::default() {
+            body.insert("metadata".to_owned(), serde_json::to_value(&rest)?);
         }
         let body = lz4_flex::block::compress_prepend_size(&serde_json::to_vec(&body)?).into_boxed_slice();
         Ok(Lean { metadata, owner, body, kind: PhantomData })
@@ -201,8 +222,18 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned> Lean<K> {
     /// status.
     pub fn typed(&self) -> serde_json::Result<K> {
         let mut object: K = serde_json::from_slice(&self.body_json()?)?;
-        let maps = std::mem::take(object.meta_mut());
-        *object.meta_mut() = ObjectMeta { labels: maps.labels, annotations: maps.annotations, ..self.metadata.clone() };
+        let rest = std::mem::take(object.meta_mut());
+        let m = &self.metadata;
+        *object.meta_mut() = ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+            resource_version: m.resource_version.clone(),
+            generation: m.generation,
+            deletion_timestamp: m.deletion_timestamp.clone(),
+            creation_timestamp: m.creation_timestamp.clone(),
+            ..rest
+        };
         Ok(object)
     }
 }
@@ -267,6 +298,8 @@ pub trait Cached: Resource + Clone + fmt::Debug + Send + Sync + 'static {
     /// The owner-UID annotation that ties a cluster-scoped child (or a claim to retain) to its
     /// app.
     fn owner_uid(&self) -> Option<&str>;
+    /// Whether its controller owner reference names the UID `uid`.
+    fn controlled_by(&self, uid: &str) -> bool;
     /// What the operator would apply, in the form the cache keeps (see [`Lean`]'s ConfigMap
     /// digests), so that [`super::apply::first_difference`] compares like with like.
     fn comparable(want: Value) -> Value {
@@ -303,6 +336,10 @@ impl<K: Resource<DynamicType = ()> + Send + Sync + 'static> Cached for Lean<K> {
     fn owner_uid(&self) -> Option<&str> {
         self.owner.as_ref()?.uid.as_deref()
     }
+
+    fn controlled_by(&self, uid: &str) -> bool {
+        self.owner.as_ref().and_then(|o| o.controller_uid) == Some(uid_hash(uid))
+    }
 }
 
 /// GMSACredentialSpecs (a CRD the operator has no type for) are cached as they come.
@@ -317,6 +354,10 @@ impl Cached for DynamicObject {
 
     fn owner_uid(&self) -> Option<&str> {
         self.metadata.annotations.as_ref()?.get(meta::OWNER_UID_ANNOTATION).map(String::as_str)
+    }
+
+    fn controlled_by(&self, uid: &str) -> bool {
+        self.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
     }
 }
 

@@ -19,12 +19,52 @@ pub type ChildKey = (&'static str, String);
 /// The operator's last write of a child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    pub hash: String,
+    pub hash: Box<str>,
     /// The resourceVersion the cache showed before the write (None: created).
-    pub before: Option<String>,
+    pub before: Option<Box<str>>,
     /// The resourceVersion the server returned.
-    pub after: Option<String>,
-    pub rewrite: Option<String>,
+    pub after: Option<Box<str>>,
+    pub rewrite: Option<Box<str>>,
+}
+
+impl Written {
+    /// A write: its hash, the resourceVersions before and after it, the field rewritten.
+    pub fn of(hash: &str, before: Option<String>, after: Option<String>, rewrite: Option<&str>) -> Self {
+        Written {
+            hash: hash.into(),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+            rewrite: rewrite.map(Into::into),
+        }
+    }
+}
+
+/// The last write of each child of an app: a handful, kept as a list (a hash map of four
+/// entries takes eight buckets) with boxed strings (no spare capacity).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WrittenChildren(Vec<(&'static str, Box<str>, Written)>);
+
+impl WrittenChildren {
+    /// The last write of the child `name` of kind `kind`.
+    pub fn get(&self, kind: &str, name: &str) -> Option<&Written> {
+        self.0.iter().find(|(k, n, _)| *k == kind && &**n == name).map(|e| &e.2)
+    }
+
+    /// Records the last write of the child `name` of kind `kind`.
+    pub fn insert(&mut self, kind: &'static str, name: &str, w: Written) {
+        match self.0.iter_mut().find(|(k, n, _)| *k == kind && &**n == name) {
+            Some(e) => e.2 = w,
+            None => self.0.push((kind, name.into(), w)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// When a node agent's DaemonSet last made progress: a change of generation, updated or
@@ -44,7 +84,7 @@ pub struct AppState {
     /// Consecutive failed reconciles.
     pub failures: u32,
     /// The last write of each child.
-    pub written: HashMap<ChildKey, Written>,
+    pub written: WrittenChildren,
     /// The signature of what the passed schema check read (see `admit::schema_signature`).
     pub schema_passed: Option<u64>,
     /// A node agent's rollout progress, while it is not Ready.
@@ -161,10 +201,10 @@ mod tests {
         m.stalled_look(&web, Some(2));
         m.with(&web, |s| {
             s.schema_passed = Some(7);
-            s.written.insert(
-                ("Service", "web".into()),
-                Written { hash: "h".into(), before: None, after: None, rewrite: None },
-            );
+            s.written.insert("Service", "web", Written { hash: "h".into(), before: None, after: None, rewrite: None });
+            s.written.insert("Service", "web", Written { hash: "i".into(), before: None, after: None, rewrite: None });
+            assert_eq!((s.written.len(), s.written.get("Service", "web").map(|w| &*w.hash)), (1, Some("i")));
+            assert_eq!(s.written.get("ConfigMap", "web"), None);
         });
         m.failed(&key("api"));
         assert_eq!(m.len(), 2);

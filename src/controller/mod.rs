@@ -18,6 +18,7 @@ pub mod finalizer;
 pub mod index;
 pub mod kinds;
 pub mod lean;
+pub mod lean_app;
 pub mod memory;
 pub mod migration;
 pub mod observe;
@@ -28,6 +29,7 @@ pub mod prune;
 pub mod report;
 pub mod resolve;
 pub mod secrets;
+pub mod shard;
 pub mod signatures;
 pub mod status;
 pub mod strays;
@@ -64,10 +66,11 @@ use crate::validate::ValidatedApp;
 pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
     // A reconcile against a cache that is still filling would re-apply every child.
     let _ = ctx.caches_ready.clone().wait_for(|r| *r).await;
-    let app = match &guard.0 {
+    let app = match guard.app() {
         Ok(app) => app,
-        Err(invalid) => return undecodable(&ctx, invalid).await,
+        Err(invalid) => return undecodable(&ctx, &invalid).await,
     };
+    let app = &app;
     let started = Instant::now();
     let key: AppKey = (app.namespace().ok_or(Error::MissingMetadata)?, app.name_any());
     let result = match (app.metadata.deletion_timestamp.is_some(), finalizer::has_finalizer(&app.metadata)) {
@@ -157,6 +160,7 @@ async fn converge(
         memory: &ctx.memory,
         echoes: &ctx.stores.echoes,
         app: key,
+        shard: ctx.settings.shard.as_deref(),
     };
     let (applied, mut keep) = match (Applier { target, metrics: &ctx.metrics }).apply(children).await? {
         (Flow::Applied(applied), keep) => (applied, keep),

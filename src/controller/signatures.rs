@@ -15,14 +15,11 @@ use super::Watched;
 use super::lean::Lean;
 use crate::gmsa_policy;
 
-/// Hash of what may change what the operator applies: generation (the spec), labels and
-/// annotations (propagated to the children), finalizers and deletion. A status write, the
-/// operator's own or anyone's, changes none of these and triggers nothing.
+/// Hash of what may change what the operator applies, computed as the app was cached (see
+/// [`super::lean_app::meta_signature`]). A status write, the operator's own or anyone's,
+/// changes none of it and triggers nothing.
 pub fn app_signature(app: &Watched) -> Option<u64> {
-    let m = app.meta();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (m.generation, &m.labels, &m.annotations, &m.finalizers, m.deletion_timestamp.is_some(), &m.uid).hash(&mut h);
-    Some(h.finish())
+    Some(app.signature())
 }
 
 /// Annotations that the workload controllers write on the workloads they run (the Deployment's

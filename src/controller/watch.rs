@@ -33,6 +33,9 @@ pub struct Scope {
     pub namespace: Option<String>,
     /// Only WindowsApps matching this label selector.
     pub selector: Option<String>,
+    /// The shard's name (`--shard`): only children with its label are cached (see
+    /// [`super::shard`]).
+    pub shard: Option<String>,
 }
 
 /// A cache of a kind outside the apps and their children (Nodes, RuntimeClasses).
@@ -44,15 +47,6 @@ where
     let config = watcher::Config::default().any_semantic();
     let stream = watcher(api, config).default_backoff().modify(slim).reflect(writer).touched_objects();
     (store, stream)
-}
-
-/// Whether the app references the Secret `name` (of its namespace) in a way the operator checks:
-/// a config file's or an SMB volume's.
-fn references_secret(spec: &crate::api::WindowsAppSpec, name: &str) -> bool {
-    let config =
-        spec.config.iter().flat_map(|c| &c.files).any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == name));
-    let smb = spec.volumes.iter().filter_map(|v| v.smb.as_ref()).any(|s| s.secret_ref.name == name);
-    config || smb
 }
 
 /// The apps of `store` for which `wanted` is true.
@@ -81,6 +75,7 @@ pub fn controller(
     }
     let mut wire =
         Wire(Wiring::new(client, scope.namespace.as_deref(), &echoes, &workload_activity, metrics, controller));
+    wire.0.shard = scope.shard.as_deref();
     kinds::each(&mut wire);
     let (controller, children, _) = wire.0.finish();
     let Some(controller) = controller else { unreachable!("the wiring keeps the controller") };
@@ -126,10 +121,7 @@ fn credspec_triggers(
         counted(events, metrics, "gmsacredentialspecs"),
         move |cs: DynamicObject| {
             let name = cs.name_any();
-            let named = |a: &Watched| {
-                a.0.as_ref().ok().and_then(|a| a.spec.gmsa.as_ref()?.credential_spec_name.as_deref())
-                    == Some(name.as_str())
-            };
+            let named = |a: &Watched| a.credential_spec() == Some(name.as_str());
             apps_where(&app_store, named).into_iter().chain(owner_of(&cs)).collect::<Vec<_>>()
         },
         identity::credspec_resource(),
@@ -183,9 +175,9 @@ fn app_controller(
     };
     let (store, writer) = reflector::store();
     let (memory, gauge) = (memory.clone(), metrics.clone());
+    // Decoded into the cached form, managedFields and last-applied dropped (see [`Watched`]).
     let events = watcher(api, config)
         .default_backoff()
-        .modify(slim)
         .reflect(writer)
         .inspect_ok(move |e| {
             if let watcher::Event::Delete(app) = e {
@@ -227,9 +219,7 @@ fn secrets(
         .predicate_filter(kube::runtime::predicates::resource_version, PredicateConfig::default());
     let controller = controller.watches_stream(counted(events, metrics, "secrets"), move |secret| {
         let (ns, name) = (secret.namespace(), secret.name_any());
-        apps_where(&app_store, |a| {
-            a.0.as_ref().is_ok_and(|app| app.namespace() == ns && references_secret(&app.spec, &name))
-        })
+        apps_where(&app_store, |a| a.namespace() == ns && a.references_secret(&name))
     });
     (controller, Some(index))
 }

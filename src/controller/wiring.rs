@@ -36,9 +36,10 @@ pub fn paged() -> watcher::Config {
     watcher::Config::default().page_size(LIST_PAGE)
 }
 
-/// Children carry the managed-by label: watch only those, not every ConfigMap in the cluster.
-fn children_config(list_page: u32) -> watcher::Config {
-    watcher::Config::default().page_size(list_page).labels(&format!("app.kubernetes.io/managed-by={}", meta::MANAGER))
+/// Children carry the managed-by label: watch only those, not every ConfigMap in the cluster; a
+/// shard only those with its label.
+fn children_config(list_page: u32, shard: Option<&str>) -> watcher::Config {
+    watcher::Config::default().page_size(list_page).labels(&super::shard::child_selector(meta::MANAGER, shard))
 }
 
 /// Drops what the operator never reads from a cached object: `managedFields` (often larger
@@ -68,6 +69,14 @@ pub fn counted<S: Stream>(
 ) -> impl Stream<Item = S::Item> + use<S> {
     let metrics = metrics.clone();
     stream.inspect(move |_| metrics.triggered(source))
+}
+
+/// A hash of an object's namespace and name (the key of a kind's last signatures).
+fn name_hash<K: Resource>(o: &K) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (o.meta().namespace.as_deref(), o.meta().name.as_deref()).hash(&mut h);
+    h.finish()
 }
 
 /// The app a child belongs to, from its labels (an object no app owns has none: see [`Lean`]).
@@ -139,6 +148,8 @@ pub struct Wiring<'a> {
     pub client: &'a Client,
     /// The one namespace watched, if any.
     pub namespace: Option<&'a str>,
+    /// The shard's name: only its children are watched (see [`super::shard`]).
+    pub shard: Option<&'a str>,
     pub echoes: &'a Arc<Echoes>,
     pub activity: &'a Arc<WorkloadActivity>,
     pub metrics: &'a Arc<Metrics>,
@@ -165,6 +176,7 @@ impl<'a> Wiring<'a> {
         Wiring {
             client,
             namespace,
+            shard: None,
             echoes,
             activity,
             metrics,
@@ -184,6 +196,7 @@ impl<'a> Wiring<'a> {
         Wiring {
             client,
             namespace: None,
+            shard: None,
             echoes,
             activity,
             metrics,
@@ -226,10 +239,14 @@ impl<'a> Wiring<'a> {
         }
         let echoes = self.echoes.clone();
         let activity = self.activity.clone();
-        let mut seen: HashMap<ObjectRef<Lean<K>>, u64> = HashMap::new();
+        // The last signature of each child, by a hash of its namespace and name: an ObjectRef
+        // key would copy its name, namespace, uid and resourceVersion (about 300 bytes a child).
+        let mut seen: HashMap<u64, u64> = HashMap::new();
         // The cached form drops managedFields and last-applied as it decodes.
-        let stream =
-            watcher(api, children_config(kind.list_page)).default_backoff().reflect(writer).filter_map(move |ev| {
+        let stream = watcher(api, children_config(kind.list_page, self.shard))
+            .default_backoff()
+            .reflect(writer)
+            .filter_map(move |ev| {
                 if let Ok(ev) = &ev {
                     index.observe(ev);
                 }
@@ -241,7 +258,7 @@ impl<'a> Wiring<'a> {
                     let changed = match signature {
                         Some(signature) => {
                             let sig = signature(&o);
-                            let changed = seen.insert(ObjectRef::from_obj(&o), sig) != Some(sig);
+                            let changed = seen.insert(name_hash(&o), sig) != Some(sig);
                             if changed && !echo && !listed {
                                 // Not the operator's write: the workload's controller at work.
                                 activity.saw();
@@ -257,7 +274,7 @@ impl<'a> Wiring<'a> {
                     Ok(watcher::Event::InitApply(o)) => trigger(o, true),
                     Ok(watcher::Event::Delete(o)) => {
                         echoes.forget(kind.kind, o.meta().namespace.as_deref(), &o.name_any());
-                        seen.remove(&ObjectRef::from_obj(&o));
+                        seen.remove(&name_hash(&o));
                         Some(Ok(o))
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitDone) => None,

@@ -15,6 +15,7 @@ mod node_agents;
 mod pacing;
 mod pod_policy;
 mod scope;
+mod shards;
 mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fake_api::{FakeApi, Sent};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
@@ -19,7 +18,7 @@ use winapp_operator::build::meta;
 use winapp_operator::controller::detached::{self, Feeds};
 use winapp_operator::controller::memory::AppMemory;
 use winapp_operator::controller::pace::Pacer;
-use winapp_operator::controller::{self, Context, Settings};
+use winapp_operator::controller::{self, Context, Settings, Watched};
 use winapp_operator::metrics::Metrics;
 use winapp_operator::policy::Policy;
 
@@ -72,6 +71,7 @@ impl Setup {
             policy: Policy::default(),
             pod_annotations: Default::default(),
             warm_up: Default::default(),
+            shard: None,
         };
         let ctx = Arc::new(Context::new(client, stores, reporter, metrics, caches_ready, Arc::new(memory), settings));
         Setup { api, feeds, ctx }
@@ -120,7 +120,9 @@ impl Setup {
         let stored = self.api.get(&app_path(name)).expect("the app is stored");
         let app: WindowsApp = serde_json::from_value(stored).expect("the stored app decodes");
         self.api.take_sent();
-        let result = controller::reconcile(Arc::new(DeserializeGuard(Ok(app))), self.ctx.clone()).await;
+        let result =
+            controller::reconcile(Arc::new(Watched::from_app(&app).expect("the app serializes")), self.ctx.clone())
+                .await;
         (result, self.api.take_sent())
     }
 
