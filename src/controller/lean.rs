@@ -145,17 +145,7 @@ impl<K: Resource<DynamicType = ()>> Lean<K> {
     /// whatever its size (a labelled ConfigMap of someone else's is never the operator's to
     /// compare or read).
     fn assemble(mut rest: ObjectMeta, mut body: Map<String, Value>) -> serde_json::Result<Self> {
-        let metadata = ObjectMeta {
-            name: rest.name.take(),
-            namespace: rest.namespace.take(),
-            uid: rest.uid.take(),
-            resource_version: rest.resource_version.take(),
-            generation: rest.generation.take(),
-            deletion_timestamp: rest.deletion_timestamp.take(),
-            // Held inline: as JSON it would cost more.
-            creation_timestamp: rest.creation_timestamp.take(),
-            ..ObjectMeta::default()
-        };
+        let metadata = take_kept(&mut rest);
         rest.managed_fields = None;
         let labels = rest.labels.take().unwrap_or_default();
         let mut annotations = rest.annotations.take().unwrap_or_default();
@@ -222,20 +212,37 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned> Lean<K> {
     /// status.
     pub fn typed(&self) -> serde_json::Result<K> {
         let mut object: K = serde_json::from_slice(&self.body_json()?)?;
-        let rest = std::mem::take(object.meta_mut());
-        let m = &self.metadata;
-        *object.meta_mut() = ObjectMeta {
-            name: m.name.clone(),
-            namespace: m.namespace.clone(),
-            uid: m.uid.clone(),
-            resource_version: m.resource_version.clone(),
-            generation: m.generation,
-            deletion_timestamp: m.deletion_timestamp.clone(),
-            creation_timestamp: m.creation_timestamp.clone(),
-            ..rest
-        };
+        put_kept(object.meta_mut(), &self.metadata);
         Ok(object)
     }
+}
+
+/// The metadata fields a cached object (a child, or a WindowsApp) keeps as a struct, taken out
+/// of `m`; the rest lives in its compressed body. [`put_kept`] is its inverse: the two lists must
+/// stay the same.
+pub(super) fn take_kept(m: &mut ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: m.name.take(),
+        namespace: m.namespace.take(),
+        uid: m.uid.take(),
+        resource_version: m.resource_version.take(),
+        generation: m.generation.take(),
+        deletion_timestamp: m.deletion_timestamp.take(),
+        // Held inline: as JSON it would cost more.
+        creation_timestamp: m.creation_timestamp.take(),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Puts the fields of [`take_kept`] back into metadata decoded from the body.
+fn put_kept(m: &mut ObjectMeta, kept: &ObjectMeta) {
+    m.name.clone_from(&kept.name);
+    m.namespace.clone_from(&kept.namespace);
+    m.uid.clone_from(&kept.uid);
+    m.resource_version.clone_from(&kept.resource_version);
+    m.generation = kept.generation;
+    m.deletion_timestamp.clone_from(&kept.deletion_timestamp);
+    m.creation_timestamp.clone_from(&kept.creation_timestamp);
 }
 
 impl<K: Resource<DynamicType = ()> + Serialize> Lean<K> {

@@ -103,19 +103,6 @@ fn refs(app: &WindowsApp) -> Option<Box<Refs>> {
     (refs != Refs::default()).then(|| Box::new(refs))
 }
 
-/// The metadata kept as a struct.
-fn kept(m: &ObjectMeta) -> ObjectMeta {
-    ObjectMeta {
-        name: m.name.clone(),
-        namespace: m.namespace.clone(),
-        uid: m.uid.clone(),
-        resource_version: m.resource_version.clone(),
-        generation: m.generation,
-        deletion_timestamp: m.deletion_timestamp.clone(),
-        ..ObjectMeta::default()
-    }
-}
-
 impl Watched {
     /// The cached form of the object `value` (as the API server serves it).
     pub fn from_value(mut value: Value) -> serde_json::Result<Watched> {
@@ -128,7 +115,7 @@ impl Watched {
                 a.remove("kubectl.kubernetes.io/last-applied-configuration");
             }
         }
-        let metadata: ObjectMeta = match value.get("metadata") {
+        let mut metadata: ObjectMeta = match value.get("metadata") {
             Some(m) => ObjectMeta::deserialize(m)?,
             None => ObjectMeta::default(),
         };
@@ -137,7 +124,8 @@ impl Watched {
             Err(e) => (None, Some(e.to_string().into_boxed_str())),
         };
         let body = lz4_flex::block::compress_prepend_size(&serde_json::to_vec(&value)?).into_boxed_slice();
-        Ok(Watched { signature: meta_signature(&metadata), metadata: kept(&metadata), refs, invalid, body })
+        let signature = meta_signature(&metadata);
+        Ok(Watched { signature, metadata: super::lean::take_kept(&mut metadata), refs, invalid, body })
     }
 
     /// The cached form of `app` (tests, and anything that starts from a typed app).
