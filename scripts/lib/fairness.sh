@@ -62,11 +62,7 @@ fairness_mark() {
 
 run_fairness() {
   log "fairness: N=$n Stalled apps × $volumes SMB volumes (Secrets missing), $per_ns per namespace; $changes changes of a healthy app; run directory $out"
-  log "building the operator (release) and hack/bench"
-  cargo build --release --quiet --bin winapp-operator
-  opbin=$repo/target/release/winapp-operator
-  bench=$("$repo/hack/bench/build.sh" | tail -n 1)
-  [ -x "$bench" ] || die "hack/bench/build.sh did not print a binary (got '$bench')"
+  build_operator_and_bench
 
   use_dev_cluster
   log "installing the CRDs, the RBAC of config/rbac and the secret-check RBAC (config/components/secret-check)"

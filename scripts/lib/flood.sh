@@ -92,9 +92,7 @@ flood_with() { # tag binary
 
 run_flood() {
   log "flood: $flood labelled ConfigMaps of 0.9 MiB; run directory $out"
-  cargo build --release --quiet --bin winapp-operator
-  opbin=$repo/target/release/winapp-operator
-  bench=$("$repo/hack/bench/build.sh" | tail -n 1)
+  build_operator_and_bench
   use_dev_cluster
   install_operator_prereqs
   refuse_other_leaders

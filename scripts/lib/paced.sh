@@ -13,11 +13,7 @@ paced_annotation=bench.example.com/rollout-wave=2
 
 run_paced() {
   log "paced: N=$n converged apps, then an operator with --pod-annotation $paced_annotation --max-operator-rollouts $rollout_limit; run directory $out"
-  log "building the operator (release) and hack/bench"
-  cargo build --release --quiet --bin winapp-operator
-  opbin=$repo/target/release/winapp-operator
-  bench=$("$repo/hack/bench/build.sh" | tail -n 1)
-  [ -x "$bench" ] || die "hack/bench/build.sh did not print a binary (got '$bench')"
+  build_operator_and_bench
   use_dev_cluster
   install_operator_prereqs
   refuse_other_leaders

@@ -26,12 +26,6 @@ start_named_operator() {
   printf -v "$url_var" '%s' "http://127.0.0.1:$port/metrics"
 }
 
-# Resident memory (KiB) of a pid: RssAnon or RssFile.
-pid_rss() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-pid_cpu() {
-  local ticks; ticks=$(getconf CLK_TCK)
-  sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$ticks" '{ printf "%.2f", ($12 + $13) / t }'
-}
 stop_pid() { # TERM, wait up to 30 s, then KILL: only a pid this script started
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || true
@@ -58,9 +52,7 @@ measure_settled() {
 
 run_shards() {
   log "shards: N=$n apps (replicas: 0) in ${#shard_names[@]} shards; run directory $out"
-  cargo build --release --quiet --bin winapp-operator
-  opbin=$repo/target/release/winapp-operator
-  bench=$("$repo/hack/bench/build.sh" | tail -n 1)
+  build_operator_and_bench
   use_dev_cluster
   install_operator_prereqs
   refuse_other_leaders
