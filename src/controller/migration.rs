@@ -10,33 +10,21 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::ObjectRef;
 use tracing::warn;
 
-use super::kinds::{ChildKind, Deployments};
 use super::status::{BuildCounts, MigrationCheck};
 use super::{Context, pods};
 use crate::api::WindowsVersion;
-use crate::build::meta;
 use crate::build::workload::{MIGRATING_FROM_ANNOTATION, WINDOWS_BUILD_LABEL};
 use crate::validate::{BuildMigration, ValidatedApp};
 
-/// The move the app's cached Deployment is in, if any (never for a node agent: its DaemonSet
+/// Pure: the move the app's live Deployment is in, if any (never for a node agent: its DaemonSet
 /// replaces the pods node by node, see the README).
-pub fn of_cache(ctx: &Context, app: &ValidatedApp) -> Option<BuildMigration> {
+pub fn of_live(live: &Deployment, app: &ValidatedApp) -> Option<BuildMigration> {
     if app.node_agent {
         return None;
     }
-    let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
-    let cached = Deployments::store(&ctx.stores)?.get(&key)?;
-    match cached.typed() {
-        Ok(live) => of_deployment(&live, app.placement.version),
-        Err(e) => {
-            // Without it the app rolls with its own limits, as any change does.
-            warn!("cannot read the cached Deployment to tell whether its pods change Windows build: {e}");
-            None
-        }
-    }
+    of_deployment(live, app.placement.version)
 }
 
 /// Pure: the move the live Deployment `live` is in, for a spec that asks for `wanted`. Its pod

@@ -136,7 +136,7 @@ async fn converge(
 ) -> Result<Action> {
     // 3. Resolve what the build needs from the cluster: Secrets' versions, the gMSA grant, the
     //    image warm-up's platform default and start.
-    let mut resolved = resolve::resolve(ctx, valid);
+    let mut resolved = resolve::resolve(ctx, valid)?;
     warmup::settle(ctx, &mut resolved.app)?;
 
     // 4. Build the children (pure). A gMSA not allowed leaves out its RBAC, credspec and the
@@ -147,8 +147,8 @@ async fn converge(
     // 5. The finalizer, before the first child that needs it; the replica count to keep; the
     //    image to keep while a new one warms up on the nodes.
     finalizer::ensure(ctx, &app.metadata, &children).await?;
-    resolve::replicas(ctx, &resolved.app, &mut children).await?;
-    let warm_up = warmup::hold(ctx, &resolved.app, &mut children)?;
+    resolve::replicas(ctx, &resolved, &mut children).await?;
+    let warm_up = warmup::hold(ctx, &resolved, &mut children)?;
 
     // 6. A change of the pod template that only the operator made waits for its turn.
     let paced = turns::take(ctx, app, key, &resolved, warm_up.as_ref(), &mut children);

@@ -30,6 +30,10 @@ pub struct Resolved {
     pub missing_config_secrets: Vec<String>,
     /// The platform team's answer on the app's gMSA (None without `spec.gmsa`).
     pub gmsa: Option<GmsaCheck>,
+    /// The app's Deployment as the cache holds it before this reconcile writes, decoded once for
+    /// the steps that read it: the build migration, the replica count to keep, the image that a
+    /// warm-up keeps.
+    pub live: Option<Deployment>,
 }
 
 impl Resolved {
@@ -66,15 +70,24 @@ impl Resolved {
     }
 }
 
-/// Resolves what the build of `valid` needs, from the caches.
-pub fn resolve(ctx: &Context, valid: &ValidatedApp) -> Resolved {
+/// Resolves what the build of `valid` needs, from the caches. A cached Deployment that does not
+/// decode is an error: read as "none" it would reset the replica count and the running image.
+pub fn resolve(ctx: &Context, valid: &ValidatedApp) -> Result<Resolved> {
     let (mut app, missing_config_secrets) = config_secret_versions(ctx, valid);
     // The platform team's annotations on every app's pods win over the app's own.
     app.pod_annotations.extend(ctx.settings.pod_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     let gmsa = observe::gmsa(ctx, &app);
     // A change of Windows build keeps the old build's pods until the new one's are Ready.
-    app.migration = migration::of_cache(ctx, &app);
-    Resolved { app, missing_config_secrets, gmsa }
+    let live = live_deployment(ctx, &app)?;
+    app.migration = live.as_ref().and_then(|d| migration::of_live(d, &app));
+    Ok(Resolved { app, missing_config_secrets, gmsa, live })
+}
+
+/// The app's cached Deployment, decoded.
+fn live_deployment(ctx: &Context, app: &ValidatedApp) -> Result<Option<Deployment>> {
+    let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
+    let Some(cached) = Deployments::store(&ctx.stores).and_then(|s| s.get(&key)) else { return Ok(None) };
+    cached.typed().map(Some).map_err(|e| Error::Cached(Deployments::KIND, e))
 }
 
 /// The app with the `resourceVersion` of each Secret its config files come from (from the
@@ -106,23 +119,17 @@ pub const HANDOVER_MANAGER: &str = "winapp.dev/replicas-handover";
 /// `autoscaled` off, or a `kubectl scale`, does not drop the app back to one pod; an explicit
 /// `spec.replicas` always wins. Autoscaled, `replicas` is handed to another field manager first
 /// (see [`hand_over_replicas`]). The PodDisruptionBudget is decided by the count kept.
-pub async fn replicas(ctx: &Context, app: &ValidatedApp, children: &mut Children) -> Result<()> {
+pub async fn replicas(ctx: &Context, resolved: &Resolved, children: &mut Children) -> Result<()> {
     let Some(Workload::Deployment(deployment)) = &mut children.workload else { return Ok(()) };
-    let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
-    let Some(cached) = Deployments::store(&ctx.stores).and_then(|s| s.get(&key)) else { return Ok(()) };
+    let (app, Some(live)) = (&resolved.app, &resolved.live) else { return Ok(()) };
     if app.replicas.is_none() {
         return hand_over_replicas(ctx, app).await;
     }
-    if !app.replicas_explicit {
-        // A cached Deployment that does not decode is an error: read as "no count" it would
-        // scale the app down to one pod.
-        let running = cached.typed().map_err(|e| Error::Cached("Deployment", e))?.spec.replicas;
-        if let Some(running) = running {
-            deployment.spec.replicas = Some(running);
-            // The default PodDisruptionBudget follows the count that runs (scaled to 3 by hand,
-            // the app gets one; back at 1, it goes).
-            children.pod_disruption_budget = crate::build::disruption::pod_disruption_budget(app, Some(running));
-        }
+    if let (false, Some(running)) = (app.replicas_explicit, live.spec.replicas) {
+        deployment.spec.replicas = Some(running);
+        // The default PodDisruptionBudget follows the count that runs (scaled to 3 by hand, the
+        // app gets one; back at 1, it goes).
+        children.pod_disruption_budget = crate::build::disruption::pod_disruption_budget(app, Some(running));
     }
     Ok(())
 }

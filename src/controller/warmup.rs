@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -18,12 +18,13 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
 use super::error::{Error, Result};
-use super::kinds::{ChildKind, DaemonSets, Deployments};
+use super::kinds::{ChildKind, DaemonSets};
 use super::pods::pod_ready;
+use super::resolve::Resolved;
 use super::status::WarmUpCheck;
 use super::status::image_warm::TimedOut;
 use crate::build::workload::Workload;
-use crate::build::{Children, meta, warmup};
+use crate::build::{Children, warmup};
 use crate::validate::ValidatedApp;
 
 /// Most nodes the Stalled message names.
@@ -126,21 +127,17 @@ pub fn settle(ctx: &Context, app: &mut ValidatedApp) -> Result<()> {
 
 /// After the build: the warm-up of the app's image, and the Deployment in `children` kept on the
 /// image it runs while the new one warms up. None without warm-up.
-pub fn hold(ctx: &Context, app: &ValidatedApp, children: &mut Children) -> Result<Option<WarmUpCheck>> {
+pub fn hold(ctx: &Context, resolved: &Resolved, children: &mut Children) -> Result<Option<WarmUpCheck>> {
     let Some(Workload::Deployment(deployment)) = &mut children.workload else { return Ok(None) };
+    let (app, running) = (&resolved.app, resolved.live.as_ref());
     if !app.warm_up.enabled {
         return Ok(None);
     }
-    let key = ObjectRef::new(&meta::workload_name(app)).within(&app.namespace);
-    let running: Option<Deployment> = Deployments::store(&ctx.stores)
-        .and_then(|s| s.get(&key))
-        .map(|c| c.typed().map_err(|e| Error::Cached(Deployments::KIND, e)))
-        .transpose()?;
     let pulling = cached_daemon_set(ctx, app)?.map(|d| pulling(&d));
     let now = Timestamp::now();
     let started = app.warm_up.started.as_deref().and_then(|t| t.parse().ok()).unwrap_or(now);
     let deadline = Duration::from_secs(u64::try_from(app.warm_up.deadline_seconds).unwrap_or(0));
-    let running_image = running.as_ref().and_then(warmup::app_image);
+    let running_image = running.and_then(warmup::app_image);
     let check = decide(&app.image, running_image, pulling.as_ref(), started, now, deadline);
     if let Some(image) = &check.holding {
         warmup::hold_image(deployment, image);
