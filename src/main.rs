@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 
+use winapp_operator::controller::lists::Lists;
 use winapp_operator::controller::watch::Scope;
 use winapp_operator::policy::{Policy, Rule, TaintGrant};
 use winapp_operator::run::{RunConfig, run};
@@ -104,6 +105,11 @@ struct RunArgs {
     /// each shard holds the children of its own apps alone.
     #[arg(long, value_name = "NAME", value_parser = |s: &str| winapp_operator::controller::shard::parse(s))]
     shard: Option<String>,
+    /// How the caches of apps and children make their first list: a streaming list (one watch
+    /// that sends every object, Kubernetes 1.32+ except 1.33) where the API server serves it,
+    /// asked once at start; or always one of the two.
+    #[arg(long, value_enum, default_value_t = Lists::Auto)]
+    initial_list: Lists,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: std::net::SocketAddr,
@@ -364,7 +370,12 @@ fn run_cmd(args: RunArgs) -> ExitCode {
         format!("{host}-{}", std::process::id())
     });
     let config = RunConfig {
-        scope: Scope { namespace: args.namespace, selector: args.selector, shard: args.shard },
+        scope: Scope {
+            namespace: args.namespace,
+            selector: args.selector,
+            shard: args.shard,
+            lists: args.initial_list,
+        },
         http_addr: args.http_addr,
         leader_election: args.leader_elect,
         lease_namespace: args.lease_namespace,

@@ -186,7 +186,11 @@ async fn controller(
     let (wake, woken) = futures::channel::mpsc::unbounded::<AppKey>();
     let pacer = Pacer::new(config.max_operator_rollouts, Some(wake));
     let memory = Arc::new(controller::memory::AppMemory::with_pacer(pacer));
-    let (ctrl, stores) = controller::watch::controller(client, &config.scope, watch_secrets, metrics, &memory);
+    let scope = Scope {
+        lists: config.scope.lists.resolve(client, config.scope.namespace.as_deref()).await,
+        ..config.scope.clone()
+    };
+    let (ctrl, stores) = controller::watch::controller(client, &scope, watch_secrets, metrics, &memory);
     let ctrl = ctrl.reconcile_on(woken.map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)));
     let sampled = (stores.clone(), memory.clone());
     metrics.sample_caches_with(Box::new(move || Sample {

@@ -19,6 +19,7 @@ pub mod index;
 pub mod kinds;
 pub mod lean;
 pub mod lean_app;
+pub mod lists;
 pub mod memory;
 pub mod migration;
 pub mod observe;

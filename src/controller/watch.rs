@@ -21,7 +21,7 @@ use super::kinds::{self, ChildKind, Visitor};
 use super::memory::AppMemory;
 use super::secrets::SecretIndex;
 use super::signatures::{app_signature, grants_signature, node_signature};
-use super::wiring::{Wiring, WorkloadActivity, counted, owner_of, paged, slim};
+use super::wiring::{Wiring, WorkloadActivity, counted, owner_of, slim};
 use super::{Stores, Watched};
 use crate::build::identity;
 use crate::metrics::Metrics;
@@ -36,6 +36,8 @@ pub struct Scope {
     /// The shard's name (`--shard`): only children with its label are cached (see
     /// [`super::shard`]).
     pub shard: Option<String>,
+    /// How the caches that grow with the apps make their first list.
+    pub lists: super::lists::Lists,
 }
 
 /// A cache of a kind outside the apps and their children (Nodes, RuntimeClasses).
@@ -76,6 +78,7 @@ pub fn controller(
     let mut wire =
         Wire(Wiring::new(client, scope.namespace.as_deref(), &echoes, &workload_activity, metrics, controller));
     wire.0.shard = scope.shard.as_deref();
+    wire.0.lists = scope.lists;
     kinds::each(&mut wire);
     let (controller, children, _) = wire.0.finish();
     let Some(controller) = controller else { unreachable!("the wiring keeps the controller") };
@@ -165,7 +168,7 @@ fn app_controller(
     metrics: &Arc<Metrics>,
     memory: &Arc<AppMemory>,
 ) -> Controller<Watched> {
-    let mut config = paged();
+    let mut config = scope.lists.config(super::wiring::LIST_PAGE);
     if let Some(sel) = &scope.selector {
         config = config.labels(sel);
     }

@@ -20,10 +20,12 @@ use super::Watched;
 use super::echoes::Echoes;
 use super::index::{Cache, OwnerIndex};
 use super::lean::{Cached, Lean};
+use super::lists::Lists;
 use crate::build::meta;
 use crate::metrics::Metrics;
 
-/// Objects per page of a cache's first list. A list is decoded a page at a time, managedFields
+/// Objects per page of a cache's first list, where it lists in pages (see [`super::lists`]: a
+/// streaming list decodes an object at a time and needs no page). A list is decoded a page at a time, managedFields
 /// and all, before the object is trimmed: small pages keep that transient small. (A list from
 /// the API server's watch cache, `resourceVersion=0`, ignores the page size and returns a kind's
 /// every object at once: at 1,000 apps that was the operator's peak of memory.) A restart over
@@ -31,15 +33,10 @@ use crate::metrics::Metrics;
 /// instead of 10.
 pub const LIST_PAGE: u32 = 25;
 
-/// The caches that grow with the number of apps list a page at a time (see [`LIST_PAGE`]).
-pub fn paged() -> watcher::Config {
-    watcher::Config::default().page_size(LIST_PAGE)
-}
-
 /// Children carry the managed-by label: watch only those, not every ConfigMap in the cluster; a
 /// shard only those with its label.
-fn children_config(list_page: u32, shard: Option<&str>) -> watcher::Config {
-    watcher::Config::default().page_size(list_page).labels(&super::shard::child_selector(meta::MANAGER, shard))
+fn children_config(lists: Lists, list_page: u32, shard: Option<&str>) -> watcher::Config {
+    lists.config(list_page).labels(&super::shard::child_selector(meta::MANAGER, shard))
 }
 
 /// Drops what the operator never reads from a cached object: `managedFields` (often larger
@@ -150,6 +147,8 @@ pub struct Wiring<'a> {
     pub namespace: Option<&'a str>,
     /// The shard's name: only its children are watched (see [`super::shard`]).
     pub shard: Option<&'a str>,
+    /// How the caches make their first list.
+    pub lists: Lists,
     pub echoes: &'a Arc<Echoes>,
     pub activity: &'a Arc<WorkloadActivity>,
     pub metrics: &'a Arc<Metrics>,
@@ -177,6 +176,7 @@ impl<'a> Wiring<'a> {
             client,
             namespace,
             shard: None,
+            lists: Lists::Paged,
             echoes,
             activity,
             metrics,
@@ -197,6 +197,7 @@ impl<'a> Wiring<'a> {
             client,
             namespace: None,
             shard: None,
+            lists: Lists::Paged,
             echoes,
             activity,
             metrics,
@@ -243,7 +244,7 @@ impl<'a> Wiring<'a> {
         // key would copy its name, namespace, uid and resourceVersion (about 300 bytes a child).
         let mut seen: HashMap<u64, u64> = HashMap::new();
         // The cached form drops managedFields and last-applied as it decodes.
-        let stream = watcher(api, children_config(kind.list_page, self.shard))
+        let stream = watcher(api, children_config(self.lists, kind.list_page, self.shard))
             .default_backoff()
             .reflect(writer)
             .filter_map(move |ev| {

@@ -599,8 +599,13 @@ async fn restarting_on_converged_apps_writes_nothing() {
     let ns = TestNamespace::new(&client, "restart").await;
     let selector = format!("{GROUP_LABEL}=restart-{}", ns.name());
     let group = format!("restart-{}", ns.name());
-    let mut first = Operator::start("restart-1", &format!("winapp-test-{}", ns.name()), &selector);
+    // The first run lists in pages, the second as the API server allows (v1.32+: streaming), so
+    // both ways of filling the caches converge, and a streaming restart re-verifies without writes.
+    let lease = format!("winapp-test-{}", ns.name());
+    let mut first =
+        Operator::start_with("restart-1", &lease, &selector, harness::setup(), &["--initial-list", "paged"]);
     first.wait_ready().await;
+    assert!(first.log_text().contains("caches list in pages"), "log:\n{}", first.log_text());
     for n in ["r1", "r2", "r3"] {
         apply(ns.name(), &grouped_app(n, &group));
     }
@@ -614,8 +619,9 @@ async fn restarting_on_converged_apps_writes_nothing() {
     );
     first.stop();
 
-    let second = Operator::start("restart-2", &format!("winapp-test-{}", ns.name()), &selector);
+    let second = Operator::start("restart-2", &lease, &selector);
     second.wait_ready().await;
+    assert!(second.log_text().contains("caches list by streaming"), "log:\n{}", second.log_text());
     for _ in 0..120 {
         if second.metric("winapp_reconciles_total").await.unwrap_or(0.0) >= 3.0 {
             break;
