@@ -381,6 +381,17 @@ func cmdReport(args []string) error {
 		if rsTotal+float64(rsEv) > 0 {
 			p("| restart writes by resource | — | %s | — |", describeByRes(rsByRes, rsEv))
 		}
+		if r.str("restart_synced_s") != "" {
+			p("| restart: caches synced after (how they filled) | — | %s s (%s) | — |", r.str("restart_synced_s"), r.str("restart_lists"))
+		}
+		if paged, okP := r.num("restart_paged_verified_s"); okP || r.str("restart_paged_verified_s") != "" {
+			ratio := "—"
+			if okP && okV && paged > 0 {
+				ratio = fmt.Sprintf("%.2f", verified/paged)
+			}
+			p("| reference of the same run: the restart with `--initial-list paged`: all re-verified / caches synced (CPU, VmHWM) | — | %s / %s s (CPU %s s, VmHWM %s MiB) | %s (restart / reference) |",
+				fmtSeconds(paged, okP), r.str("restart_paged_synced_s"), r.str("restart_paged_cpu_s"), kibToMiB(r.str("restart_paged_hwm_kib")), ratio)
+		}
 	}
 	gone, okG := r.num("delete_gone_s")
 	appsGone, okAG := r.num("delete_apps_gone_s")
