@@ -20,5 +20,6 @@ pub mod render;
 pub mod run;
 pub mod schema;
 pub mod server;
+pub mod trim;
 pub mod validate;
 pub mod yaml;

@@ -220,13 +220,7 @@ async fn controller(
     if let Some(selector) = config.scope.selector.clone() {
         tokio::spawn(controller::strays::follow(ctx.clone(), config.scope.namespace.clone(), selector));
     }
-    let (apps, c) = (ctrl.store(), ctx.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SWEEP).await;
-            c.forget_deleted(&apps);
-        }
-    });
+    housekeeping(ctrl.store(), ctx.clone(), metrics.clone());
     let h = health.clone();
     tokio::spawn(async move {
         stores.wait_until_ready().await;
@@ -252,6 +246,17 @@ async fn controller(
                 Err(e) => warn!("controller: {e}"),
             }
         })
+}
+
+/// What runs beside the reconciles: forgetting deleted apps' memory, returning freed memory.
+fn housekeeping(apps: kube::runtime::reflector::Store<controller::Watched>, ctx: Arc<Context>, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            ctx.forget_deleted(&apps);
+        }
+    });
+    tokio::spawn(crate::trim::when_idle(metrics));
 }
 
 /// Says at start what the operator may see and what the platform granted every app.
