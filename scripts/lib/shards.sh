@@ -164,13 +164,13 @@ report_shards() {
   echo
   echo "$started_at; commit $commit; $nproc CPUs. Resident memory once settled (anonymous + file-backed)."
   echo
-  echo "| operator | apps | resident (heap + file) | share of one operator | heap per app | CPU |"
+  echo "| operator | apps | resident (heap + file) | share of one operator: resident; heap | heap per app | CPU |"
   echo "|---|---|---|---|---|---|"
-  echo "| one, no --shard | $n | $(awk -v a="$one_rss_anon_kib" -v f="$one_rss_file_kib" 'BEGIN { printf "%.1f MiB (%.1f + %.1f)", (a + f) / 1024, a / 1024, f / 1024 }') | 1.00 | $(awk -v a="$one_rss_anon_kib" -v n="$n" 'BEGIN { printf "%.1f KiB", a / n }') | ${one_cpu_s} s |"
+  echo "| one, no --shard | $n | $(awk -v a="$one_rss_anon_kib" -v f="$one_rss_file_kib" 'BEGIN { printf "%.1f MiB (%.1f + %.1f)", (a + f) / 1024, a / 1024, f / 1024 }') | 1.00; 1.00 | $(awk -v a="$one_rss_anon_kib" -v n="$n" 'BEGIN { printf "%.1f KiB", a / n }') | ${one_cpu_s} s |"
   local s a f c
   for s in "${shard_names[@]}"; do
     a=${s}_rss_anon_kib f=${s}_rss_file_kib c=${s}_cpu_s
-    echo "| shard $s | $((n / 2)) | $(awk -v a="${!a}" -v f="${!f}" 'BEGIN { printf "%.1f MiB (%.1f + %.1f)", (a + f) / 1024, a / 1024, f / 1024 }') | $(awk -v a="${!a}" -v f="${!f}" -v o="$one" 'BEGIN { printf "%.2f", (a + f) / o }') | $(awk -v a="${!a}" -v n="$((n / 2))" 'BEGIN { printf "%.1f KiB", a / n }') | ${!c} s |"
+    echo "| shard $s | $((n / 2)) | $(awk -v a="${!a}" -v f="${!f}" 'BEGIN { printf "%.1f MiB (%.1f + %.1f)", (a + f) / 1024, a / 1024, f / 1024 }') | $(awk -v a="${!a}" -v f="${!f}" -v o="$one" -v oa="$one_rss_anon_kib" 'BEGIN { printf "%.2f; %.2f", (a + f) / o, a / oa }') | $(awk -v a="${!a}" -v n="$((n / 2))" 'BEGIN { printf "%.1f KiB", a / n }') | ${!c} s |"
   done
   echo
   echo "Apps reconciled by both shards (their debug logs): $both_reconciled (s0 reconciled $reconciled_s0, s1 $reconciled_s1). Shards settled (adopting the children of one operator's apps) after ${shards_settled_s} s."
