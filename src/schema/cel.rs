@@ -3,15 +3,59 @@
 //! skipped since there is no old object, and a rule that is false gives its `message`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use cel::{Context, Env, Program};
+use cel::common::types::{CelBool, CelString};
+use cel::{Context, Env, ExecutionError, Program};
+use regex::Regex;
 use serde_json::Value;
 
 /// The standard functions and macros, built once: `Context::default()` builds them anew for each
 /// context, which made up most of the time of a schema check (the operator checks every app on
-/// every reconcile).
-static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+/// every reconcile). `matches` is the operator's own (see [`matches`]); the crate's is not built
+/// in (its `regex` feature is off).
+static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(with_matches(Env::stdlib())));
+
+/// `matches` as a function (`matches(s, re)`) and as a method (`s.matches(re)`), as the API
+/// server's CEL has it.
+fn with_matches(mut env: Env) -> Env {
+    // Registration fails only for an overload declared twice: the stdlib has none of these ids.
+    let registered = cel::add_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>, id = "matches")
+        .and_then(|()| cel::add_member_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>));
+    if let Err(e) = registered {
+        tracing::error!("CEL matches() is not available to the schema check: {e}");
+    }
+    env
+}
+
+/// Compiled patterns, by their source. The rules' patterns are literals of the CRD, a few dozen;
+/// past [`PATTERNS_KEPT`] a pattern is compiled for its call alone.
+static PATTERNS: LazyLock<Mutex<HashMap<String, Arc<Regex>>>> = LazyLock::new(Mutex::default);
+const PATTERNS_KEPT: usize = 256;
+
+/// Whether `this` contains a match of the RE2 pattern `re`. The `cel` crate compiles the pattern
+/// at every call: after a restart, when every app's schema is checked once, those compiles were
+/// the largest part of the operator's CPU.
+fn matches(this: &CelString<'_>, re: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    let compiled = pattern(re.inner()).map_err(|err| ExecutionError::FunctionError {
+        function: "matches".into(),
+        message: format!("'{}' not a valid regex:\n{err}", re.inner()),
+    })?;
+    Ok(CelBool::from(compiled.is_match(this.inner())))
+}
+
+/// The compiled `re`, from [`PATTERNS`] when it was compiled before.
+fn pattern(re: &str) -> Result<Arc<Regex>, regex::Error> {
+    let mut kept = PATTERNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(compiled) = kept.get(re) {
+        return Ok(compiled.clone());
+    }
+    let compiled = Arc::new(Regex::new(re)?);
+    if kept.len() < PATTERNS_KEPT {
+        kept.insert(re.to_owned(), compiled.clone());
+    }
+    Ok(compiled)
+}
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -110,6 +154,11 @@ mod tests {
         assert_eq!(rule("!self.startsWith('winapp-')").evaluate(&json!("winapp-x")), Outcome::Failed);
         assert_eq!(rule("self.size() <= 3 && self.matches('^[a-z]+$')").evaluate(&json!("abc")), Outcome::Passed);
         assert_eq!(rule("self.matches('b')").evaluate(&json!("abc")), Outcome::Passed, "matches searches");
+        assert_eq!(rule("matches(self, '^a')").evaluate(&json!("abc")), Outcome::Passed, "as a function too");
+        assert_eq!(rule("self.matches('^b')").evaluate(&json!("abc")), Outcome::Failed);
+        assert!(
+            matches!(rule("self.matches('(')").evaluate(&json!("abc")), Outcome::Error(e) if e.contains("not a valid regex"))
+        );
         assert_eq!(rule("self.type != 'ClusterIP'").evaluate(&json!({"type": "NodePort"})), Outcome::Passed);
         assert!(matches!(rule("self.missing == 1").evaluate(&json!({})), Outcome::Error(_)));
     }
