@@ -20,6 +20,5 @@ pub mod render;
 pub mod run;
 pub mod schema;
 pub mod server;
-pub mod trim;
 pub mod validate;
 pub mod yaml;

@@ -186,11 +186,6 @@ impl Metrics {
         self.duration.observe(took.as_secs_f64());
     }
 
-    /// Reconciles run since start.
-    pub fn reconciles_run(&self) -> u64 {
-        self.reconciles.get()
-    }
-
     pub fn failed(&self, category: &'static str) {
         self.failures.get_or_create(&CategoryLabel { category: category.to_owned() }).inc();
     }

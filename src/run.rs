@@ -220,7 +220,13 @@ async fn controller(
     if let Some(selector) = config.scope.selector.clone() {
         tokio::spawn(controller::strays::follow(ctx.clone(), config.scope.namespace.clone(), selector));
     }
-    housekeeping(ctrl.store(), ctx.clone(), metrics.clone());
+    let (apps, c) = (ctrl.store(), ctx.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            c.forget_deleted(&apps);
+        }
+    });
     let h = health.clone();
     tokio::spawn(async move {
         stores.wait_until_ready().await;
@@ -246,17 +252,6 @@ async fn controller(
                 Err(e) => warn!("controller: {e}"),
             }
         })
-}
-
-/// What runs beside the reconciles: forgetting deleted apps' memory, returning freed memory.
-fn housekeeping(apps: kube::runtime::reflector::Store<controller::Watched>, ctx: Arc<Context>, metrics: Arc<Metrics>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SWEEP).await;
-            ctx.forget_deleted(&apps);
-        }
-    });
-    tokio::spawn(crate::trim::when_idle(metrics));
 }
 
 /// Says at start what the operator may see and what the platform granted every app.
