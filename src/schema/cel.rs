@@ -57,6 +57,9 @@ fn pattern(re: &str) -> Result<Arc<Regex>, regex::Error> {
     Ok(compiled)
 }
 
+/// A value as CEL sees it.
+pub type CelValue = cel::Value;
+
 /// A compiled rule.
 #[derive(Debug)]
 pub struct Rule {
@@ -102,8 +105,14 @@ impl Rule {
 
     /// Evaluates the rule with `self` bound to `value`.
     pub fn evaluate(&self, value: &Value) -> Outcome {
+        self.evaluate_cel(to_cel(value))
+    }
+
+    /// Evaluates the rule with `self` bound to `value` as CEL sees it ([`to_cel`]): the rules of
+    /// one node share one conversion (its lists, maps and strings are shared, not copied).
+    pub fn evaluate_cel(&self, value: cel::Value) -> Outcome {
         let mut context = Context::with_env(Arc::clone(&STDLIB));
-        context.add_variable_from_value("self", to_cel(value));
+        context.add_variable_from_value("self", value);
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(true)) => Outcome::Passed,
             Ok(cel::Value::Bool(false)) => Outcome::Failed,

@@ -248,6 +248,8 @@ pub(super) fn check_rules(node: &Node, value: &Value, path: &FieldPath, errors: 
     if value.is_null() {
         return;
     }
+    // `self` as CEL sees it, converted once for all the node's rules (the spec has seven).
+    let mut converted: Option<cel::CelValue> = None;
     for rule in node.rules.iter().filter(|r| !r.transition) {
         let at = match rule.field_path.as_deref() {
             Some(fp) => path.extend_with(fp),
@@ -255,7 +257,8 @@ pub(super) fn check_rules(node: &Node, value: &Value, path: &FieldPath, errors: 
             None if is_root && rule.source.starts_with("self.metadata.name") => path.join("metadata").join("name"),
             None => path.clone(),
         };
-        match rule.evaluate(value) {
+        let this = converted.get_or_insert_with(|| cel::to_cel(value)).clone();
+        match rule.evaluate_cel(this) {
             cel::Outcome::Passed => {}
             cel::Outcome::Failed => errors.push(SchemaError::new(
                 at,
