@@ -50,6 +50,10 @@ pub enum Error {
     MissingMetadata,
     #[error("removing the finalizer failed: {0}; the operator retries with backoff")]
     RemoveFinalizer(#[source] kube::Error),
+    #[error(
+        "the reconcile stopped before its end ({0}); this is a bug of the operator: please report it with the operator's log; the operator retries with backoff"
+    )]
+    Aborted(String),
 }
 
 /// The HTTP status of an API error, if it is one.
@@ -73,6 +77,7 @@ impl Error {
             Error::Serialize(..) => "SerializeFailed",
             Error::Cached(..) => "CacheReadFailed",
             Error::MissingMetadata => "MissingMetadata",
+            Error::Aborted(_) => "ReconcileAborted",
             Error::AddFinalizer(_) | Error::RemoveFinalizer(_) => "FinalizerFailed",
         }
     }
@@ -90,6 +95,7 @@ impl Error {
             | Error::AddFinalizer(source)
             | Error::RemoveFinalizer(source) => matches!(api_code(source), Some(400 | 403 | 422)),
             Error::Build(_) | Error::Serialize(..) | Error::Cached(..) | Error::MissingMetadata => true,
+            Error::Aborted(_) => false,
         }
     }
 }
