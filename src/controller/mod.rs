@@ -72,9 +72,12 @@ pub async fn reconcile_on_task(guard: Arc<Watched>, ctx: Arc<Context>) -> Result
     on_task(reconcile(guard, ctx)).await
 }
 
-/// Runs `work` on a task of its own; a panic in it is an [`Error::Aborted`].
+/// Runs `work` on a task of its own, in the caller's tracing span (the controller's span names
+/// the app: without it the reconcile's log lines would not say which app they are about); a
+/// panic in it is an [`Error::Aborted`].
 async fn on_task<T: Send + 'static>(work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    tokio::spawn(work).await.unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
+    use tracing::Instrument;
+    tokio::spawn(work.instrument(tracing::Span::current())).await.unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
 }
 
 pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
@@ -320,5 +323,14 @@ mod tests {
         assert!(matches!(&error, Error::Aborted(m) if m.contains("panicked")), "{error}");
         assert!(!error.is_permanent(), "retried with backoff");
         assert_eq!(on_task(async { Ok(7) }).await.ok(), Some(7), "a result comes back as it is");
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_on_its_task_logs_in_the_controllers_span() {
+        use tracing::Instrument;
+        let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let span = tracing::info_span!("reconciling object", object = "WindowsApp/shop/web");
+        let seen = on_task(async { Ok(tracing::Span::current().metadata().map(|m| m.name())) }).instrument(span).await;
+        assert_eq!(seen.ok().flatten(), Some("reconciling object"), "the span that names the app");
     }
 }
