@@ -408,6 +408,16 @@ where
 /// Runs kubectl (the matching v1.37 client that `scripts/dev-cluster env` puts first on PATH).
 #[allow(dead_code)]
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    // `kubectl wait --for=condition=...` on an object whose status has no conditions yet (a CRD
+    // just applied, on a busy machine) fails at once with "accessor error" instead of waiting.
+    for _ in 0..30 {
+        match run("kubectl", args, stdin) {
+            Err(e) if args.first() == Some(&"wait") && e.contains(".status.conditions accessor error") => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            done => return done,
+        }
+    }
     run("kubectl", args, stdin)
 }
 
