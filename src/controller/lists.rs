@@ -36,12 +36,15 @@ impl Lists {
     /// The strategy to use: `Auto` asks the API server, the others are kept.
     pub async fn resolve(self, client: &kube::Client, namespace: Option<&str>) -> Lists {
         match self {
-            Lists::Streaming => info!("caches list by streaming (--initial-list streaming)"),
-            Lists::Paged => info!("caches list in pages (--initial-list paged)"),
+            Lists::Streaming => {
+                info!("caches list by streaming (--initial-list streaming)");
+                return self;
+            }
+            Lists::Paged => {
+                info!("caches list in pages (--initial-list paged)");
+                return self;
+            }
             Lists::Auto => {}
-        }
-        if self != Lists::Auto {
-            return self;
         }
         let api: Api<WindowsApp> = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),

@@ -62,8 +62,6 @@ use crate::build::meta::AppKey;
 use crate::conditions as c;
 use crate::validate::ValidatedApp;
 
-/// Entry point of one reconcile.
-#[instrument(skip_all, fields(namespace = guard.namespace().unwrap_or_default(), name = guard.name_any()))]
 /// [`reconcile`] on a task of its own. The controller polls every running reconcile from one
 /// task, so their CPU (decoding, building, comparing, the schema check) had one core: a restart
 /// over 10,000 apps re-verified them with the operator at one core of two. Spawned, they run on
@@ -72,14 +70,16 @@ pub async fn reconcile_on_task(guard: Arc<Watched>, ctx: Arc<Context>) -> Result
     on_task(reconcile(guard, ctx)).await
 }
 
-/// Runs `work` on a task of its own, in the caller's tracing span (the controller's span names
-/// the app: without it the reconcile's log lines would not say which app they are about); a
+/// Runs `work` on a task of its own, in the caller's tracing span (kube-runtime's span of the
+/// reconcile: the object and the reconcile's id, which a spawned task would otherwise lose); a
 /// panic in it is an [`Error::Aborted`].
 async fn on_task<T: Send + 'static>(work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
     use tracing::Instrument;
     tokio::spawn(work.instrument(tracing::Span::current())).await.unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
 }
 
+/// Entry point of one reconcile.
+#[instrument(skip_all, fields(namespace = guard.namespace().unwrap_or_default(), name = guard.name_any()))]
 pub async fn reconcile(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
     // A reconcile against a cache that is still filling would re-apply every child.
     let _ = ctx.caches_ready.clone().wait_for(|r| *r).await;
