@@ -238,7 +238,7 @@ async fn controller(
         kube::runtime::controller::Config::default().concurrency(config.concurrency).debounce(config.debounce);
     ctrl.with_config(runtime_config)
         .graceful_shutdown_on(flag_set(stop))
-        .run(controller::reconcile_on_task, controller::error_policy, ctx)
+        .run(controller::reconcile_guarded, controller::error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),

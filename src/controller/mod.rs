@@ -62,20 +62,26 @@ use crate::build::meta::AppKey;
 use crate::conditions as c;
 use crate::validate::ValidatedApp;
 
-/// [`reconcile`] on a task of its own. The controller polls every running reconcile from one
-/// task, so their CPU (decoding, building, comparing, the schema check) had one core: a restart
-/// over 10,000 apps re-verified them with the operator at one core of two. Spawned, they run on
-/// every worker thread. A panic ends its reconcile with an error and a retry, not the controller.
-pub async fn reconcile_on_task(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
-    on_task(reconcile(guard, ctx)).await
+/// [`reconcile`] with its panics caught: a panic ends that reconcile with an error and a retry
+/// instead of unwinding through the controller and ending the process (and every other tenant's
+/// reconciles with it).
+pub async fn reconcile_guarded(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
+    caught(reconcile(guard, ctx)).await
 }
 
-/// Runs `work` on a task of its own, in the caller's tracing span (kube-runtime's span of the
-/// reconcile: the object and the reconcile's id, which a spawned task would otherwise lose); a
-/// panic in it is an [`Error::Aborted`].
-async fn on_task<T: Send + 'static>(work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    use tracing::Instrument;
-    tokio::spawn(work.instrument(tracing::Span::current())).await.unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
+/// Polls `work` where it is (the caller's task and tracing span); a panic in it is an
+/// [`Error::Aborted`]. The runtime has one thread, so a task of its own would add an allocation
+/// per reconcile and no parallelism.
+async fn caught<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work).catch_unwind().await.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|m| m.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(Error::Aborted(format!("panicked: {message}")))
+    })
 }
 
 /// Entry point of one reconcile.
@@ -318,19 +324,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_reconcile_that_panics_is_an_error_to_retry_not_a_crash() {
-        let out: Result<()> = on_task(async { panic!("a bug") }).await;
+        let out: Result<()> = caught(async { panic!("a bug in {}", "build") }).await;
         let Err(error) = out else { panic!("a panic must come back as an error") };
-        assert!(matches!(&error, Error::Aborted(m) if m.contains("panicked")), "{error}");
+        assert!(matches!(&error, Error::Aborted(m) if m == "panicked: a bug in build"), "{error}");
         assert!(!error.is_permanent(), "retried with backoff");
-        assert_eq!(on_task(async { Ok(7) }).await.ok(), Some(7), "a result comes back as it is");
+        let out: Result<()> = caught(async { panic!("static") }).await;
+        assert!(matches!(&out, Err(Error::Aborted(m)) if m == "panicked: static"), "{out:?}");
+        assert_eq!(caught(async { Ok(7) }).await.ok(), Some(7), "a result comes back as it is");
     }
 
     #[tokio::test]
-    async fn a_reconcile_on_its_task_logs_in_the_controllers_span() {
+    async fn a_caught_reconcile_logs_in_the_controllers_span() {
         use tracing::Instrument;
         let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
         let span = tracing::info_span!("reconciling object", object = "WindowsApp/shop/web");
-        let seen = on_task(async { Ok(tracing::Span::current().metadata().map(|m| m.name())) }).instrument(span).await;
+        let seen = caught(async { Ok(tracing::Span::current().metadata().map(|m| m.name())) }).instrument(span).await;
         assert_eq!(seen.ok().flatten(), Some("reconciling object"), "the span that names the app");
     }
 }
